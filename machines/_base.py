@@ -1,0 +1,465 @@
+"""What every broker's login machine shares: state names, the session model's bookkeeping, and the
+transitions that turn a policy decision into a state.
+
+One ``transitions.Machine`` is built per broker at import time and shared by every session of that
+broker: a session is a small model object (``__slots__``, no per-session callbacks) that the shared
+machine moves between states by ``MACHINE.events[trigger].trigger(model, ...)``. Nothing here does
+I/O; callbacks only append commands to the model's outbox.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from transitions import EventData, Machine
+
+from machines._policy import Action, Fail, LockOut, Retry
+from machines._sansio import (
+    CancelTimer,
+    Closed,
+    CloseConnection,
+    Command,
+    ConnectFailed,
+    Connected,
+    Event,
+    Fault,
+    FrameReceived,
+    OpenConnection,
+    Start,
+    StartTimer,
+    Stop,
+    TimerFired,
+    Transitioned,
+)
+from machines.backoff import Backoff, backoff_delay
+
+# State names shared by every broker: the same name means the same thing everywhere.
+DISCONNECTED = "disconnected"
+CONNECTING = "connecting"
+AWAITING_LOGIN_RESPONSE = "awaiting_login_response"
+AUTHENTICATED = "authenticated"
+PROVISIONING = "provisioning"
+FAILED = "failed"
+LOCKED_OUT = "locked_out"
+BACKOFF = "backoff"
+LOGGING_OUT = "logging_out"
+
+#: States a session never leaves on its own: a person must act (or a new session be opened).
+TERMINAL_STATES = frozenset({FAILED, LOCKED_OUT, PROVISIONING})
+
+# Timer names.
+CONNECT_TIMER = "connect_timeout"
+LOGIN_TIMER = "login_timeout"
+LOGOUT_TIMER = "logout_timeout"
+BACKOFF_TIMER = "backoff"
+STABLE_TIMER = "stable"
+
+_shared_rng = random.Random()
+
+Callback = Callable[[EventData], Any]
+
+
+# --- conditions and callbacks on the failure edges -------------------------------------------
+
+
+def _action(ev: EventData) -> Action | None:
+    action = ev.kwargs.get("action")
+    assert action is None or isinstance(action, Fail | LockOut | Retry)
+    return action
+
+
+def acts_lock_out(ev: EventData) -> bool:
+    return isinstance(_action(ev), LockOut)
+
+
+def acts_fail(ev: EventData) -> bool:
+    return isinstance(_action(ev), Fail)
+
+
+def acts_retry(ev: EventData) -> bool:
+    return isinstance(_action(ev), Retry)
+
+
+def retry_allowed(ev: EventData) -> bool:
+    """The policy says retry, and neither the session's nor the row's attempt bound is spent."""
+    action = _action(ev)
+    if not isinstance(action, Retry):
+        return False
+    model: LoginModel = ev.model
+    limit = model.backoff.max_attempts
+    if limit is not None and model.attempt >= limit:
+        return False
+    return action.max_attempts is None or model.next_streak(action) < action.max_attempts
+
+
+def take_outcome(ev: EventData) -> None:
+    """Record a final verdict (fail / lock_out) on the model."""
+    action = _action(ev)
+    assert isinstance(action, Fail | LockOut)
+    ev.model.conclude(action.reason, action.fault, ev.kwargs.get("detail"))
+
+
+def take_retry(ev: EventData) -> None:
+    """Count the retry and draw the delay the backoff state will wait."""
+    action = _action(ev)
+    assert isinstance(action, Retry)
+    model: LoginModel = ev.model
+    model.streak = model.next_streak(action)
+    model.streak_reason = action.reason
+    immediate = action.immediate and ev.transition.source == AUTHENTICATED and model.attempt <= 1
+    model.delay = backoff_delay(
+        model.backoff,
+        max(model.attempt, 1),
+        model.rng.random(),
+        immediate=immediate,
+        min_delay=max(action.min_delay, float(ev.kwargs.get("min_delay") or 0.0)),
+    )
+    model.reason = action.reason
+    model.fault = action.fault
+    model.detail = ev.kwargs.get("detail")
+
+
+def take_exhausted(ev: EventData) -> None:
+    """Retries are spent: fail with the row's own reason, or ``gave_up``."""
+    action = _action(ev)
+    assert isinstance(action, Retry)
+    model: LoginModel = ev.model
+    limit = model.backoff.max_attempts
+    row_spent = action.max_attempts is not None and model.next_streak(action) >= action.max_attempts
+    if row_spent or limit is None:
+        reason = action.exhausted
+    else:
+        reason = "gave_up"
+    cause = ev.kwargs.get("detail") or action.reason
+    model.conclude(reason, action.fault, f"after {model.attempt} attempts; last: {cause}")
+
+
+def failure_edges(trigger: str, sources: Sequence[str]) -> list[dict[str, Any]]:
+    """The four ways a failure signal can end, decided by the policy action it carries.
+
+    Order matters: transitions takes the first edge whose conditions hold.
+    """
+    src = list(sources)
+    return [
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": LOCKED_OUT,
+            "conditions": [acts_lock_out],
+            "before": [take_outcome],
+        },
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": FAILED,
+            "conditions": [acts_fail],
+            "before": [take_outcome],
+        },
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": BACKOFF,
+            "conditions": [retry_allowed],
+            "before": [take_retry],
+        },
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": FAILED,
+            "conditions": [acts_retry],
+            "before": [take_exhausted],
+        },
+    ]
+
+
+# --- state entry and exit ---------------------------------------------------------------------
+
+
+def enter_connecting(ev: EventData) -> None:
+    model: LoginModel = ev.model
+    model.epoch += 1
+    model.attempt += 1
+    model.emit(OpenConnection(model.connect_url(), model.epoch))
+    model.emit(StartTimer(CONNECT_TIMER, model.connect_timeout))
+
+
+def exit_connecting(ev: EventData) -> None:
+    ev.model.emit(CancelTimer(CONNECT_TIMER))
+
+
+def enter_awaiting(ev: EventData) -> None:
+    model: LoginModel = ev.model
+    model.emit(model.login_frame())
+    model.emit(StartTimer(LOGIN_TIMER, model.login_timeout))
+
+
+def exit_awaiting(ev: EventData) -> None:
+    ev.model.emit(CancelTimer(LOGIN_TIMER))
+
+
+def enter_authenticated(ev: EventData) -> None:
+    model: LoginModel = ev.model
+    model.reason = model.detail = model.fault = None
+    model.emit(StartTimer(STABLE_TIMER, model.backoff.stability_window))
+
+
+def exit_authenticated(ev: EventData) -> None:
+    ev.model.emit(CancelTimer(STABLE_TIMER))
+
+
+def reset_attempts(ev: EventData) -> None:
+    """The session stayed up for the stability window: the next drop starts a fresh run."""
+    model: LoginModel = ev.model
+    model.attempt = 0
+    model.streak = 0
+    model.streak_reason = None
+
+
+def enter_backoff(ev: EventData) -> None:
+    model: LoginModel = ev.model
+    model.emit(CloseConnection(model.epoch, 1000, f"retrying: {model.reason}"))
+    model.emit(StartTimer(BACKOFF_TIMER, model.delay or 0.0))
+
+
+def exit_backoff(ev: EventData) -> None:
+    ev.model.emit(CancelTimer(BACKOFF_TIMER))
+
+
+def enter_logging_out(ev: EventData) -> None:
+    model: LoginModel = ev.model
+    model.emit(model.logout_frame())
+    model.emit(StartTimer(LOGOUT_TIMER, model.logout_timeout))
+
+
+def exit_logging_out(ev: EventData) -> None:
+    ev.model.emit(CancelTimer(LOGOUT_TIMER))
+
+
+def close_connection(ev: EventData) -> None:
+    model: LoginModel = ev.model
+    model.emit(CloseConnection(model.epoch, 1000, model.state))
+
+
+def mark_stopped(ev: EventData) -> None:
+    model: LoginModel = ev.model
+    model.conclude("logged_out" if ev.transition.source == LOGGING_OUT else "stopped",
+                   Fault.CONFIGURATION, None)
+    model.fault = None
+
+
+def record(ev: EventData) -> None:
+    """after_state_change: one Transitioned per executed transition (the audit trail's source)."""
+    model: LoginModel = ev.model
+    dest = ev.transition.dest or ev.transition.source
+    kw = ev.kwargs
+    detail = kw.get("detail")
+    reason = None
+    if dest in TERMINAL_STATES or dest in (BACKOFF, DISCONNECTED):
+        detail = model.detail
+        reason = model.reason
+    model.emit(
+        Transitioned(
+            trigger=ev.event.name,
+            src=ev.transition.source,
+            dst=dest,
+            epoch=model.epoch,
+            attempt=model.attempt,
+            reason=reason,
+            error_code=kw.get("error_code"),
+            close_code=kw.get("close_code"),
+            delay=model.delay if dest == BACKOFF else None,
+            detail=detail,
+        )
+    )
+
+
+COMMON_STATES: list[dict[str, Any]] = [
+    {"name": DISCONNECTED, "on_enter": [close_connection]},
+    {"name": CONNECTING, "on_enter": [enter_connecting], "on_exit": [exit_connecting]},
+    {"name": AWAITING_LOGIN_RESPONSE, "on_enter": [enter_awaiting], "on_exit": [exit_awaiting]},
+    {"name": AUTHENTICATED, "on_enter": [enter_authenticated], "on_exit": [exit_authenticated]},
+    {"name": PROVISIONING, "on_enter": [close_connection]},
+    {"name": FAILED, "on_enter": [close_connection]},
+    {"name": LOCKED_OUT, "on_enter": [close_connection]},
+    {"name": BACKOFF, "on_enter": [enter_backoff], "on_exit": [exit_backoff]},
+    {"name": LOGGING_OUT, "on_enter": [enter_logging_out], "on_exit": [exit_logging_out]},
+]
+
+
+def build_machine(
+    states: list[dict[str, Any]], transitions: list[dict[str, Any]], name: str
+) -> Machine:
+    """The one runtime machine of a broker, shared by all its sessions (no diagram extension)."""
+    return Machine(
+        model=None,
+        states=states,
+        transitions=transitions,
+        initial=DISCONNECTED,
+        auto_transitions=False,
+        send_event=True,
+        queued=True,
+        ignore_invalid_triggers=True,
+        after_state_change=[record],
+        name=name,
+    )
+
+
+# --- the session model ------------------------------------------------------------------------
+
+
+class LoginModel:
+    """One session's state and bookkeeping, driven by its broker's shared machine.
+
+    Subclasses set ``broker`` and ``MACHINE`` and implement the broker's frames
+    (``login_frame``, ``logout_frame``, ``on_frame``) and its policies (``close_action``...).
+    """
+
+    __slots__ = (
+        "_out",
+        "attempt",
+        "backoff",
+        "connect_timeout",
+        "delay",
+        "detail",
+        "epoch",
+        "fault",
+        "login_timeout",
+        "logout_timeout",
+        "reason",
+        "rng",
+        "state",
+        "streak",
+        "streak_reason",
+    )
+
+    broker: ClassVar[str]
+    MACHINE: ClassVar[Machine]
+
+    def __init__(
+        self,
+        *,
+        backoff: Backoff,
+        connect_timeout: float,
+        login_timeout: float,
+        logout_timeout: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.state = DISCONNECTED
+        self.epoch = 0
+        self.attempt = 0
+        self.streak = 0
+        self.streak_reason: str | None = None
+        self.reason: str | None = None
+        self.detail: str | None = None
+        self.fault: Fault | None = None
+        self.delay: float | None = None
+        self.backoff = backoff
+        self.connect_timeout = connect_timeout
+        self.login_timeout = login_timeout
+        self.logout_timeout = logout_timeout
+        self.rng = rng or _shared_rng
+        self._out: list[Command] = []
+
+    # -- driving
+
+    def handle(self, event: Event) -> list[Command]:
+        """Feed one event; return the commands it produced, in order."""
+        out: list[Command] = []
+        self._out = out
+        try:
+            self.dispatch(event)
+        finally:
+            self._out = []
+        return out
+
+    def fire(self, trigger: str, **kwargs: Any) -> None:
+        self.MACHINE.events[trigger].trigger(self, **kwargs)
+
+    def emit(self, command: Command) -> None:
+        self._out.append(command)
+
+    def dispatch(self, event: Event) -> None:
+        """Turn an event into a trigger. Broker subclasses add their own frames and timers."""
+        match event:
+            case Start():
+                problems = self.config_problems()
+                if problems:
+                    detail = "; ".join(problems)
+                    self.fire("start", action=Fail("invalid_config", Fault.CONFIGURATION),
+                              detail=detail)
+                else:
+                    self.fire("start")
+            case Stop():
+                self.fire("stop")
+            case Connected():
+                self.fire("connected")
+            case ConnectFailed(detail=detail):
+                self.fire("connect_failed", action=self.connect_failed_action(), detail=detail)
+            case Closed(code=code, reason=reason):
+                detail = f"close {code}" + (f" {reason}" if reason else "")
+                self.fire("closed", action=self.close_action(code), close_code=code,
+                          detail=detail)
+            case TimerFired(name=name):
+                self.on_timer(name)
+            case FrameReceived():
+                self.on_frame(event)
+
+    def on_timer(self, name: str) -> None:
+        if name == BACKOFF_TIMER:
+            self.fire("backoff_elapsed")
+        elif name == STABLE_TIMER:
+            self.fire("stable")
+        elif name in (CONNECT_TIMER, LOGIN_TIMER):
+            seconds = self.connect_timeout if name == CONNECT_TIMER else self.login_timeout
+            self.fire("timeout", action=self.timeout_action(name),
+                      detail=f"{name.replace('_', ' ')} after {seconds:g} s")
+        elif name == LOGOUT_TIMER:
+            self.fire("timeout", detail="no logout response")
+
+    # -- bookkeeping used by the callbacks
+
+    def next_streak(self, action: Retry) -> int:
+        return self.streak + 1 if self.streak_reason == action.reason else 1
+
+    def conclude(self, reason: str, fault: Fault, detail: str | None) -> None:
+        self.reason = reason
+        self.fault = fault
+        self.detail = detail
+
+    def outcome(self) -> dict[str, Any]:
+        """A machine-readable summary of where the session stands."""
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "fault": self.fault.value if self.fault else None,
+            "detail": self.detail,
+            "attempts": self.attempt,
+        }
+
+    # -- what each broker supplies
+
+    def config_problems(self) -> list[str]:
+        raise NotImplementedError
+
+    def connect_url(self) -> str:
+        raise NotImplementedError
+
+    def login_frame(self) -> Command:
+        raise NotImplementedError
+
+    def logout_frame(self) -> Command:
+        raise NotImplementedError
+
+    def on_frame(self, event: FrameReceived) -> None:
+        raise NotImplementedError
+
+    def close_action(self, code: int) -> Action:
+        raise NotImplementedError
+
+    def connect_failed_action(self) -> Action:
+        return Retry("connect_failed", Fault.NETWORK)
+
+    def timeout_action(self, timer: str) -> Action:
+        return Retry(timer, Fault.NETWORK)

@@ -1,0 +1,66 @@
+"""Settings every broker session shares, and checks that need no network."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from machines.backoff import Backoff
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSettings:
+    """Timeouts, retry policy and transport options common to every broker.
+
+    ``connect_timeout`` and ``login_timeout`` bound the connection handshake and the wait for the
+    login response; both count as transient failures and are retried with backoff.
+    ``ca_file`` adds a CA bundle to trust for TLS (a private CA or a test server); certificate
+    verification itself is always on.
+    """
+
+    connect_timeout: float = 10.0
+    login_timeout: float = 10.0
+    logout_timeout: float = 5.0
+    backoff: Backoff = field(default_factory=Backoff)
+    session_id: str | None = None
+    ca_file: str | None = None
+    max_frame_size: int = 1 << 20
+
+    def settings_problems(self) -> list[str]:
+        problems = []
+        for name in ("connect_timeout", "login_timeout", "logout_timeout"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be positive")
+        if self.max_frame_size < 1024:
+            problems.append("max_frame_size must be at least 1024 bytes")
+        return problems
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def url_problems(url: str, *, secure: str, plain: str, what: str = "url") -> list[str]:
+    """TLS by default: ``secure`` (wss/https) anywhere, ``plain`` (ws/http) only to loopback."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        return [f"{what} {url!r} is not a valid URL ({exc})"]
+    if parts.scheme not in (secure, plain):
+        return [f"{what} must start with {secure}:// (or {plain}:// to a loopback host), "
+                f"got {url!r}"]
+    if not parts.hostname:
+        return [f"{what} {url!r} has no host"]
+    if parts.username or parts.password:
+        return [f"{what} must not carry credentials; configure them separately"]
+    if parts.scheme == plain and not is_loopback_host(parts.hostname):
+        return [f"{what} uses plaintext {plain}:// to {parts.hostname}, which is not a loopback "
+                f"host; use {secure}://"]
+    return []

@@ -1,0 +1,189 @@
+"""The surface between a pure login machine and the engine that does its I/O.
+
+A machine consumes **events** (what happened: a connection opened, a frame arrived, a timer fired)
+and produces **commands** (what to do: open a connection, send a frame, start a timer). It never
+touches a socket or a clock. Events that belong to a connection carry its ``epoch``; the engine
+drops those from an older connection before they reach the machine.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# ---------------------------------------------------------------------------------------------
+# Events: engine -> machine
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The application asked for a session."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The application is done: log out if logged in, otherwise just disconnect."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """The connection could not be opened (refused, DNS, TLS, HTTP handshake rejected)."""
+
+    epoch: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameReceived:
+    epoch: int
+    data: bytes | str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The connection ended. ``code`` is the WebSocket close code; 1006 when it just dropped."""
+
+    epoch: int
+    code: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer the machine started has expired (the engine never delivers a cancelled one)."""
+
+    name: str
+
+
+Event = Start | Stop | Connected | ConnectFailed | FrameReceived | Closed | TimerFired
+
+# ---------------------------------------------------------------------------------------------
+# Commands: machine -> engine
+
+
+@dataclass(frozen=True, slots=True)
+class OpenConnection:
+    url: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendFrame:
+    """A session-control frame (login, logout). Only a machine can ask for one."""
+
+    data: bytes | str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    epoch: int
+    code: int = 1000
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Start (or restart) the named timer."""
+
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestError:
+    """The broker answered an application request with an error."""
+
+    code: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """A broker message for the application: a response to ``request_id``, or asynchronous."""
+
+    request_id: int | None
+    message: Any
+    error: RequestError | None = None
+
+
+class Fault(enum.Enum):
+    """Whose move it is when something goes wrong."""
+
+    CONFIGURATION = "configuration"  # the user's settings or credentials
+    ACCOUNT = "account"  # the account needs attention at the broker (support, terms, 2FA)
+    BROKER = "broker"  # the broker failed or sent something invalid
+    NETWORK = "network"  # the path to the broker failed
+    INTERNAL = "internal"  # a bug in brokergate
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something worth telling the application and the audit trail that changes no state."""
+
+    kind: str
+    detail: str
+    fault: Fault | None = None
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transitioned:
+    """One executed transition. The engine writes it to the audit trail and the event stream."""
+
+    trigger: str
+    src: str
+    dst: str
+    epoch: int
+    attempt: int
+    reason: str | None = None
+    error_code: int | None = None
+    close_code: int | None = None
+    delay: float | None = None
+    detail: str | None = None
+
+
+Command = (
+    OpenConnection
+    | SendFrame
+    | CloseConnection
+    | StartTimer
+    | CancelTimer
+    | Deliver
+    | Notice
+    | Transitioned
+)
+
+
+class LoginProtocol(Protocol):
+    """What the engine needs from a broker's machine model (one per session)."""
+
+    broker: str
+    state: str
+    epoch: int
+    attempt: int
+    reason: str | None
+    detail: str | None
+    fault: Fault | None
+
+    @property
+    def account(self) -> str: ...
+
+    def handle(self, event: Event) -> list[Command]: ...
+
+    def encode_request(self, message: Any, request_id: int) -> bytes | str: ...
+
+    def secrets(self) -> list[str]: ...
+
+    def outcome(self) -> dict[str, Any]: ...

@@ -1,0 +1,240 @@
+"""The QST login as a state machine.
+
+    disconnected --start--> connecting --connected--> awaiting_login_response
+    awaiting_login_response --login_response--> authenticated
+                            --provisioning_messages--> provisioning
+                            --error_message--> failed | locked_out | backoff   (policy.ERROR_CODES)
+    connecting / awaiting_login_response / authenticated
+                            --closed / connect_failed / timeout--> backoff | failed (policy)
+    backoff --backoff_elapsed--> connecting
+    authenticated --stable--> authenticated        (attempt count starts afresh)
+    authenticated --stop--> logging_out --logout_response | closed | timeout--> disconnected
+
+The table below is the whole machine; ``machines/_base.py`` holds the four failure edges every
+failure signal fans into, chosen by the action the policy table gives.
+
+QST closes the connection if any request arrives before the login response, so the login request
+is the only frame this machine sends until it is authenticated; the engine's writer refuses
+application frames until then.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, ClassVar
+
+from transitions import EventData
+
+from machines._base import (
+    AUTHENTICATED,
+    AWAITING_LOGIN_RESPONSE,
+    BACKOFF,
+    COMMON_STATES,
+    CONNECTING,
+    DISCONNECTED,
+    FAILED,
+    LOGGING_OUT,
+    PROVISIONING,
+    LoginModel,
+    acts_fail,
+    build_machine,
+    failure_edges,
+    mark_stopped,
+    reset_attempts,
+    take_outcome,
+)
+from machines._policy import Action
+from machines._sansio import Command, Deliver, Fault, FrameReceived, Notice, RequestError, SendFrame
+from machines.qst import codec, policy
+from machines.qst.codec import MalformedFrame, ProvisioningMessage
+from machines.qst.config import QstConfig
+
+BROKER = "qst"
+
+
+def take_grant(ev: EventData) -> None:
+    ev.model.granted = ev.kwargs.get("granted") or {}
+
+
+def take_provisioning(ev: EventData) -> None:
+    model: QstSession = ev.model
+    model.provisioning = ev.kwargs.get("messages", ())
+    titles = [m.title or m.id or "untitled" for m in model.provisioning]
+    model.conclude(
+        "pending_agreements",
+        Fault.ACCOUNT,
+        "pending agreements must be accepted through QST support: " + ", ".join(titles),
+    )
+
+
+ACTIVE = [CONNECTING, AWAITING_LOGIN_RESPONSE, AUTHENTICATED]
+
+TRANSITIONS: list[dict[str, Any]] = [
+    # A configuration that cannot work never reaches the broker: a doomed login would count
+    # towards the account's failed-login limit.
+    {"trigger": "start", "source": DISCONNECTED, "dest": FAILED, "conditions": [acts_fail],
+     "before": [take_outcome]},
+    {"trigger": "start", "source": DISCONNECTED, "dest": CONNECTING},
+    {"trigger": "connected", "source": CONNECTING, "dest": AWAITING_LOGIN_RESPONSE},
+    {"trigger": "login_response", "source": AWAITING_LOGIN_RESPONSE, "dest": AUTHENTICATED,
+     "before": [take_grant]},
+    {"trigger": "provisioning_messages", "source": AWAITING_LOGIN_RESPONSE, "dest": PROVISIONING,
+     "before": [take_provisioning]},
+    *failure_edges("error_message", [AWAITING_LOGIN_RESPONSE]),
+    *failure_edges("connect_failed", [CONNECTING]),
+    *failure_edges("timeout", [CONNECTING, AWAITING_LOGIN_RESPONSE]),
+    *failure_edges("closed", ACTIVE),
+    *failure_edges("malformed_frame", [AWAITING_LOGIN_RESPONSE, AUTHENTICATED]),
+    {"trigger": "backoff_elapsed", "source": BACKOFF, "dest": CONNECTING},
+    {"trigger": "stable", "source": AUTHENTICATED, "dest": None, "after": [reset_attempts]},
+    {"trigger": "stop", "source": AUTHENTICATED, "dest": LOGGING_OUT},
+    {"trigger": "stop", "source": [CONNECTING, AWAITING_LOGIN_RESPONSE, BACKOFF],
+     "dest": DISCONNECTED, "before": [mark_stopped]},
+    {"trigger": "logout_response", "source": LOGGING_OUT, "dest": DISCONNECTED,
+     "before": [mark_stopped]},
+    {"trigger": "closed", "source": LOGGING_OUT, "dest": DISCONNECTED, "before": [mark_stopped]},
+    {"trigger": "timeout", "source": LOGGING_OUT, "dest": DISCONNECTED, "before": [mark_stopped]},
+]
+
+STATES = COMMON_STATES
+
+MACHINE = build_machine(STATES, TRANSITIONS, name="qst")
+
+
+class QstSession(LoginModel):
+    """One QST session's machine model. Pure: feed it events, carry out the commands it returns."""
+
+    __slots__ = ("config", "granted", "provisioning")
+
+    broker: ClassVar[str] = BROKER
+    MACHINE = MACHINE
+
+    def __init__(self, config: QstConfig, *, rng: random.Random | None = None) -> None:
+        super().__init__(
+            backoff=config.backoff,
+            connect_timeout=config.connect_timeout,
+            login_timeout=config.login_timeout,
+            logout_timeout=config.logout_timeout,
+            rng=rng,
+        )
+        self.config = config
+        self.granted: dict[str, object] = {}
+        self.provisioning: tuple[ProvisioningMessage, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<QstSession {self.config.user_name!r} state={self.state} epoch={self.epoch}>"
+
+    @property
+    def account(self) -> str:
+        return self.config.user_name
+
+    def secrets(self) -> list[str]:
+        value = self.config.password.reveal() if self.config.password else ""
+        return [value] if value else []
+
+    def outcome(self) -> dict[str, Any]:
+        out = super().outcome()
+        out["granted"] = dict(self.granted)
+        if self.provisioning:
+            out["provisioning_messages"] = [
+                {"id": m.id, "title": m.title, "url": m.url} for m in self.provisioning
+            ]
+        return out
+
+    # -- broker specifics used by the shared machine
+
+    def config_problems(self) -> list[str]:
+        return self.config.problems()
+
+    def connect_url(self) -> str:
+        return self.config.url
+
+    def login_frame(self) -> Command:
+        c = self.config
+        return SendFrame(
+            codec.encode_login(
+                user_name=c.user_name,
+                password=c.password.reveal(),
+                password_version=c.password_version,
+                client_id=c.client_id,
+                coalescing_interval=c.coalescing_interval,
+                coalesce_last_trade=c.coalesce_last_trade,
+                white_label_code=c.white_label_code,
+                local_ip=c.local_ip,
+            ),
+            "LoginRequest",
+        )
+
+    def logout_frame(self) -> Command:
+        return SendFrame(codec.encode_logout(), "LogoutRequest")
+
+    def close_action(self, code: int) -> Action:
+        return policy.classify_close(code)
+
+    def connect_failed_action(self) -> Action:
+        return policy.CONNECT_FAILED
+
+    def timeout_action(self, timer: str) -> Action:
+        return policy.TIMEOUT
+
+    def encode_request(self, message: Any, request_id: int) -> bytes:
+        return codec.encode_request(message, request_id)
+
+    # -- frames
+
+    def on_frame(self, event: FrameReceived) -> None:
+        try:
+            resp = codec.decode_response(event.data)
+        except MalformedFrame as exc:
+            self._malformed(str(exc))
+            return
+        kind = resp.WhichOneof("response")
+        rid = resp.request_id if resp.HasField("request_id") else None
+        if self.state == AWAITING_LOGIN_RESPONSE:
+            self._login_answer(resp, kind, rid)
+        elif self.state == AUTHENTICATED:
+            self._application_frame(resp, kind, rid)
+        elif self.state == LOGGING_OUT:
+            if kind == "logout":
+                self.fire("logout_response")
+            elif rid is not None:
+                self._application_frame(resp, kind, rid)
+
+    def _login_answer(self, resp: Any, kind: str | None, rid: int | None) -> None:
+        if rid is not None and rid != codec.LOGIN_REQUEST_ID:
+            self._malformed(f"a {kind} for request {rid} before the login response")
+        elif kind == "login":
+            self.fire("login_response", granted=codec.granted(resp))
+        elif kind == "provisioning_messages":
+            self.fire("provisioning_messages", messages=codec.provisioning_messages(resp))
+        elif kind == "error":
+            err = resp.error
+            code = err.code if err.HasField("code") else None
+            text = err.message if err.HasField("message") else None
+            action, decided = policy.classify_error(code, text)
+            detail = f"QST ErrorMessage: {text!r}" if text else "QST ErrorMessage without text"
+            self.fire("error_message", action=action, error_code=decided, detail=detail)
+        else:
+            self._malformed(f"a {kind} response before the login response")
+
+    def _application_frame(self, resp: Any, kind: str | None, rid: int | None) -> None:
+        if kind in ("login", "provisioning_messages", "logout"):
+            self.emit(Notice("unexpected_frame",
+                             f"QST sent an unsolicited {kind} while authenticated; ignored",
+                             Fault.BROKER))
+        elif kind == "error":
+            err = resp.error
+            error = RequestError(err.code if err.HasField("code") else None, err.message)
+            if rid is None:
+                self.emit(Notice("broker_error", f"QST ErrorMessage: {err.message!r}",
+                                 Fault.BROKER, error))
+            else:
+                self.emit(Deliver(rid, None, error))
+        else:
+            assert kind is not None
+            self.emit(Deliver(rid, getattr(resp, kind)))
+
+    def _malformed(self, what: str) -> None:
+        during_login = self.state == AWAITING_LOGIN_RESPONSE
+        action = policy.MALFORMED_DURING_LOGIN if during_login else policy.MALFORMED_AFTER_LOGIN
+        self.fire("malformed_frame", action=action, detail=f"QST sent an invalid frame: {what}")

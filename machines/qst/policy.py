@@ -1,0 +1,87 @@
+"""What each QST answer makes a session do. The README mirrors these tables.
+
+Error codes come from QST's LoginRequest documentation. A wrong password is never retried: QST
+locks the account after a number of failed logins (code 5), and a retry loop would get it there.
+"""
+
+from __future__ import annotations
+
+import re
+
+from machines._policy import Action, Fail, LockOut, PolicyRow, Retry
+from machines._sansio import Fault
+
+#: ErrorMessage.code in answer to a LoginRequest.
+ERROR_CODES: dict[int, Action] = {
+    1: Fail("invalid_credentials", Fault.CONFIGURATION),
+    2: Fail("second_factor_missing", Fault.ACCOUNT),
+    3: Fail("email_validation_pending", Fault.ACCOUNT),
+    4: Fail("second_factor_key_validation_pending", Fault.ACCOUNT),
+    5: LockOut("account_locked", Fault.ACCOUNT),
+    6: Retry("server_error", Fault.BROKER),
+    1000: Retry("login_failed_other", Fault.BROKER, max_attempts=3, exhausted="login_failed_other"),
+}
+
+#: ErrorMessage texts that carry no code, matched by their start.
+ERROR_TEXTS: dict[str, Action] = {
+    "Populate all mandatory fields": Fail("missing_mandatory_fields", Fault.CONFIGURATION),
+    "Unauthorized client_id": Fail("unauthorized_client_id", Fault.CONFIGURATION),
+}
+
+#: Any other code, or a text we cannot place.
+UNKNOWN_ERROR = Fail("unknown_error", Fault.BROKER)
+
+#: WebSocket close codes from the server.
+CLOSE_CODES: dict[int, Action] = {
+    # Only one connection per user: another device took over. Fighting back would make two
+    # processes kick each other off forever.
+    4101: Fail("displaced", Fault.ACCOUNT),
+    4102: Retry("slow_reader", Fault.BROKER),
+    1000: Retry("server_closed", Fault.BROKER, immediate=True),
+}
+#: Any other close, including a dropped TCP connection (1006).
+CONNECTION_LOST = Retry("connection_lost", Fault.NETWORK, immediate=True)
+
+CONNECT_FAILED = Retry("connect_failed", Fault.NETWORK)
+TIMEOUT = Retry("timeout", Fault.NETWORK)
+#: The server sent bytes that are not a valid frame. Before the login response we cannot know
+#: what the server made of our credentials, so we stop rather than risk a failed-login count.
+MALFORMED_DURING_LOGIN = Fail("protocol_error", Fault.BROKER)
+MALFORMED_AFTER_LOGIN = Retry("protocol_error", Fault.BROKER)
+
+_TRAILING_CODE = re.compile(r"\((\d+)\)\s*\.?\s*$")
+
+
+def classify_error(code: int | None, text: str | None) -> tuple[Action, int | None]:
+    """The action for a login ErrorMessage, and the code it was decided on.
+
+    The code decides when present; otherwise the text: a known phrase, or a "(N)" at its end.
+    """
+    if code is None and text:
+        for prefix, action in ERROR_TEXTS.items():
+            if text.startswith(prefix):
+                return action, None
+        found = _TRAILING_CODE.search(text)
+        if found:
+            code = int(found.group(1))
+    if code is None:
+        return UNKNOWN_ERROR, None
+    return ERROR_CODES.get(code, UNKNOWN_ERROR), code
+
+
+def classify_close(code: int) -> Action:
+    return CLOSE_CODES.get(code, CONNECTION_LOST)
+
+
+def policy_rows() -> list[PolicyRow]:
+    """The whole policy as reviewer-facing rows, in the order the README shows them."""
+    rows = [PolicyRow(f"ErrorMessage code {c}", a) for c, a in ERROR_CODES.items()]
+    rows += [PolicyRow(f'ErrorMessage "{t}…" (no code)', a) for t, a in ERROR_TEXTS.items()]
+    rows.append(PolicyRow("ErrorMessage, any other code or text", UNKNOWN_ERROR))
+    rows += [PolicyRow(f"close {c}", a) for c, a in CLOSE_CODES.items()]
+    rows.append(PolicyRow("close, any other code (1006: connection dropped)", CONNECTION_LOST))
+    rows.append(PolicyRow("connection refused / handshake failed", CONNECT_FAILED))
+    rows.append(PolicyRow("connect or login-response timeout", TIMEOUT))
+    rows.append(PolicyRow("malformed frame before the login response", MALFORMED_DURING_LOGIN))
+    rows.append(PolicyRow("malformed frame while authenticated", MALFORMED_AFTER_LOGIN))
+    return rows
