@@ -17,11 +17,11 @@ from machines._config import SessionSettings, is_loopback_host, url_problems
 from machines._policy import Action, Fail, LockOut, PolicyRow, Retry
 from machines._sansio import (
     CancelTimer,
-    Closed,
     CloseConnection,
+    Closed,
     Command,
-    ConnectFailed,
     Connected,
+    ConnectFailed,
     Deliver,
     Event,
     Fault,

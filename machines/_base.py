@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from transitions import EventData, Machine
+from transitions.core import Transition
 
 from machines._policy import Action, Fail, LockOut, Retry
 from machines._sansio import (
     CancelTimer,
-    Closed,
     CloseConnection,
+    Closed,
     Command,
-    ConnectFailed,
     Connected,
+    ConnectFailed,
     Event,
     Fault,
     FrameReceived,
@@ -64,6 +65,15 @@ Callback = Callable[[EventData], Any]
 # --- conditions and callbacks on the failure edges -------------------------------------------
 
 
+def model_of(ev: EventData) -> LoginModel:
+    return cast(LoginModel, ev.model)
+
+
+def edge(ev: EventData) -> Transition:
+    assert ev.transition is not None
+    return ev.transition
+
+
 def _action(ev: EventData) -> Action | None:
     action = ev.kwargs.get("action")
     assert action is None or isinstance(action, Fail | LockOut | Retry)
@@ -87,7 +97,7 @@ def retry_allowed(ev: EventData) -> bool:
     action = _action(ev)
     if not isinstance(action, Retry):
         return False
-    model: LoginModel = ev.model
+    model = model_of(ev)
     limit = model.backoff.max_attempts
     if limit is not None and model.attempt >= limit:
         return False
@@ -98,17 +108,18 @@ def take_outcome(ev: EventData) -> None:
     """Record a final verdict (fail / lock_out) on the model."""
     action = _action(ev)
     assert isinstance(action, Fail | LockOut)
-    ev.model.conclude(action.reason, action.fault, ev.kwargs.get("detail"))
+    model_of(ev).conclude(action.reason, action.fault, ev.kwargs.get("detail"))
 
 
 def take_retry(ev: EventData) -> None:
     """Count the retry and draw the delay the backoff state will wait."""
     action = _action(ev)
     assert isinstance(action, Retry)
-    model: LoginModel = ev.model
+    model = model_of(ev)
     model.streak = model.next_streak(action)
     model.streak_reason = action.reason
-    immediate = action.immediate and ev.transition.source == AUTHENTICATED and model.attempt <= 1
+    # Only a session that had stayed up (attempt count reset) gets an immediate first retry.
+    immediate = action.immediate and edge(ev).source == AUTHENTICATED and model.attempt == 0
     model.delay = backoff_delay(
         model.backoff,
         max(model.attempt, 1),
@@ -125,13 +136,10 @@ def take_exhausted(ev: EventData) -> None:
     """Retries are spent: fail with the row's own reason, or ``gave_up``."""
     action = _action(ev)
     assert isinstance(action, Retry)
-    model: LoginModel = ev.model
+    model = model_of(ev)
     limit = model.backoff.max_attempts
     row_spent = action.max_attempts is not None and model.next_streak(action) >= action.max_attempts
-    if row_spent or limit is None:
-        reason = action.exhausted
-    else:
-        reason = "gave_up"
+    reason = action.exhausted if row_spent or limit is None else "gave_up"
     cause = ev.kwargs.get("detail") or action.reason
     model.conclude(reason, action.fault, f"after {model.attempt} attempts; last: {cause}")
 
@@ -178,7 +186,7 @@ def failure_edges(trigger: str, sources: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def enter_connecting(ev: EventData) -> None:
-    model: LoginModel = ev.model
+    model = model_of(ev)
     model.epoch += 1
     model.attempt += 1
     model.emit(OpenConnection(model.connect_url(), model.epoch))
@@ -186,73 +194,73 @@ def enter_connecting(ev: EventData) -> None:
 
 
 def exit_connecting(ev: EventData) -> None:
-    ev.model.emit(CancelTimer(CONNECT_TIMER))
+    model_of(ev).emit(CancelTimer(CONNECT_TIMER))
 
 
 def enter_awaiting(ev: EventData) -> None:
-    model: LoginModel = ev.model
+    model = model_of(ev)
     model.emit(model.login_frame())
     model.emit(StartTimer(LOGIN_TIMER, model.login_timeout))
 
 
 def exit_awaiting(ev: EventData) -> None:
-    ev.model.emit(CancelTimer(LOGIN_TIMER))
+    model_of(ev).emit(CancelTimer(LOGIN_TIMER))
 
 
 def enter_authenticated(ev: EventData) -> None:
-    model: LoginModel = ev.model
+    model = model_of(ev)
     model.reason = model.detail = model.fault = None
     model.emit(StartTimer(STABLE_TIMER, model.backoff.stability_window))
 
 
 def exit_authenticated(ev: EventData) -> None:
-    ev.model.emit(CancelTimer(STABLE_TIMER))
+    model_of(ev).emit(CancelTimer(STABLE_TIMER))
 
 
 def reset_attempts(ev: EventData) -> None:
     """The session stayed up for the stability window: the next drop starts a fresh run."""
-    model: LoginModel = ev.model
+    model = model_of(ev)
     model.attempt = 0
     model.streak = 0
     model.streak_reason = None
 
 
 def enter_backoff(ev: EventData) -> None:
-    model: LoginModel = ev.model
+    model = model_of(ev)
     model.emit(CloseConnection(model.epoch, 1000, f"retrying: {model.reason}"))
     model.emit(StartTimer(BACKOFF_TIMER, model.delay or 0.0))
 
 
 def exit_backoff(ev: EventData) -> None:
-    ev.model.emit(CancelTimer(BACKOFF_TIMER))
+    model_of(ev).emit(CancelTimer(BACKOFF_TIMER))
 
 
 def enter_logging_out(ev: EventData) -> None:
-    model: LoginModel = ev.model
+    model = model_of(ev)
     model.emit(model.logout_frame())
     model.emit(StartTimer(LOGOUT_TIMER, model.logout_timeout))
 
 
 def exit_logging_out(ev: EventData) -> None:
-    ev.model.emit(CancelTimer(LOGOUT_TIMER))
+    model_of(ev).emit(CancelTimer(LOGOUT_TIMER))
 
 
 def close_connection(ev: EventData) -> None:
-    model: LoginModel = ev.model
+    model = model_of(ev)
     model.emit(CloseConnection(model.epoch, 1000, model.state))
 
 
 def mark_stopped(ev: EventData) -> None:
-    model: LoginModel = ev.model
-    model.conclude("logged_out" if ev.transition.source == LOGGING_OUT else "stopped",
+    model = model_of(ev)
+    model.conclude("logged_out" if edge(ev).source == LOGGING_OUT else "stopped",
                    Fault.CONFIGURATION, None)
     model.fault = None
 
 
 def record(ev: EventData) -> None:
     """after_state_change: one Transitioned per executed transition (the audit trail's source)."""
-    model: LoginModel = ev.model
-    dest = ev.transition.dest or ev.transition.source
+    model = model_of(ev)
+    dest = edge(ev).dest or edge(ev).source
     kw = ev.kwargs
     detail = kw.get("detail")
     reason = None
@@ -262,7 +270,7 @@ def record(ev: EventData) -> None:
     model.emit(
         Transitioned(
             trigger=ev.event.name,
-            src=ev.transition.source,
+            src=edge(ev).source,
             dst=dest,
             epoch=model.epoch,
             attempt=model.attempt,

@@ -13,7 +13,7 @@ from machines._sansio import Fault
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """Stop for good: retrying cannot help, or would hurt (a wrong password counts towards a lock)."""
+    """Stop for good: retrying cannot help, or would hurt (a wrong password counts to a lock)."""
 
     reason: str
     fault: Fault = Fault.BROKER

@@ -12,7 +12,7 @@ class Secret:
     """Holds a secret string. ``repr``, ``str`` and ``format`` hide it; ``reveal()`` returns it.
 
     Only the code that puts the value on the wire calls ``reveal()``. The audit trail's redaction
-    processor also scrubs every revealed value that a session registered, as a second line of defence.
+    processor also scrubs every value a session registered, as a second line of defence.
     """
 
     __slots__ = ("_value",)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 class Backoff:
     """How long to wait before attempt ``n + 1`` after ``n`` attempts have failed.
 
-    ``initial`` seconds is the ceiling after the first failure; it grows by ``factor`` per failure up
-    to ``cap``. ``max_attempts`` bounds consecutive connection attempts (``None``: no bound).
-    ``stability_window`` is how long a session must stay authenticated before its attempt count
-    starts again from zero.
+    ``initial`` seconds is the ceiling after the first failure; it grows by ``factor`` per
+    failure up to ``cap``. ``max_attempts`` bounds consecutive connection attempts (``None``:
+    no bound). ``stability_window`` is how long a session must stay authenticated before its
+    attempt count starts again from zero.
     """
 
     initial: float = 0.5

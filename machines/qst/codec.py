@@ -89,7 +89,11 @@ def encode_request(message: Message, request_id: int) -> bytes:
             req = pb.Request(request_id=request_id)
             getattr(req, fld.name).CopyFrom(message)
             return req.SerializeToString()
-    accepted = sorted(f.message_type.name for f in oneof.fields if f.name not in _CONTROL_FIELDS)
+    accepted = sorted(
+        f.message_type.name
+        for f in oneof.fields
+        if f.message_type and f.name not in _CONTROL_FIELDS
+    )
     raise TypeError(
         f"{type(message).__name__} is not a QST request; expected one of: {', '.join(accepted)}"
     )
@@ -111,7 +115,7 @@ def decode_response(data: bytes | str) -> pb.Response:
 
 def provisioning_messages(resp: pb.Response) -> tuple[ProvisioningMessage, ...]:
     def opt(msg: pb.ProvisioningMessage, name: str) -> str | None:
-        return str(getattr(msg, name)) if msg.HasField(name) else None  # type: ignore[arg-type]
+        return str(getattr(msg, name)) if msg.HasField(name) else None
 
     return tuple(
         ProvisioningMessage(opt(m, "id"), opt(m, "title"), opt(m, "text"), opt(m, "url"))

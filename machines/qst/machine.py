@@ -21,7 +21,7 @@ application frames until then.
 from __future__ import annotations
 
 import random
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from transitions import EventData
 
@@ -53,11 +53,11 @@ BROKER = "qst"
 
 
 def take_grant(ev: EventData) -> None:
-    ev.model.granted = ev.kwargs.get("granted") or {}
+    cast(QstSession, ev.model).granted = ev.kwargs.get("granted") or {}
 
 
 def take_provisioning(ev: EventData) -> None:
-    model: QstSession = ev.model
+    model = cast(QstSession, ev.model)
     model.provisioning = ev.kwargs.get("messages", ())
     titles = [m.title or m.id or "untitled" for m in model.provisioning]
     model.conclude(

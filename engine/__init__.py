@@ -1,0 +1,56 @@
+"""brokergate's engine: runs broker login machines under trio and keeps sessions logged in.
+
+    async with open_session(QstConfig(...)) as session:
+        await session.wait_authenticated()
+        answer = await session.request(...)
+"""
+
+from engine._audit import AuditLog, redact_secrets, register_secret
+from engine._driver import BrokerMessage, EventStream, SessionEvent
+from engine._errors import (
+    BrokergateError,
+    ConfigurationError,
+    ConnectionLost,
+    Displaced,
+    GaveUp,
+    LockedOut,
+    LoginFailed,
+    NotAuthenticated,
+    ProvisioningRequired,
+    RequestFailed,
+    SessionClosed,
+    SessionError,
+)
+from engine._session import Session, open_session
+from machines import Backoff, Fault, Notice, Secret, Transitioned
+from machines.qst import Coalescing, QstConfig
+
+__all__ = [
+    "AuditLog",
+    "Backoff",
+    "BrokerMessage",
+    "BrokergateError",
+    "Coalescing",
+    "ConfigurationError",
+    "ConnectionLost",
+    "Displaced",
+    "EventStream",
+    "Fault",
+    "GaveUp",
+    "LockedOut",
+    "LoginFailed",
+    "NotAuthenticated",
+    "Notice",
+    "ProvisioningRequired",
+    "QstConfig",
+    "RequestFailed",
+    "Secret",
+    "Session",
+    "SessionClosed",
+    "SessionError",
+    "SessionEvent",
+    "Transitioned",
+    "open_session",
+    "redact_secrets",
+    "register_secret",
+]

@@ -1,0 +1,475 @@
+"""The session driver: runs one broker machine under trio and does all its I/O.
+
+One task (``run``) owns the machine. It takes events from a single channel (frames and closes
+from the connection task, timers from its own deadline, stop requests from the application),
+feeds them to the machine, and carries out the commands the machine returns. Events from a
+connection other than the live one are dropped, so a late frame from a dead socket can never move
+a new session.
+
+Every frame to the broker passes through ``write``, the single writer, which holds the request
+gate: until the machine is ``authenticated`` only the machine's own session-control frames (the
+login request, the logout) are written; an application request raises ``NotAuthenticated`` at
+once and nothing is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+import trio_websocket
+
+from engine._audit import scrub
+from engine._errors import (
+    ConnectionLost,
+    Displaced,
+    GaveUp,
+    LockedOut,
+    LoginFailed,
+    NotAuthenticated,
+    ProvisioningRequired,
+    RequestFailed,
+    SessionClosed,
+    SessionError,
+)
+from engine._transport import describe_connect_error, ssl_context_for
+from machines import (
+    AUTHENTICATED,
+    DISCONNECTED,
+    FAILED,
+    LOCKED_OUT,
+    PROVISIONING,
+    TERMINAL_STATES,
+    CancelTimer,
+    CloseConnection,
+    Closed,
+    Command,
+    Connected,
+    ConnectFailed,
+    Deliver,
+    Event,
+    Fault,
+    FrameReceived,
+    LoginProtocol,
+    Notice,
+    OpenConnection,
+    SendFrame,
+    SessionSettings,
+    Start,
+    StartTimer,
+    Stop,
+    TimerFired,
+    Transitioned,
+)
+
+_MAX_REQUEST_ID = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerMessage:
+    """An asynchronous message from the broker (no request waits for it)."""
+
+    message: Any
+
+
+SessionEvent = Transitioned | Notice | BrokerMessage
+
+
+class EventStream:
+    """An async iterator of one subscriber's session events; ends when the session ends.
+
+    A subscriber that falls ``buffer`` events behind loses the newest ones (counted in
+    ``dropped``) rather than stall the session.
+    """
+
+    __slots__ = ("_driver", "_receive", "_send", "dropped")
+
+    def __init__(self, driver: SessionDriver, buffer: int) -> None:
+        self._send, self._receive = trio.open_memory_channel[SessionEvent](buffer)
+        self._driver = driver
+        self.dropped = 0
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> SessionEvent:
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._driver._unsubscribe(self)
+        self._send.close()
+        self._receive.close()
+
+    def _offer(self, event: SessionEvent) -> None:
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            self.dropped += 1
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+class _Waiter:
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        if not self.done.is_set():
+            self.result, self.error = result, error
+            self.done.set()
+
+
+class _Connection:
+    __slots__ = ("epoch", "scope", "ws")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.scope = trio.CancelScope()
+        self.ws: trio_websocket.WebSocketConnection | None = None
+
+
+_ERRORS_BY_STATE: dict[str, type[SessionError]] = {
+    FAILED: LoginFailed,
+    LOCKED_OUT: LockedOut,
+    PROVISIONING: ProvisioningRequired,
+}
+
+
+class SessionDriver:
+    """Runs one session's machine. Created and started by ``open_session``."""
+
+    __slots__ = (
+        "_changed",
+        "_conn",
+        "_live_epoch",
+        "_next_request_id",
+        "_nursery",
+        "_pending",
+        "_receive",
+        "_send",
+        "_ssl",
+        "_stopping",
+        "_subscribers",
+        "_timers",
+        "audit",
+        "model",
+        "session_id",
+        "settings",
+    )
+
+    def __init__(
+        self, model: LoginProtocol, settings: SessionSettings, session_id: str, audit: Any
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.session_id = session_id
+        self.audit = audit
+        self._send, self._receive = trio.open_memory_channel[Event](math.inf)
+        self._timers: dict[str, float] = {}
+        self._conn: _Connection | None = None
+        self._live_epoch: int | None = None
+        self._pending: dict[int, _Waiter] = {}
+        self._next_request_id: int = getattr(model, "first_request_id", 1)
+        self._subscribers: list[EventStream] = []
+        self._changed = trio.Event()
+        self._stopping = False
+        self._ssl: Any = None
+        self._nursery: trio.Nursery | None = None
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await self._feed(Start())
+                while True:
+                    await self._feed(await self._next_event())
+            finally:
+                self._end_streams()
+                nursery.cancel_scope.cancel()
+
+    async def _next_event(self) -> Event:
+        deadline = min(self._timers.values(), default=math.inf)
+        with trio.move_on_at(deadline):
+            return await self._receive.receive()
+        name = min(self._timers, key=self._timers.__getitem__)
+        del self._timers[name]
+        return TimerFired(name)
+
+    def post(self, event: Event) -> None:
+        self._send.send_nowait(event)
+
+    async def _feed(self, event: Event) -> None:
+        epoch = getattr(event, "epoch", None)
+        if epoch is not None and epoch != self._live_epoch:
+            return  # from a connection the machine has already left behind
+        try:
+            commands = self.model.handle(event)
+        except Exception as exc:  # a bug in a machine must not take the host process down
+            self._internal_error(f"machine raised on {type(event).__name__}", exc)
+            return
+        for command in commands:
+            await self._execute(command)
+
+    async def _execute(self, command: Command) -> None:
+        match command:
+            case OpenConnection(url=url, epoch=epoch):
+                self._drop_connection()
+                conn = _Connection(epoch)
+                self._conn, self._live_epoch = conn, epoch
+                assert self._nursery is not None
+                self._nursery.start_soon(self._connection_task, conn, url)
+            case SendFrame(data=data):
+                await self.write(data, control=True)
+            case CloseConnection(epoch=epoch, code=code, reason=reason):
+                if self._conn is not None and self._conn.epoch == epoch:
+                    self._drop_connection(code, reason)
+            case StartTimer(name=name, seconds=seconds):
+                self._timers[name] = trio.current_time() + seconds
+            case CancelTimer(name=name):
+                self._timers.pop(name, None)
+            case Deliver():
+                self._deliver(command)
+            case Notice():
+                self._log("notice", kind=command.kind, detail=command.detail,
+                          fault=command.fault.value if command.fault else None)
+                self._publish(command)
+            case Transitioned():
+                self._on_transition(command)
+
+    # ------------------------------------------------------------------ connection
+
+    async def _connection_task(self, conn: _Connection, url: str) -> None:
+        """Open the WebSocket and pump its messages into the event channel until it ends."""
+        epoch = conn.epoch
+        with conn.scope:
+            try:
+                if self._ssl is None:
+                    self._ssl = ssl_context_for(url, self.settings.ca_file) or False
+                async with trio_websocket.open_websocket_url(
+                    url,
+                    ssl_context=self._ssl or None,
+                    max_message_size=self.settings.max_frame_size,
+                    connect_timeout=self.settings.connect_timeout * 2,
+                    disconnect_timeout=self.settings.logout_timeout,
+                ) as ws:
+                    conn.ws = ws
+                    self.post(Connected(epoch))
+                    while True:
+                        self.post(FrameReceived(epoch, await ws.get_message()))
+            except trio_websocket.ConnectionClosed as exc:
+                reason = exc.reason
+                self.post(Closed(epoch, reason.code if reason else 1006,
+                                 reason.reason if reason else None))
+            except trio_websocket.HandshakeError as exc:
+                self.post(ConnectFailed(epoch, describe_connect_error(exc)))
+            except OSError as exc:
+                self.post(ConnectFailed(epoch, describe_connect_error(exc)))
+            except Exception as exc:  # keep a surprise inside this session
+                self._log("internal_error", detail=_summarise(exc))
+                self.post(Closed(epoch, 1011, f"internal error: {type(exc).__name__}"))
+
+    def _drop_connection(self, code: int = 1000, reason: str = "") -> None:
+        conn, self._conn, self._live_epoch = self._conn, None, None
+        if conn is None:
+            return
+        if conn.ws is None:
+            conn.scope.cancel()
+        else:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._close_ws, conn, code, reason)
+
+    async def _close_ws(self, conn: _Connection, code: int, reason: str) -> None:
+        assert conn.ws is not None
+        with trio.move_on_after(self.settings.logout_timeout):
+            with contextlib.suppress(
+                trio_websocket.ConnectionClosed, trio.BrokenResourceError, OSError
+            ):
+                await conn.ws.aclose(code, reason[:120])
+        conn.scope.cancel()
+
+    async def write(self, data: bytes | str, *, control: bool) -> None:
+        """The single writer, and the request gate.
+
+        ``control`` frames come only from the machine (login, logout). Anything else is written
+        only while the machine is authenticated.
+        """
+        if not control and self.model.state != AUTHENTICATED:
+            raise NotAuthenticated(self.model.broker, self.model.state)
+        conn = self._conn
+        if conn is None or conn.ws is None:
+            if control:
+                return  # the connection task reports the loss
+            raise NotAuthenticated(self.model.broker, self.model.state)
+        try:
+            await conn.ws.send_message(data)
+        except (trio_websocket.ConnectionClosed, trio.BrokenResourceError) as exc:
+            if not control:
+                raise ConnectionLost(
+                    f"{self.model.broker}: the connection closed while sending; not sent"
+                ) from exc
+
+    # ------------------------------------------------------------------ application side
+
+    async def request(self, message: Any) -> Any:
+        if self.model.state != AUTHENTICATED:
+            raise NotAuthenticated(self.model.broker, self.model.state)
+        request_id = self._take_request_id()
+        data = self.model.encode_request(message, request_id)
+        waiter = _Waiter()
+        self._pending[request_id] = waiter
+        try:
+            await self.write(data, control=False)
+            await waiter.done.wait()
+        finally:
+            self._pending.pop(request_id, None)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result
+
+    def _take_request_id(self) -> int:
+        rid = self._next_request_id
+        first = getattr(self.model, "first_request_id", 1)
+        self._next_request_id = first if rid >= _MAX_REQUEST_ID else rid + 1
+        while rid in self._pending:  # only after wrapping around
+            rid = self._take_request_id()
+        return rid
+
+    def _deliver(self, command: Deliver) -> None:
+        rid = command.request_id
+        if rid is None:
+            self._publish(BrokerMessage(command.message))
+            return
+        waiter = self._pending.get(rid)
+        if waiter is None:
+            notice = Notice(
+                "unknown_request_id",
+                f"{self.model.broker} answered request {rid}, which no request is waiting for; "
+                "ignored",
+                Fault.BROKER,
+            )
+            self._log("notice", kind=notice.kind, detail=notice.detail, fault="broker")
+            self._publish(notice)
+        elif command.error is not None:
+            waiter.settle(error=RequestFailed(self.model.broker, command.error.code,
+                                              str(scrub(command.error.message,
+                                                        self.model.secrets()))))
+        else:
+            waiter.settle(result=command.message)
+
+    async def wait_authenticated(self) -> None:
+        while True:
+            state = self.model.state
+            if state == AUTHENTICATED:
+                return
+            if state in TERMINAL_STATES or (state == DISCONNECTED and self._stopping):
+                raise self.error()
+            await self._changed.wait()
+
+    def error(self) -> SessionError:
+        """The error that describes why the session is not authenticated."""
+        outcome = self.model.outcome()
+        outcome["detail"] = self._scrub(outcome.get("detail"))
+        kind = _ERRORS_BY_STATE.get(outcome["state"], SessionClosed)
+        if outcome.get("reason") == "displaced":
+            kind = Displaced
+        elif outcome.get("reason") == "gave_up":
+            kind = GaveUp
+        return kind(outcome, broker=self.model.broker, session_id=self.session_id,
+                    account=self.model.account)
+
+    def subscribe(self, buffer: int) -> EventStream:
+        stream = EventStream(self, buffer)
+        self._subscribers.append(stream)
+        return stream
+
+    def _unsubscribe(self, stream: EventStream) -> None:
+        if stream in self._subscribers:
+            self._subscribers.remove(stream)
+
+    async def stop(self) -> None:
+        """Log out if authenticated, otherwise disconnect; return once the session is at rest."""
+        self._stopping = True
+        self.post(Stop())
+        while self.model.state not in TERMINAL_STATES and self.model.state != DISCONNECTED:
+            await self._changed.wait()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _on_transition(self, record: Transitioned) -> None:
+        self._log(
+            "transition",
+            epoch=record.epoch,
+            trigger=record.trigger,
+            src=record.src,
+            dst=record.dst,
+            attempt=record.attempt,
+            reason=record.reason,
+            error_code=record.error_code,
+            close_code=record.close_code,
+            delay=record.delay,
+            detail=record.detail,
+        )
+        if record.src == AUTHENTICATED and record.dst != AUTHENTICATED:
+            lost = ConnectionLost(
+                f"{self.model.broker}: the session left authenticated ({record.dst}) before the "
+                "answer; the broker may or may not have acted on the request"
+            )
+            for waiter in self._pending.values():
+                waiter.settle(error=lost)
+        self._publish(record)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _publish(self, event: SessionEvent) -> None:
+        for stream in self._subscribers:
+            stream._offer(event)
+
+    def _end_streams(self) -> None:
+        for stream in list(self._subscribers):
+            stream._send.close()
+        self._subscribers.clear()
+
+    def _log(self, event: str, **fields: Any) -> None:
+        self.audit.info(event, **fields)
+
+    def _scrub(self, text: str | None) -> str | None:
+        return None if text is None else str(scrub(text, self.model.secrets()))
+
+    def _internal_error(self, what: str, exc: Exception) -> None:
+        """Put the session in ``failed`` (internal) after a bug, and say so."""
+        self._log("internal_error", detail=f"{what}: {_summarise(exc)}")
+        model: Any = self.model
+        src = model.state
+        model.state = FAILED
+        model.reason, model.fault = "internal_error", Fault.INTERNAL
+        model.detail = f"{what}: {type(exc).__name__}"
+        self._drop_connection(1011, "internal error")
+        self._timers.clear()
+        self._on_transition(Transitioned("internal_error", src, FAILED, model.epoch,
+                                         model.attempt, "internal_error", detail=model.detail))
+
+
+def _summarise(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"

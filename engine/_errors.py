@@ -1,0 +1,113 @@
+"""Errors a caller of brokergate can meet. Each says what happened and whose move it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from machines import Fault
+
+
+class BrokergateError(Exception):
+    """Base of every error brokergate raises on purpose."""
+
+
+class ConfigurationError(BrokergateError, ValueError):
+    """The configuration cannot work; nothing was sent to the broker."""
+
+    fault = Fault.CONFIGURATION
+
+
+class NotAuthenticated(BrokergateError):
+    """An application request was refused because the session is not authenticated.
+
+    Nothing was written to the broker. Callers who want to wait use
+    ``await session.wait_authenticated()`` first.
+    """
+
+    def __init__(self, broker: str, state: str) -> None:
+        self.broker = broker
+        self.state = state
+        super().__init__(
+            f"{broker}: request refused, the session is {state}, not authenticated; "
+            "nothing was sent (await session.wait_authenticated() first)"
+        )
+
+
+class ConnectionLost(BrokergateError):
+    """The connection dropped while a request waited for its answer.
+
+    The broker may or may not have acted on the request.
+    """
+
+
+class RequestFailed(BrokergateError):
+    """The broker answered an application request with an error."""
+
+    fault = Fault.BROKER
+
+    def __init__(self, broker: str, code: int | None, message: str) -> None:
+        self.broker = broker
+        self.code = code
+        self.message = message
+        shown = f"code {code}: " if code is not None else ""
+        super().__init__(f"{broker} rejected the request ({shown}{message!r})")
+
+
+class SessionError(BrokergateError):
+    """The session ended without (or lost) authentication. See ``reason`` and ``fault``."""
+
+    def __init__(self, outcome: dict[str, Any], *, broker: str, session_id: str, account: str):
+        self.outcome = outcome
+        self.broker = broker
+        self.session_id = session_id
+        self.account = account
+        self.state: str = outcome["state"]
+        self.reason: str | None = outcome.get("reason")
+        fault = outcome.get("fault")
+        self.fault: Fault | None = Fault(fault) if fault else None
+        self.detail: str | None = outcome.get("detail")
+        text = f"{broker} session {session_id} for {account!r} is {self.state}"
+        if self.reason:
+            text += f": {self.reason}"
+        if self.detail:
+            text += f" ({self.detail})"
+        if self.fault:
+            text += f" [{_FAULT_HINTS[self.fault]}]"
+        super().__init__(text)
+
+
+_FAULT_HINTS = {
+    Fault.CONFIGURATION: "fix the configuration or credentials",
+    Fault.ACCOUNT: "the account needs attention at the broker",
+    Fault.BROKER: "the broker failed or misbehaved",
+    Fault.NETWORK: "the network path to the broker failed",
+    Fault.INTERNAL: "a bug in brokergate; please report it",
+}
+
+
+class LoginFailed(SessionError):
+    """The broker refused the login, or it cannot work; retrying would not help."""
+
+
+class Displaced(LoginFailed):
+    """Another connection of the same user took over; brokergate does not fight back."""
+
+
+class LockedOut(SessionError):
+    """The broker locked the account. Do not retry: contact the broker."""
+
+
+class ProvisioningRequired(SessionError):
+    """The user has pending agreements to accept with the broker before logging in."""
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.outcome.get("provisioning_messages", []))
+
+
+class GaveUp(SessionError):
+    """Retries were exhausted (timeouts, dropped connections, transient broker errors)."""
+
+
+class SessionClosed(SessionError):
+    """The session was stopped or logged out."""

@@ -1,0 +1,128 @@
+"""``open_session``: the library entry point."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from engine._audit import AuditLog
+from engine._driver import EventStream, SessionDriver
+from engine._errors import ConfigurationError
+from machines import SessionSettings
+from machines.qst import QstConfig, QstSession
+
+#: How to build a session's machine model from its configuration, per broker.
+_MODELS: dict[type[Any], Callable[..., Any]] = {
+    QstConfig: QstSession,
+}
+
+
+class Session:
+    """An open broker session. Obtain one from ``open_session``."""
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: SessionDriver) -> None:
+        self._driver = driver
+
+    def __repr__(self) -> str:
+        d = self._driver
+        return (f"<Session {d.model.broker} {d.session_id} account={d.model.account!r} "
+                f"state={d.model.state}>")
+
+    @property
+    def broker(self) -> str:
+        return self._driver.model.broker
+
+    @property
+    def session_id(self) -> str:
+        return self._driver.session_id
+
+    @property
+    def account(self) -> str:
+        return self._driver.model.account
+
+    @property
+    def state(self) -> str:
+        return self._driver.model.state
+
+    @property
+    def epoch(self) -> int:
+        """Which connection the session is on (1 for the first; grows with each reconnect)."""
+        return self._driver.model.epoch
+
+    def outcome(self) -> dict[str, Any]:
+        """Where the session stands: state, reason, fault, detail, attempts, what was granted."""
+        outcome = self._driver.model.outcome()
+        outcome["detail"] = self._driver._scrub(outcome.get("detail"))
+        return outcome
+
+    async def wait_authenticated(self) -> None:
+        """Return once authenticated. Raise ``LoginFailed``, ``LockedOut``,
+        ``ProvisioningRequired``, ``GaveUp`` (all ``SessionError``) if the session ends instead."""
+        await self._driver.wait_authenticated()
+
+    async def request(self, message: Any) -> Any:
+        """Send an application request and return the broker's answer to it.
+
+        Raises ``NotAuthenticated`` at once, having sent nothing, unless the session is
+        authenticated; ``RequestFailed`` if the broker answers with an error; ``ConnectionLost``
+        if the connection drops first.
+        """
+        return await self._driver.request(message)
+
+    def events(self, *, buffer: int = 1024) -> EventStream:
+        """Subscribe to this session's events (transitions, notices, broker messages)."""
+        return self._driver.subscribe(buffer)
+
+
+def _session_id(config: SessionSettings, broker: str) -> str:
+    return config.session_id or f"{broker}-{uuid.uuid4().hex[:12]}"
+
+
+@asynccontextmanager
+async def open_session(
+    config: SessionSettings,
+    *,
+    audit: AuditLog | None = None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[Session]:
+    """Start logging in with ``config``; yield the ``Session``; log out cleanly on exit.
+
+    The login proceeds in the background: ``await session.wait_authenticated()`` to wait for
+    it. Audit events go to ``audit`` (JSON lines on stderr by default).
+    """
+    factory = _MODELS.get(type(config))
+    if factory is None:
+        known = ", ".join(sorted(t.__name__ for t in _MODELS))
+        raise ConfigurationError(f"{type(config).__name__} is not a broker configuration "
+                                 f"(expected one of: {known})")
+    model = factory(config, rng=rng)
+    session_id = _session_id(config, model.broker)
+    audit = audit or AuditLog.stderr()
+    logger = audit.session(broker=model.broker, session_id=session_id, account=model.account,
+                           secrets=model.secrets())
+    driver = SessionDriver(model, config, session_id, logger)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(driver.run)
+            try:
+                yield Session(driver)
+            finally:
+                # Log out even while being cancelled, but never for longer than the logout allows.
+                with trio.CancelScope(shield=True), trio.move_on_after(
+                    config.logout_timeout + 1.0
+                ):
+                    await driver.stop()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The driver's tasks keep their failures inside the session, so whatever is here came
+        # from the caller's block: hand it back unwrapped.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
