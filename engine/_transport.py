@@ -16,14 +16,29 @@ def ssl_context_for(url: str, ca_file: str | None) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=ca_file)
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The most specific error behind a handshake failure (trio wraps per-address attempts)."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        elif exc.__cause__ is not None:
+            exc = exc.__cause__
+        elif isinstance(exc, trio_websocket.HandshakeError) and exc.__context__ is not None:
+            exc = exc.__context__
+        else:
+            break
+    return exc
+
+
 def describe_connect_error(exc: BaseException) -> str:
     """A one-line account of why a connection could not be opened."""
     if isinstance(exc, trio_websocket.ConnectionRejected):
         return f"the server rejected the WebSocket handshake with HTTP {exc.status_code}"
     if isinstance(exc, trio_websocket.ConnectionTimeout):
         return "the WebSocket handshake timed out"
-    cause = exc.__cause__ or exc.__context__ if isinstance(exc, trio_websocket.HandshakeError) \
-        else exc
+    cause = _root_cause(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
         return f"TLS certificate verification failed: {cause.verify_message}"
     if isinstance(cause, ssl.SSLError):

@@ -383,7 +383,11 @@ class LoginModel:
         return out
 
     def fire(self, trigger: str, **kwargs: Any) -> None:
-        self.MACHINE.events[trigger].trigger(self, **kwargs)
+        event = self.MACHINE.events[trigger]
+        # A signal the current state has no edge for is ignored (a late timer, a close after we
+        # gave up). Checked here so transitions does not log a warning for each one.
+        if self.state in event.transitions:
+            event.trigger(self, **kwargs)
 
     def emit(self, command: Command) -> None:
         self._out.append(command)

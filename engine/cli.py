@@ -1,0 +1,312 @@
+"""The ``brokergate`` command line.
+
+    brokergate demo                         the main job, against the built-in simulators
+    brokergate simulate qst [--port N]      run a broker simulator in the foreground
+    brokergate login qst --url URL ...      log in, optionally hold the session, log out
+
+``login`` prints one JSON result line on stdout and audit events as JSON lines on stderr (or to
+``--audit-log``). Passwords come from an environment variable, a file or a prompt, never from the
+command line. Exit codes: 0 authenticated, 2 usage or configuration error, 3 failed,
+4 locked_out, 5 provisioning, 6 gave up after retries or timeouts, 7 displaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import trio
+
+from engine._audit import AuditLog
+from engine._errors import BrokergateError, SessionError
+from engine._session import open_session
+from machines import Backoff, Secret
+from machines.qst import Coalescing, QstConfig
+from machines.qst import qst_pb2 as pb
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_FAILED = 3
+EXIT_LOCKED_OUT = 4
+EXIT_PROVISIONING = 5
+EXIT_GAVE_UP = 6
+EXIT_DISPLACED = 7
+
+#: Reasons that are not plain failures, by exit code.
+_EXIT_BY_REASON = {
+    "invalid_config": EXIT_USAGE,
+    "gave_up": EXIT_GAVE_UP,
+    "displaced": EXIT_DISPLACED,
+}
+_EXIT_BY_STATE = {"locked_out": EXIT_LOCKED_OUT, "provisioning": EXIT_PROVISIONING}
+
+_COALESCING = {
+    "uncoalesced": Coalescing.UNCOALESCED,
+    "100ms": Coalescing.MS_100,
+    "250ms": Coalescing.MS_250,
+}
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the environment; exit 2."""
+
+
+def exit_code(outcome: dict[str, Any]) -> int:
+    """The process exit code for a session outcome (``outcome`` as in the result line)."""
+    if outcome["outcome"] == "authenticated":
+        return EXIT_OK
+    reason = outcome.get("reason")
+    if reason in _EXIT_BY_REASON:
+        return _EXIT_BY_REASON[reason]
+    return _EXIT_BY_STATE.get(outcome.get("state", ""), EXIT_FAILED)
+
+
+# ---------------------------------------------------------------------------------------------
+# argument parsing
+
+
+def _refuse_password_arguments(argv: Sequence[str]) -> None:
+    """Refuse ``--password VALUE`` before argparse could echo the value in an error message."""
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if name in ("--password", "-p", "--pass", "--pw"):
+            raise UsageError(
+                "passwords are never taken from the command line (it shows up in process "
+                "listings and shell history); use --password-env VAR, --password-file FILE, "
+                "or let brokergate prompt for it"
+            )
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brokergate",
+        description="Log trading processes in to their brokers and keep them logged in.",
+        allow_abbrev=False,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run sessions against the built-in simulators",
+                          allow_abbrev=False)
+    demo.add_argument("--out", default="demo-output", help="folder for the audit log")
+
+    sim = sub.add_parser("simulate", help="run a broker simulator in the foreground",
+                         allow_abbrev=False)
+    sim_sub = sim.add_subparsers(dest="broker", required=True, metavar="BROKER")
+    sim_qst = sim_sub.add_parser("qst", help="the QST market-data API", allow_abbrev=False)
+    sim_qst.add_argument("--host", default="127.0.0.1")
+    sim_qst.add_argument("--port", type=int, default=0, help="0 picks a free port")
+
+    login = sub.add_parser("login", help="log in to a broker", allow_abbrev=False)
+    login_sub = login.add_subparsers(dest="broker", required=True, metavar="BROKER")
+    q = login_sub.add_parser("qst", help="the QST market-data API", allow_abbrev=False)
+    q.add_argument("--url", required=True, help="wss:// endpoint (ws:// only to loopback)")
+    q.add_argument("--user", required=True, help="QST user name")
+    q.add_argument("--client-id", required=True)
+    q.add_argument("--password-version", type=int, default=1)
+    q.add_argument("--coalescing", choices=sorted(_COALESCING),
+                   help="requested quote coalescing (absent: the server's default)")
+    q.add_argument("--coalesce-last-trade", choices=["yes", "no"])
+    q.add_argument("--white-label-code")
+    q.add_argument("--local-ip")
+    q.add_argument("--translate", nargs="+", metavar="SYMBOL",
+                   help="after login, translate these instrument symbols and print the result")
+    _common_login_options(q)
+    return parser
+
+
+def _common_login_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--password-env", default="BROKERGATE_PASSWORD", metavar="VAR",
+                   help="environment variable holding the password (default %(default)s)")
+    p.add_argument("--password-file", type=Path, metavar="FILE",
+                   help="read the password from the first line of this file instead")
+    p.add_argument("--hold", type=float, default=0.0, metavar="SECONDS",
+                   help="keep the session this long (reconnecting as the policy says)")
+    p.add_argument("--audit-log", type=Path, metavar="FILE",
+                   help="append audit events here instead of stderr")
+    p.add_argument("--ca-file", help="trust this CA bundle for TLS")
+    p.add_argument("--connect-timeout", type=_positive, default=10.0, metavar="SECONDS")
+    p.add_argument("--login-timeout", type=_positive, default=10.0, metavar="SECONDS")
+    p.add_argument("--max-attempts", type=int, default=8,
+                   help="consecutive connection attempts before giving up")
+
+
+def read_password(args: argparse.Namespace) -> Secret:
+    """The password from --password-file, the environment, or a prompt on a terminal."""
+    if args.password_file is not None:
+        try:
+            lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise UsageError(f"cannot read --password-file {args.password_file}: "
+                             f"{exc.strerror}") from None
+        if not lines or not lines[0]:
+            raise UsageError(f"--password-file {args.password_file} is empty")
+        return Secret(lines[0])
+    value = os.environ.get(args.password_env)
+    if value:
+        return Secret(value)
+    if sys.stdin.isatty():
+        return Secret(getpass.getpass(f"password for {args.user}: "))
+    raise UsageError(f"no password: set the environment variable {args.password_env} "
+                     "(or use --password-env VAR / --password-file FILE)")
+
+
+def qst_config(args: argparse.Namespace, password: Secret) -> QstConfig:
+    last_trade = None if args.coalesce_last_trade is None else args.coalesce_last_trade == "yes"
+    return QstConfig(
+        url=args.url,
+        user_name=args.user,
+        password=password,
+        client_id=args.client_id,
+        password_version=args.password_version,
+        coalescing_interval=_COALESCING[args.coalescing] if args.coalescing else None,
+        coalesce_last_trade=last_trade,
+        white_label_code=args.white_label_code,
+        local_ip=args.local_ip,
+        connect_timeout=args.connect_timeout,
+        login_timeout=args.login_timeout,
+        ca_file=args.ca_file,
+        backoff=Backoff(max_attempts=args.max_attempts if args.max_attempts > 0 else None),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# login
+
+
+def _result(session: Any, authenticated: bool) -> dict[str, Any]:
+    out = session.outcome()
+    outcome = "authenticated" if authenticated else out["state"]
+    if not authenticated and out.get("reason") in ("gave_up", "displaced", "invalid_config"):
+        outcome = out["reason"]
+    return {
+        "broker": session.broker,
+        "session_id": session.session_id,
+        "account": session.account,
+        "outcome": outcome,
+        **out,
+    }
+
+
+async def run_login(config: Any, args: argparse.Namespace, audit: AuditLog) -> dict[str, Any]:
+    async with open_session(config, audit=audit) as session:
+        try:
+            await session.wait_authenticated()
+        except SessionError:
+            return _result(session, authenticated=False)
+        result = _result(session, authenticated=True)
+        if getattr(args, "translate", None):
+            result["translated"] = await _translate(session, args.translate)
+        if args.hold > 0:
+            with trio.move_on_after(args.hold):
+                await _watch_until_terminal(session)
+            if session.state in ("failed", "locked_out", "provisioning"):
+                result = _result(session, authenticated=False)
+            else:
+                result["state"] = session.state
+        return result
+
+
+async def _watch_until_terminal(session: Any) -> None:
+    async with session.events() as events:
+        async for event in events:
+            if getattr(event, "dst", None) in ("failed", "locked_out", "provisioning"):
+                return
+
+
+async def _translate(session: Any, symbols: list[str]) -> list[dict[str, Any]] | dict[str, str]:
+    request = pb.TranslateInstrumentSymbolRequest(symbol_source=1, instrument_symbols=symbols)
+    try:
+        answer = await session.request(request)
+    except BrokergateError as exc:
+        return {"error": str(exc)}
+    rows = []
+    for rec in answer.records:
+        row: dict[str, Any] = {"symbol": rec.symbol}
+        if rec.HasField("instrument_id"):
+            row["instrument_id"] = rec.instrument_id
+        if rec.HasField("error"):
+            row["error"] = rec.error
+        rows.append(row)
+    return rows
+
+
+def _login(args: argparse.Namespace) -> int:
+    password = read_password(args)
+    config = qst_config(args, password)
+    audit = AuditLog.to_file(args.audit_log) if args.audit_log else AuditLog.stderr()
+    try:
+        result = trio.run(run_login, config, args, audit)
+    finally:
+        audit.close()
+    print(json.dumps(result, default=str), flush=True)
+    return exit_code(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# simulate
+
+
+async def _simulate_qst(host: str, port: int) -> None:
+    # Imported here: only this command needs the simulator.
+    from simulators.qst import QstSimulator, demo_accounts  # noqa: PLC0415
+
+    sim = QstSimulator(demo_accounts())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sim.serve, host, port)
+        print(f"QST simulator listening on {sim.url}", flush=True)
+        print("accounts (user / password): "
+              + ", ".join(f"{a.user_name}/{a.password}" for a in demo_accounts()), flush=True)
+        print("stop with Ctrl-C", flush=True)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        trio.run(_simulate_qst, args.host, args.port)
+    except KeyboardInterrupt:
+        print("simulator stopped", file=sys.stderr)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    return EXIT_OK
+
+
+def _fail_usage(message: str) -> NoReturn:
+    print(f"brokergate: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _refuse_password_arguments(argv)
+        args = build_parser().parse_args(argv)
+        if args.command == "login":
+            return _login(args)
+        if args.command == "simulate":
+            return _simulate(args)
+        from engine.demo import run_demo  # noqa: PLC0415 - pulls in the simulators
+
+        return run_demo(Path(args.out))
+    except UsageError as exc:
+        _fail_usage(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

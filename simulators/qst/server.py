@@ -1,0 +1,157 @@
+"""The QST simulator: a loopback WebSocket server that answers like QST, with scripted faults."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import AsyncIterator, Collection, Iterable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Final
+
+import trio
+import trio_websocket
+
+from simulators.qst.accounts import QstAccount, SimulatorStats
+from simulators.qst.session import CLOSE_TIMEOUT, Connection, Countdowns, Ending
+
+log = logging.getLogger(__name__)
+
+#: Seconds a new TCP connection gets to complete its WebSocket handshake.
+HANDSHAKE_TIMEOUT: Final = 10.0
+
+
+class QstSimulator:
+    """A fake QST server. ``client_ids=None`` accepts any non-empty client_id."""
+
+    def __init__(
+        self, accounts: Iterable[QstAccount] = (), *, client_ids: Collection[str] | None = None
+    ) -> None:
+        self._accounts: dict[str, QstAccount] = {}
+        self._countdowns: dict[str, Countdowns] = {}
+        self._client_ids = None if client_ids is None else frozenset(client_ids)
+        self._numbers = itertools.count(1)
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.stats = SimulatorStats()
+        for account in accounts:
+            self.add_account(account)
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port/``, once serving."""
+        if not self.port:
+            raise RuntimeError("the QST simulator is not serving yet")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}/"
+
+    def add_account(self, account: QstAccount) -> None:
+        """Add or replace an account; its countdowns start afresh."""
+        self._accounts[account.user_name] = account
+        self._countdowns[account.user_name] = Countdowns.arm(account)
+
+    def account(self, user_name: str) -> QstAccount | None:
+        return self._accounts.get(user_name)
+
+    def countdowns(self, user_name: str) -> Countdowns:
+        return self._countdowns[user_name]
+
+    def knows_client(self, client_id: str) -> bool:
+        return self._client_ids is None or client_id in self._client_ids
+
+    def reset_stats(self) -> None:
+        """Start counting afresh (which also forgets wrong passwords, and so lockouts)."""
+        self.stats = SimulatorStats()
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        task_status: trio.TaskStatus[QstSimulator] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept connections until cancelled; ``task_status.started(self)`` once listening."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        if port == 0:
+            # A name like "localhost" may bind IPv4 and IPv6 on two different free ports: keep one.
+            for extra in listeners[1:]:
+                await extra.aclose()
+            listeners = listeners[:1]
+        self.host = host
+        self.port = listeners[0].socket.getsockname()[1]
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trio.serve_listeners, self._handle_stream, listeners)
+                task_status.started(self)
+        finally:
+            self.port = 0
+
+    async def _handle_stream(self, stream: trio.SocketStream) -> None:
+        """One TCP connection. Nothing may escape: a bad client must not stop the server."""
+        label = f"connection {next(self._numbers)}"
+        try:
+            # trio_websocket's reader task for this connection lives in this nursery.
+            async with trio.open_nursery() as ws_tasks:
+                ws = await _handshake(ws_tasks, stream)
+                if ws is not None:
+                    self.stats.connections += 1
+                    ending = await Connection(self, ws, label).run()
+                    await _finish(ws, stream, ending)
+                ws_tasks.cancel_scope.cancel()
+        except Exception:
+            log.exception("QST simulator: %s failed", label)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+
+async def _handshake(
+    nursery: trio.Nursery, stream: trio.SocketStream
+) -> trio_websocket.WebSocketConnection | None:
+    """Accept the WebSocket handshake, or None if the client does not complete one in time.
+
+    Built from ``wrap_server_stream`` rather than ``serve_websocket`` so that the simulator
+    keeps hold of the TCP stream, which it needs to drop a connection without a close frame.
+    """
+    with trio.move_on_after(HANDSHAKE_TIMEOUT):
+        request = await trio_websocket.wrap_server_stream(nursery, stream)
+        return await request.accept()
+    return None
+
+
+async def _finish(
+    ws: trio_websocket.WebSocketConnection, stream: trio.SocketStream, ending: Ending
+) -> None:
+    if ending == "drop":
+        await _drop(stream)
+        return
+    code, reason = ending or (1000, None)
+    with trio.move_on_after(CLOSE_TIMEOUT):
+        await ws.aclose(code, reason)
+
+
+async def _drop(stream: trio.SocketStream) -> None:
+    """End the TCP connection with no WebSocket close frame: the client sees 1006.
+
+    trio-websocket has no public "abort" on a connection, but the simulator owns the TCP stream
+    (see ``_handshake``), and closing it from under the WebSocket is exactly a dropped
+    connection. trio-websocket's reader task notices and exits.
+    """
+    await trio.aclose_forcefully(stream)
+
+
+@asynccontextmanager
+async def run_qst_simulator(
+    accounts: Iterable[QstAccount] = (),
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    client_ids: Collection[str] | None = None,
+) -> AsyncIterator[QstSimulator]:
+    """Serve a QST simulator for the duration of the block."""
+    sim = QstSimulator(accounts, client_ids=client_ids)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(sim.serve, host, port))
+        try:
+            yield sim
+        finally:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,278 @@
+"""One client connection to the QST simulator: login first and alone, then requests."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal
+
+import trio
+import trio_websocket
+from google.protobuf.message import DecodeError
+
+from machines.qst import qst_pb2 as pb
+from simulators.qst import frames
+from simulators.qst.accounts import QstAccount
+
+if TYPE_CHECKING:
+    from simulators.qst.server import QstSimulator
+
+#: Seconds between a failed login's answer and the server's close (the client closes anyway).
+CLOSE_GRACE: Final = 0.1
+#: Seconds to wait for the client's half of a closing handshake.
+CLOSE_TIMEOUT: Final = 5.0
+#: WebSocket close code for a policy violation (RFC 6455).
+POLICY_VIOLATION: Final = 1008
+
+_CLOSE_REASONS: Final = {
+    1000: "normal closure",
+    4101: "the same user connected from another device",
+    4102: "the client reads too slowly",
+}
+
+#: How a connection ends: a close code and reason, "drop" (no close frame), or None when the
+#: client went first.
+Ending = tuple[int, str | None] | Literal["drop"] | None
+
+
+@dataclass
+class Countdowns:
+    """The scripted "first K logins" behaviours still to come for one account."""
+
+    drops: int
+    server_errors: int
+    other_failures: int
+    kicks: int
+
+    @classmethod
+    def arm(cls, account: QstAccount) -> Countdowns:
+        kicks = account.close_after_login_times if account.close_after_login is not None else 0
+        return cls(account.drop_mid_login, account.server_errors, account.other_failures, kicks)
+
+
+class Phase(enum.Enum):
+    AWAITING_LOGIN = "awaiting login"
+    LOGGING_IN = "logging in"  # the login arrived and its answer is not yet on its way
+    LOGGED_IN = "logged in"
+    CLOSING = "closing"  # answered with an error, logged out, or about to close: frames ignored
+
+
+class Connection:
+    """Reads every client frame as it arrives (so early requests are caught) and answers each
+    from its own task (so answers can overtake one another, as QST allows)."""
+
+    def __init__(self, sim: QstSimulator, ws: trio_websocket.WebSocketConnection, label: str):
+        self._sim = sim
+        self._ws = ws
+        self._label = label
+        self._user: str | None = None
+        self._account: QstAccount | None = None
+        self._phase = Phase.AWAITING_LOGIN
+        self._ending: Ending = None
+        self._ended = False
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self) -> Ending:
+        """Serve the connection until either side ends it; returns how the server should end."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._spawn(self._read_loop)
+        return self._ending
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._guarded, fn, *args)
+
+    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        try:
+            await fn(*args)
+        except trio_websocket.ConnectionClosed:
+            self._end(None)
+
+    def _end(self, how: Ending) -> None:
+        """Stop every task of this connection; the first caller decides how it ends."""
+        if not self._ended:
+            self._ended = True
+            self._ending = how
+        self._phase = Phase.CLOSING
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+
+    async def _send(self, frame: bytes | str) -> None:
+        await self._ws.send_message(frame)
+
+    def _violation(self, what: str) -> None:
+        who = f"user {self._user!r}" if self._user else f"{self._label} (no login yet)"
+        self._sim.stats.violations.append(f"{who}: {what}")
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        while True:
+            self._on_frame(await self._ws.get_message())
+
+    def _on_frame(self, data: bytes | str) -> None:
+        """Decide what a frame means. Synchronous, so phase changes cannot interleave."""
+        if self._phase is Phase.CLOSING:
+            return
+        if self._phase is Phase.LOGGING_IN:
+            self._violation(f"{frames.describe(data)} arrived before the login answer")
+            self._end((POLICY_VIOLATION, "a request arrived before the login response"))
+            return
+        req = _parse(data)
+        if self._phase is Phase.AWAITING_LOGIN:
+            if req is None or req.WhichOneof("request") != "login":
+                self._violation(f"the first frame was {frames.describe(data)}, not a login")
+                self._end((POLICY_VIOLATION, "the first request must be the login"))
+                return
+            self._phase = Phase.LOGGING_IN
+            self._spawn(self._login, req)
+            return
+        if req is None:
+            self._spawn(self._send, frames.error(None, text="malformed request"))
+            return
+        rid = req.request_id if req.HasField("request_id") else None
+        kind = req.WhichOneof("request")
+        if kind == "translate_instrument_symbol":
+            symbols = list(req.translate_instrument_symbol.instrument_symbols)
+            self._spawn(self._translate, rid, symbols)
+        elif kind == "logout":
+            self._phase = Phase.CLOSING
+            self._spawn(self._logout, rid)
+        elif kind == "login":
+            self._violation("a second login on a logged-in connection")
+            self._spawn(self._answer, frames.error(rid, text="already logged in"))
+        else:
+            self._spawn(self._answer, frames.error(rid, text="unknown request"))
+
+    # -- after login ----------------------------------------------------------------------------
+
+    async def _answer(self, frame: bytes) -> None:
+        await self._send(frame)
+        self._sim.stats.requests += 1
+
+    async def _translate(self, rid: int | None, symbols: list[str]) -> None:
+        delays = self._account.translate_delays if self._account else {}
+        delay = delays.get(symbols[0], 0.0) if symbols else 0.0
+        if delay > 0:
+            await trio.sleep(delay)
+        await self._answer(frames.translation(rid, symbols))
+
+    async def _logout(self, rid: int | None) -> None:
+        self._sim.stats.logouts += 1
+        await self._send(frames.logout_ok(rid))
+        self._end((1000, "logged out"))
+
+    async def _close_later(self, code: int, delay: float) -> None:
+        await trio.sleep(delay)
+        self._end((code, _CLOSE_REASONS.get(code, "closed by the simulator")))
+
+    # -- login ----------------------------------------------------------------------------------
+
+    async def _login(self, req: pb.Request) -> None:
+        sim, login = self._sim, req.login
+        rid = req.request_id if req.HasField("request_id") else None
+        copy = pb.LoginRequest()
+        copy.CopyFrom(login)
+        sim.stats.login_requests.append(copy)
+        self._user = login.user_name or None
+        if not login.user_name or not login.password.value:
+            await self._refuse(frames.error(rid, text=frames.MANDATORY_FIELDS_TEXT))
+            return
+        if not login.client_id or not sim.knows_client(login.client_id):
+            await self._refuse(frames.error(rid, text=frames.UNAUTHORIZED_CLIENT_TEXT))
+            return
+        account = sim.account(login.user_name)
+        if account is None:
+            await self._refuse(frames.error(rid, code=1))
+            return
+        countdowns = sim.countdowns(account.user_name)
+        if countdowns.drops > 0:
+            countdowns.drops -= 1
+            self._end("drop")
+            return
+        if account.login_delay > 0:
+            await trio.sleep(account.login_delay)
+        if account.misbehave_before_login is not None:
+            # Instead of an answer: the login stays unanswered, so anything more is a violation.
+            await self._send(frames.bad_frame(account.misbehave_before_login))
+            return
+        refusal = self._refusal(login, account, countdowns, rid)
+        if refusal is not None:
+            await self._refuse(refusal)
+        elif account.provisioning:
+            sim.stats.provisioning += 1
+            await self._refuse(frames.provisioning(rid, account.provisioning), counted=False)
+        else:
+            await self._accept(login, account, countdowns, rid)
+
+    def _refusal(
+        self, login: pb.LoginRequest, account: QstAccount, countdowns: Countdowns, rid: int | None
+    ) -> bytes | None:
+        """The ErrorMessage for this login, or None when it may go on."""
+        wrong = self._sim.stats.wrong_passwords
+        user = account.user_name
+        if account.lockout_after is not None and wrong.get(user, 0) >= account.lockout_after:
+            return frames.error(rid, code=5)
+        if (
+            login.password.value != account.password
+            or not login.password.HasField("version")
+            or login.password.version != account.password_version
+        ):
+            wrong[user] = wrong.get(user, 0) + 1
+            return frames.error(rid, code=1)
+        if account.error_code is not None:
+            return frames.error(rid, code=account.error_code)
+        if account.error_text is not None:
+            return frames.error(rid, text=account.error_text)
+        if countdowns.server_errors > 0:
+            countdowns.server_errors -= 1
+            return frames.error(rid, code=6)
+        if countdowns.other_failures > 0:
+            countdowns.other_failures -= 1
+            return frames.error(rid, code=1000)
+        return None
+
+    async def _refuse(self, frame: bytes, *, counted: bool = True) -> None:
+        """Answer the login with an error (or provisioning), then close shortly after."""
+        if counted:
+            self._sim.stats.logins_rejected += 1
+        self._phase = Phase.CLOSING  # before sending: the client may answer at once
+        await self._send(frame)
+        await trio.sleep(CLOSE_GRACE)
+        self._end((1000, None))
+
+    async def _accept(
+        self, login: pb.LoginRequest, account: QstAccount, countdowns: Countdowns, rid: int | None
+    ) -> None:
+        prefs = login.user_preferences if login.HasField("user_preferences") else None
+        interval, last_trade = frames.grant(prefs, account.entitled_interval)
+        self._sim.stats.logins_ok += 1
+        self._account = account
+        kick = account.close_after_login is not None and countdowns.kicks > 0
+        if kick:
+            countdowns.kicks -= 1
+        # Logged in from the moment the answer is on its way: a client may send its next
+        # request as soon as it reads the answer, possibly before send_message() returns here.
+        self._phase = Phase.LOGGED_IN
+        await self._send(frames.login_ok(rid, interval, last_trade))
+        if account.misbehave is not None:
+            await self._send(frames.bad_frame(account.misbehave))
+        if kick and account.close_after_login is not None:
+            code, delay = account.close_after_login, account.close_after_login_delay
+            self._spawn(self._close_later, code, delay)
+
+
+def _parse(data: bytes | str) -> pb.Request | None:
+    """The Request in a frame, or None for a text frame or bytes that are not a Request."""
+    if isinstance(data, str):
+        return None
+    req = pb.Request()
+    try:
+        req.ParseFromString(data)
+    except DecodeError:
+        return None
+    return req

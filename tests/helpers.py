@@ -1,0 +1,35 @@
+"""Builders shared by the integration tests."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from engine import AuditLog, Backoff, QstConfig, Secret
+
+TEST_BACKOFF = Backoff(initial=0.5, factor=2.0, cap=5.0, max_attempts=5, stability_window=10.0)
+
+
+def qst_config(url: str, user: str, password: str | None = None, **overrides: Any) -> QstConfig:
+    values: dict[str, Any] = {
+        "url": url,
+        "user_name": user,
+        "password": Secret(f"{user}-pw" if password is None else password),
+        "client_id": "brokergate-tests",
+        "backoff": TEST_BACKOFF,
+    }
+    values.update(overrides)
+    return QstConfig(**values)
+
+
+def session_kwargs(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """open_session keyword arguments: audit collected into ``events``, seeded jitter."""
+    return {"audit": AuditLog.collect(events), "rng": random.Random(1234)}
+
+
+def transitions(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(e["trigger"], e["src"], e["dst"]) for e in events if e["event"] == "transition"]
+
+
+def states(events: list[dict[str, Any]]) -> list[str]:
+    return [e["dst"] for e in events if e["event"] == "transition"]

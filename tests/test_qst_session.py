@@ -1,0 +1,442 @@
+"""QST end to end: the engine against the QST simulator over real loopback WebSockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from helpers import qst_config, session_kwargs, states, transitions
+
+from engine import (
+    Backoff,
+    BrokerMessage,
+    Coalescing,
+    ConnectionLost,
+    Displaced,
+    GaveUp,
+    LockedOut,
+    LoginFailed,
+    NotAuthenticated,
+    Notice,
+    ProvisioningRequired,
+    RequestFailed,
+    SessionClosed,
+    open_session,
+)
+from machines.qst import qst_pb2 as pb
+from simulators.qst import QstAccount, QstSimulator, run_qst_simulator
+
+Events = list[dict[str, Any]]
+
+
+def translate(*symbols: str) -> pb.TranslateInstrumentSymbolRequest:
+    return pb.TranslateInstrumentSymbolRequest(symbol_source=1, instrument_symbols=symbols)
+
+
+async def test_login_negotiates_coalescing_and_logs_out_cleanly() -> None:
+    events: Events = []
+    account = QstAccount("alice", "alice-pw", entitled_interval=pb._250_MS)
+    async with run_qst_simulator([account]) as sim:
+        config = qst_config(sim.url, "alice", coalescing_interval=Coalescing.MS_100,
+                            coalesce_last_trade=True)
+        async with open_session(config, **session_kwargs(events)) as session:
+            await session.wait_authenticated()
+            assert session.state == "authenticated"
+            granted = session.outcome()["granted"]
+            # Asked for 100 ms, entitled to 250 ms: the server grants the coarser.
+            assert granted == {"coalescing_interval": "_250_MS", "coalesce_last_trade": True}
+        assert session.state == "disconnected"
+        assert sim.stats.logouts == 1 and sim.stats.violations == []
+    assert states(events) == ["connecting", "awaiting_login_response", "authenticated",
+                              "logging_out", "disconnected"]
+    sent = sim.stats.login_requests[0]
+    assert sent.user_preferences.coalescing_interval == pb._100_MS
+
+
+async def test_request_before_login_response_is_refused_and_nothing_is_sent(
+    clock: trio.testing.MockClock,
+) -> None:
+    account = QstAccount("alice", "alice-pw", login_delay=2.0)
+    async with run_qst_simulator([account]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
+            for _ in range(3):
+                with pytest.raises(NotAuthenticated, match="nothing was sent"):
+                    await session.request(translate("ESZ6"))
+                await trio.sleep(0.5)
+            assert session.state == "awaiting_login_response"
+            await session.wait_authenticated()
+            answer = await session.request(translate("ESZ6"))
+            assert answer.records[0].symbol == "ESZ6"
+        assert sim.stats.violations == []
+        assert sim.stats.requests == 1
+
+
+async def test_responses_are_matched_by_request_id_out_of_order(
+    clock: trio.testing.MockClock,
+) -> None:
+    account = QstAccount("alice", "alice-pw", translate_delays={"SLOW": 2.0, "FAST": 0.1})
+    results: dict[str, Any] = {}
+    async with run_qst_simulator([account]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
+            await session.wait_authenticated()
+
+            async def ask(first: str) -> None:
+                results[first] = await session.request(translate(first, f"{first}2"))
+                results[f"{first}-at"] = trio.current_time()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask, "SLOW")
+                await trio.sleep(0.01)
+                nursery.start_soon(ask, "FAST")
+        assert [r.symbol for r in results["SLOW"].records] == ["SLOW", "SLOW2"]
+        assert [r.symbol for r in results["FAST"].records] == ["FAST", "FAST2"]
+        assert results["FAST-at"] < results["SLOW-at"]  # the later request was answered first
+
+
+async def test_unknown_symbol_comes_back_as_a_record_error() -> None:
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
+            await session.wait_authenticated()
+            answer = await session.request(translate("BADSYM"))
+            assert answer.records[0].error == "unknown symbol"
+
+
+async def test_request_with_a_non_qst_message_is_a_type_error() -> None:
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
+            await session.wait_authenticated()
+            with pytest.raises(TypeError, match="not a QST request"):
+                await session.request(pb.LoginResponse())
+            with pytest.raises(ValueError, match="sent by the session itself"):
+                await session.request(pb.LogoutRequest())
+
+
+async def test_provisioning_exposes_the_pending_agreements() -> None:
+    account = QstAccount("pending", "pending-pw",
+                         provisioning=[("t1", "CME agreement", "Please accept", "https://x/t1")])
+    async with run_qst_simulator([account]) as sim:
+        async with open_session(qst_config(sim.url, "pending"), **session_kwargs([])) as session:
+            with pytest.raises(ProvisioningRequired) as info:
+                await session.wait_authenticated()
+        assert info.value.messages[0]["title"] == "CME agreement"
+        assert "QST support" in str(info.value)
+        assert sim.stats.provisioning == 1 and session.state == "provisioning"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "error"),
+    [
+        (2, "second_factor_missing", LoginFailed),
+        (3, "email_validation_pending", LoginFailed),
+        (4, "second_factor_key_validation_pending", LoginFailed),
+        (5, "account_locked", LockedOut),
+        (42, "unknown_error", LoginFailed),
+    ],
+)
+async def test_error_codes_end_the_session_without_retrying(
+    code: int, reason: str, error: type[Exception]
+) -> None:
+    events: Events = []
+    async with run_qst_simulator([QstAccount("bob", "bob-pw", error_code=code)]) as sim:
+        async with open_session(qst_config(sim.url, "bob"), **session_kwargs(events)) as s:
+            with pytest.raises(error) as info:
+                await s.wait_authenticated()
+        assert info.value.reason == reason  # type: ignore[attr-defined]
+        assert sim.stats.logins_rejected == 1 and sim.stats.connections == 1
+    assert events[-1]["error_code"] == code
+
+
+async def test_wrong_password_is_never_retried_so_it_never_locks_the_account(
+    clock: trio.testing.MockClock,
+) -> None:
+    account = QstAccount("carol", "right-pw", lockout_after=3)
+    async with run_qst_simulator([account]) as sim:
+        config = qst_config(sim.url, "carol", password="wrong-pw")
+        async with open_session(config, **session_kwargs([])) as session:
+            with pytest.raises(LoginFailed) as info:
+                await session.wait_authenticated()
+            await trio.sleep(120)  # long enough for any retry loop to show itself
+        assert info.value.reason == "invalid_credentials"
+        assert "fix the configuration" in str(info.value)
+        assert sim.stats.wrong_passwords == {"carol": 1} and sim.stats.connections == 1
+
+
+async def test_account_locked_by_earlier_failures_is_locked_out() -> None:
+    account = QstAccount("dave", "right-pw", lockout_after=1)
+    async with run_qst_simulator([account]) as sim:
+        bad = qst_config(sim.url, "dave", password="wrong-pw")
+        async with open_session(bad, **session_kwargs([])) as session:
+            with pytest.raises(LoginFailed):
+                await session.wait_authenticated()
+        good = qst_config(sim.url, "dave", password="right-pw")
+        async with open_session(good, **session_kwargs([])) as session:
+            with pytest.raises(LockedOut, match="account_locked"):
+                await session.wait_authenticated()
+            assert session.state == "locked_out"
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("", "missing_mandatory_fields"),
+])
+async def test_mandatory_field_errors_are_classified_by_text(text: str, reason: str) -> None:
+    # The engine refuses an empty client_id itself; the server's text rule is exercised with a
+    # client_id the simulator does not know.
+    sim = QstSimulator([QstAccount("erin", "erin-pw")], client_ids={"the-only-one"})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sim.serve)
+        async with open_session(qst_config(sim.url, "erin"), **session_kwargs([])) as session:
+            with pytest.raises(LoginFailed, match="unauthorized_client_id"):
+                await session.wait_authenticated()
+        nursery.cancel_scope.cancel()
+
+
+async def test_invalid_config_never_connects() -> None:
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        config = qst_config(sim.url, "alice", password="")
+        async with open_session(config, **session_kwargs([])) as session:
+            with pytest.raises(LoginFailed, match="invalid_config.*password is missing"):
+                await session.wait_authenticated()
+        assert sim.stats.connections == 0
+
+
+async def test_server_error_is_retried_with_backoff_then_succeeds(
+    clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    async with run_qst_simulator([QstAccount("flaky", "flaky-pw", server_errors=2)]) as sim:
+        async with open_session(qst_config(sim.url, "flaky"), **session_kwargs(events)) as s:
+            stream = s.events()
+            await s.wait_authenticated()
+            assert s.outcome()["attempts"] == 3
+        assert sim.stats.logins_rejected == 2 and sim.stats.logins_ok == 1
+    backoffs = [e for e in events if e["event"] == "transition" and e["dst"] == "backoff"]
+    assert [e["error_code"] for e in backoffs] == [6, 6]
+    assert [e["reason"] for e in backoffs] == ["server_error", "server_error"]
+    # Delays are drawn under a growing ceiling: [0, 0.5] then [0, 1.0].
+    assert 0 <= backoffs[0]["delay"] <= 0.5 and 0 <= backoffs[1]["delay"] <= 1.0
+    # The session waited exactly the chosen delays (virtual time, seen on the event stream).
+    seen = []
+    while True:
+        try:
+            seen.append(stream._receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+    assert [e.dst for e in seen if hasattr(e, "dst")][:3] == ["awaiting_login_response",
+                                                              "backoff", "connecting"]
+
+
+async def test_backoff_waits_the_chosen_delays_in_virtual_time(
+    clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    async with run_qst_simulator([QstAccount("flaky", "flaky-pw", server_errors=3)]) as sim:
+        config = qst_config(sim.url, "flaky", backoff=Backoff(initial=4, factor=2, cap=60,
+                                                              max_attempts=10))
+        async with open_session(config, **session_kwargs(events)) as s:
+            seen: list[tuple[str, float]] = []
+
+            async def watch() -> None:
+                async for ev in s.events():
+                    if getattr(ev, "dst", None) in ("backoff", "connecting"):
+                        seen.append((ev.dst, trio.current_time()))  # type: ignore[union-attr]
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch)
+                await s.wait_authenticated()
+                nursery.cancel_scope.cancel()
+    delays = [e["delay"] for e in events if e.get("dst") == "backoff"]
+    assert len(delays) == 3 and sum(delays) > 1  # jitter drawn from [0,4], [0,8], [0,16]
+    waits = [later[1] - now[1] for now, later in zip(seen, seen[1:], strict=False)
+             if now[0] == "backoff" and later[0] == "connecting"]
+    assert waits == pytest.approx(delays, abs=0.05)
+
+
+async def test_slow_login_response_times_out_and_gives_up(clock: trio.testing.MockClock) -> None:
+    events: Events = []
+    async with run_qst_simulator([QstAccount("busy", "busy-pw", login_delay=60)]) as sim:
+        config = qst_config(sim.url, "busy", login_timeout=5,
+                            backoff=Backoff(initial=1, max_attempts=3))
+        start = trio.current_time()
+        async with open_session(config, **session_kwargs(events)) as session:
+            with pytest.raises(GaveUp, match="after 3 attempts.*login timeout after 5 s"):
+                await session.wait_authenticated()
+            elapsed = trio.current_time() - start
+        assert sim.stats.connections == 3
+    assert 15 <= elapsed <= 15 + 1 + 2  # three 5 s timeouts plus two jittered waits
+    assert [e["reason"] for e in events if e.get("dst") == "backoff"] == ["timeout", "timeout"]
+
+
+async def test_unreachable_broker_gives_up_after_max_attempts(
+    clock: trio.testing.MockClock,
+) -> None:
+    with trio.socket.socket() as sock:  # a port nobody listens on
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = qst_config(f"ws://127.0.0.1:{port}/", "alice",
+                        backoff=Backoff(initial=1, max_attempts=4))
+    async with open_session(config, **session_kwargs([])) as session:
+        with pytest.raises(GaveUp) as info:
+            await session.wait_authenticated()
+    assert "connection refused" in str(info.value) and info.value.fault is not None
+
+
+async def test_close_4101_displaced_is_not_fought(clock: trio.testing.MockClock) -> None:
+    account = QstAccount("kicked", "kicked-pw", close_after_login=4101,
+                         close_after_login_delay=1.0)
+    async with run_qst_simulator([account]) as sim:
+        async with open_session(qst_config(sim.url, "kicked"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            await trio.sleep(60)
+            assert s.state == "failed"
+            with pytest.raises(Displaced, match="displaced"):
+                await s.wait_authenticated()
+        assert sim.stats.connections == 1 and sim.stats.logins_ok == 1
+
+
+async def test_close_4102_reconnects_and_logs_in_again(clock: trio.testing.MockClock) -> None:
+    events: Events = []
+    account = QstAccount("slow", "slow-pw", close_after_login=4102, close_after_login_delay=1.0)
+    async with run_qst_simulator([account]) as sim:
+        async with open_session(qst_config(sim.url, "slow"), **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            await trio.sleep(30)
+            assert s.state == "authenticated" and s.epoch == 2
+        assert sim.stats.logins_ok == 2 and sim.stats.violations == []
+    closed = [e for e in events if e.get("trigger") == "closed" and e["dst"] == "backoff"]
+    assert closed[0]["close_code"] == 4102 and closed[0]["reason"] == "slow_reader"
+
+
+async def test_drop_mid_login_is_retried(clock: trio.testing.MockClock) -> None:
+    events: Events = []
+    async with run_qst_simulator([QstAccount("drop", "drop-pw", drop_mid_login=1)]) as sim:
+        async with open_session(qst_config(sim.url, "drop"), **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+        assert sim.stats.logins_ok == 1
+    assert ("closed", "awaiting_login_response", "backoff") in transitions(events)
+    assert any(e.get("close_code") == 1006 for e in events)
+
+
+async def test_in_flight_request_fails_with_connection_lost(
+    clock: trio.testing.MockClock,
+) -> None:
+    account = QstAccount("slow", "slow-pw", close_after_login=4102, close_after_login_delay=1.0,
+                         translate_delays={"ESZ6": 5.0})
+    async with run_qst_simulator([account]) as sim:
+        async with open_session(qst_config(sim.url, "slow"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            with pytest.raises(ConnectionLost, match="may or may not"):
+                await s.request(translate("ESZ6"))
+        assert sim.stats.violations == []
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "text"])
+async def test_invalid_frame_after_login_reconnects_until_attempts_run_out(
+    kind: str, clock: trio.testing.MockClock
+) -> None:
+    # The simulator sends one bad frame after every login: each one costs a reconnect, and a
+    # broker that never stops gets the session to give up rather than loop.
+    events: Events = []
+    async with run_qst_simulator([QstAccount("odd", "odd-pw", misbehave=kind)]) as sim:
+        async with open_session(qst_config(sim.url, "odd"), **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            await trio.sleep(120)
+            with pytest.raises(GaveUp, match="protocol_error|QST sent an invalid frame"):
+                await s.wait_authenticated()
+        assert sim.stats.logins_ok == 5 and sim.stats.violations == []
+    bad = [e for e in events if e.get("trigger") == "malformed_frame"]
+    assert len(bad) == 5 and bad[0]["reason"] == "protocol_error"
+    assert bad[0]["detail"].startswith("QST sent an invalid frame")
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "text", "unknown_request_id"])
+async def test_invalid_frame_instead_of_login_answer_fails(kind: str) -> None:
+    async with run_qst_simulator([QstAccount("odd", "odd-pw", misbehave_before_login=kind)]) as sim:
+        async with open_session(qst_config(sim.url, "odd"), **session_kwargs([])) as s:
+            with pytest.raises(LoginFailed, match="protocol_error.*QST sent an invalid frame") as i:
+                await s.wait_authenticated()
+        assert "the broker failed or misbehaved" in str(i.value)
+        assert sim.stats.connections == 1
+
+
+async def test_answer_for_unknown_request_id_is_a_notice() -> None:
+    account = QstAccount("odd", "odd-pw", misbehave="unknown_request_id")
+    async with run_qst_simulator([account]) as sim:
+        async with open_session(qst_config(sim.url, "odd"), **session_kwargs([])) as s:
+            async with s.events() as stream:
+                await s.wait_authenticated()
+                async for event in stream:
+                    if isinstance(event, Notice):
+                        break
+            assert event.kind == "unknown_request_id" and "999999" in event.detail
+            assert s.state == "authenticated"
+            assert (await s.request(translate("ESZ6"))).records[0].symbol == "ESZ6"
+
+
+async def test_stale_events_from_an_old_connection_are_dropped(
+    clock: trio.testing.MockClock,
+) -> None:
+    from machines import Closed, FrameReceived  # noqa: PLC0415
+
+    account = QstAccount("slow", "slow-pw", close_after_login=4102, close_after_login_delay=1.0)
+    async with run_qst_simulator([account]) as sim:
+        async with open_session(qst_config(sim.url, "slow"), **session_kwargs([])) as s:
+            await trio.sleep(30)
+            assert s.state == "authenticated" and s.epoch == 2
+            driver = s._driver
+            driver.post(Closed(1, 1006))  # a late close from the first connection
+            driver.post(FrameReceived(1, b"\xff"))
+            await trio.sleep(1)
+            assert s.state == "authenticated" and s.epoch == 2
+        assert sim.stats.logins_ok == 2
+
+
+async def test_wait_after_logout_raises_session_closed() -> None:
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+        with pytest.raises(SessionClosed, match="logged_out"):
+            await s.wait_authenticated()
+        with pytest.raises(NotAuthenticated):
+            await s.request(translate("ESZ6"))
+
+
+async def test_event_stream_sees_transitions_and_ends_with_the_session() -> None:
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        seen: list[Any] = []
+        async with trio.open_nursery() as nursery:
+            async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as s:
+                stream = s.events()
+
+                async def consume() -> None:
+                    async for event in stream:
+                        seen.append(event)
+
+                nursery.start_soon(consume)
+                await s.wait_authenticated()
+    dsts = [e.dst for e in seen if not isinstance(e, BrokerMessage | Notice)]
+    assert dsts[-3:] == ["authenticated", "logging_out", "disconnected"]
+
+
+async def test_broker_error_answer_raises_request_failed() -> None:
+    # A request whose oneof the simulator does not know gets an ErrorMessage with its id.
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            driver = s._driver
+            rid = driver._take_request_id()
+            waiter_task_result: dict[str, Any] = {}
+
+            async def raw() -> None:
+                from engine._driver import _Waiter  # noqa: PLC0415
+
+                waiter = _Waiter()
+                driver._pending[rid] = waiter
+                await driver.write(pb.Request(request_id=rid).SerializeToString(), control=False)
+                await waiter.done.wait()
+                waiter_task_result["error"] = waiter.error
+
+            await raw()
+            assert isinstance(waiter_task_result["error"], RequestFailed)
+            assert "unknown request" in str(waiter_task_result["error"])
