@@ -59,7 +59,6 @@ from machines import (
     OpenConnection,
     SendFrame,
     SessionSettings,
-    Start,
     StartTimer,
     Stop,
     TimerFired,
@@ -200,7 +199,6 @@ class SessionDriver:
             self._nursery = nursery
             task_status.started()
             try:
-                await self._feed(Start())
                 while True:
                     await self._feed(await self._next_event())
             finally:

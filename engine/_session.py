@@ -13,7 +13,7 @@ import trio
 from engine._audit import AuditLog
 from engine._driver import EventStream, SessionDriver
 from engine._errors import ConfigurationError
-from machines import SessionSettings
+from machines import SessionSettings, Start
 from machines.qst import QstConfig, QstSession
 
 #: How to build a session's machine model from its configuration, per broker.
@@ -111,6 +111,9 @@ async def open_session(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(driver.run)
+            # Posted, not fed: the driver takes it at the caller's first checkpoint, so a caller
+            # who subscribes to events right away still sees the very first transition.
+            driver.post(Start())
             try:
                 yield Session(driver)
             finally:

@@ -204,6 +204,7 @@ def _result(session: Any, authenticated: bool) -> dict[str, Any]:
 
 
 async def run_login(config: Any, args: argparse.Namespace, audit: AuditLog) -> dict[str, Any]:
+    """Log in, translate and hold as asked, log out; the result line as a dict."""
     async with open_session(config, audit=audit) as session:
         try:
             await session.wait_authenticated()
@@ -216,10 +217,10 @@ async def run_login(config: Any, args: argparse.Namespace, audit: AuditLog) -> d
             with trio.move_on_after(args.hold):
                 await _watch_until_terminal(session)
             if session.state in ("failed", "locked_out", "provisioning"):
-                result = _result(session, authenticated=False)
-            else:
-                result["state"] = session.state
-        return result
+                return _result(session, authenticated=False)
+            result["epoch"] = session.epoch
+    result["state"] = session.state  # after the logout
+    return result
 
 
 async def _watch_until_terminal(session: Any) -> None:

@@ -13,11 +13,11 @@ from qst_frames import error, login_ok, logout_ok, provisioning, translated
 from machines import (
     Backoff,
     CancelTimer,
-    Closed,
     CloseConnection,
+    Closed,
     Command,
-    ConnectFailed,
     Connected,
+    ConnectFailed,
     Deliver,
     Fault,
     FrameReceived,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from engine import (
     ProvisioningRequired,
     RequestFailed,
     SessionClosed,
+    Transitioned,
     open_session,
 )
 from machines.qst import qst_pb2 as pb
@@ -196,7 +198,7 @@ async def test_invalid_config_never_connects() -> None:
     async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
         config = qst_config(sim.url, "alice", password="")
         async with open_session(config, **session_kwargs([])) as session:
-            with pytest.raises(LoginFailed, match="invalid_config.*password is missing"):
+            with pytest.raises(LoginFailed, match=r"invalid_config.*password is missing"):
                 await session.wait_authenticated()
         assert sim.stats.connections == 0
 
@@ -211,20 +213,16 @@ async def test_server_error_is_retried_with_backoff_then_succeeds(
             await s.wait_authenticated()
             assert s.outcome()["attempts"] == 3
         assert sim.stats.logins_rejected == 2 and sim.stats.logins_ok == 1
+    # A subscriber that joins right after open_session sees every transition, from the first.
+    seen = [event.dst async for event in stream if isinstance(event, Transitioned)]
+    assert seen == ["connecting", "awaiting_login_response", "backoff", "connecting",
+                    "awaiting_login_response", "backoff", "connecting",
+                    "awaiting_login_response", "authenticated", "logging_out", "disconnected"]
     backoffs = [e for e in events if e["event"] == "transition" and e["dst"] == "backoff"]
     assert [e["error_code"] for e in backoffs] == [6, 6]
     assert [e["reason"] for e in backoffs] == ["server_error", "server_error"]
     # Delays are drawn under a growing ceiling: [0, 0.5] then [0, 1.0].
     assert 0 <= backoffs[0]["delay"] <= 0.5 and 0 <= backoffs[1]["delay"] <= 1.0
-    # The session waited exactly the chosen delays (virtual time, seen on the event stream).
-    seen = []
-    while True:
-        try:
-            seen.append(stream._receive.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel):
-            break
-    assert [e.dst for e in seen if hasattr(e, "dst")][:3] == ["awaiting_login_response",
-                                                              "backoff", "connecting"]
 
 
 async def test_backoff_waits_the_chosen_delays_in_virtual_time(
@@ -248,7 +246,7 @@ async def test_backoff_waits_the_chosen_delays_in_virtual_time(
                 nursery.cancel_scope.cancel()
     delays = [e["delay"] for e in events if e.get("dst") == "backoff"]
     assert len(delays) == 3 and sum(delays) > 1  # jitter drawn from [0,4], [0,8], [0,16]
-    waits = [later[1] - now[1] for now, later in zip(seen, seen[1:], strict=False)
+    waits = [later[1] - now[1] for now, later in itertools.pairwise(seen)
              if now[0] == "backoff" and later[0] == "connecting"]
     assert waits == pytest.approx(delays, abs=0.05)
 
@@ -260,7 +258,7 @@ async def test_slow_login_response_times_out_and_gives_up(clock: trio.testing.Mo
                             backoff=Backoff(initial=1, max_attempts=3))
         start = trio.current_time()
         async with open_session(config, **session_kwargs(events)) as session:
-            with pytest.raises(GaveUp, match="after 3 attempts.*login timeout after 5 s"):
+            with pytest.raises(GaveUp, match=r"after 3 attempts.*login timeout after 5 s"):
                 await session.wait_authenticated()
             elapsed = trio.current_time() - start
         assert sim.stats.connections == 3
@@ -342,7 +340,7 @@ async def test_invalid_frame_after_login_reconnects_until_attempts_run_out(
         async with open_session(qst_config(sim.url, "odd"), **session_kwargs(events)) as s:
             await s.wait_authenticated()
             await trio.sleep(120)
-            with pytest.raises(GaveUp, match="protocol_error|QST sent an invalid frame"):
+            with pytest.raises(GaveUp, match=r"protocol_error|QST sent an invalid frame"):
                 await s.wait_authenticated()
         assert sim.stats.logins_ok == 5 and sim.stats.violations == []
     bad = [e for e in events if e.get("trigger") == "malformed_frame"]
@@ -352,9 +350,10 @@ async def test_invalid_frame_after_login_reconnects_until_attempts_run_out(
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "text", "unknown_request_id"])
 async def test_invalid_frame_instead_of_login_answer_fails(kind: str) -> None:
-    async with run_qst_simulator([QstAccount("odd", "odd-pw", misbehave_before_login=kind)]) as sim:
+    account = QstAccount("odd", "odd-pw", misbehave_before_login=kind)
+    async with run_qst_simulator([account]) as sim:
         async with open_session(qst_config(sim.url, "odd"), **session_kwargs([])) as s:
-            with pytest.raises(LoginFailed, match="protocol_error.*QST sent an invalid frame") as i:
+            with pytest.raises(LoginFailed, match=r"protocol_error.*QST sent an invalid frame") as i:
                 await s.wait_authenticated()
         assert "the broker failed or misbehaved" in str(i.value)
         assert sim.stats.connections == 1
@@ -377,7 +376,7 @@ async def test_answer_for_unknown_request_id_is_a_notice() -> None:
 async def test_stale_events_from_an_old_connection_are_dropped(
     clock: trio.testing.MockClock,
 ) -> None:
-    from machines import Closed, FrameReceived  # noqa: PLC0415
+    from machines import Closed, FrameReceived
 
     account = QstAccount("slow", "slow-pw", close_after_login=4102, close_after_login_delay=1.0)
     async with run_qst_simulator([account]) as sim:
@@ -429,7 +428,7 @@ async def test_broker_error_answer_raises_request_failed() -> None:
             waiter_task_result: dict[str, Any] = {}
 
             async def raw() -> None:
-                from engine._driver import _Waiter  # noqa: PLC0415
+                from engine._driver import _Waiter
 
                 waiter = _Waiter()
                 driver._pending[rid] = waiter

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Project tasks that need nothing but Python 3.11 and pip.
+
+    python3 tasks.py demo      run `brokergate demo` against the built-in simulators
+    python3 tasks.py test      lint, type-check and run the whole test suite
+    python3 tasks.py proto     regenerate the protobuf modules from proto/
+    python3 tasks.py lint      ruff and mypy only
+
+Each task creates .venv on first use and installs the project with its dev extra into it;
+the install is repeated only when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".brokergate-installed"
+
+
+def run(*cmd: str | Path) -> None:
+    print("+ " + " ".join(str(c) for c in cmd), flush=True)
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, check=False)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - tasks.py may be run by an older python3
+        sys.exit(f"brokergate needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print(f"creating {VENV.relative_to(ROOT)} ...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+        run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+        STAMP.write_text(wanted)
+
+
+def lint() -> None:
+    run(PY, "-m", "ruff", "check", ".")
+    run(PY, "-m", "mypy")
+
+
+def main(argv: list[str]) -> None:
+    task = argv[0] if argv else "help"
+    rest = argv[1:]
+    if task not in ("demo", "test", "proto", "lint"):
+        print(__doc__)
+        sys.exit(0 if task in ("help", "-h", "--help") else 2)
+    ensure_venv()
+    if task == "demo":
+        run(BIN / "brokergate", "demo", *rest)
+    elif task == "test":
+        lint()
+        run(PY, "-m", "pytest", *rest)
+    elif task == "proto":
+        run(PY, "proto/generate.py", *rest)
+    elif task == "lint":
+        lint()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

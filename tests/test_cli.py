@@ -1,0 +1,155 @@
+"""The command line, run as a user would: real processes, a simulator in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "engine.cli"]
+
+
+@pytest.fixture(scope="module")
+def sim_url() -> Iterator[str]:
+    proc = subprocess.Popen([*CLI, "simulate", "qst", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "listening on" in first, first + (proc.stderr.read() if proc.stderr else "")
+        yield first.rsplit(" ", 1)[-1].strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def login(url: str, user: str, *extra: str, password: str | None = None,
+          env: dict[str, str] | None = None) -> tuple[int, dict[str, Any] | None, str, str]:
+    environment = {k: v for k, v in os.environ.items() if k != "BROKERGATE_PASSWORD"}
+    if password is not None:
+        environment["BROKERGATE_PASSWORD"] = password
+    environment.update(env or {})
+    proc = subprocess.run(
+        [*CLI, "login", "qst", "--url", url, "--user", user, "--client-id", "cli-test",
+         "--connect-timeout", "2", "--login-timeout", "2", *extra],
+        capture_output=True, text=True, env=environment, stdin=subprocess.DEVNULL, timeout=60,
+        cwd=ROOT, check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else None
+    return proc.returncode, result, proc.stdout, proc.stderr
+
+
+def test_login_prints_one_result_line_and_audit_on_stderr(sim_url: str) -> None:
+    code, result, stdout, stderr = login(sim_url, "alice", "--coalescing", "uncoalesced",
+                                         "--translate", "ESZ6", "BADX", password="alice-pw")
+    assert code == 0, stderr
+    assert len(stdout.strip().splitlines()) == 1
+    assert result is not None
+    assert result["broker"] == "qst" and result["outcome"] == "authenticated"
+    assert result["attempts"] == 1 and result["reason"] is None
+    assert result["granted"]["coalescing_interval"] == "_100_MS"  # entitled to 100 ms
+    assert result["translated"][0]["symbol"] == "ESZ6" and "instrument_id" in result["translated"][0]
+    assert result["translated"][1]["error"] == "unknown symbol"
+    audit = [json.loads(line) for line in stderr.splitlines()]
+    assert [e["dst"] for e in audit if e["event"] == "transition"][-2:] == ["logging_out",
+                                                                            "disconnected"]
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "exit_code", "outcome", "reason"),
+    [
+        ("wrong", "guess", 3, "failed", "invalid_credentials"),
+        ("locked", "locked-pw", 4, "locked_out", "account_locked"),
+        ("pending", "pending-pw", 5, "provisioning", "pending_agreements"),
+        ("totp", "totp-pw", 3, "failed", "second_factor_missing"),
+    ],
+)
+def test_exit_codes_follow_the_outcome(sim_url: str, user: str, password: str, exit_code: int,
+                                       outcome: str, reason: str) -> None:
+    code, result, _, stderr = login(sim_url, user, password=password)
+    assert code == exit_code, stderr
+    assert result is not None and result["outcome"] == outcome and result["reason"] == reason
+
+
+def test_gave_up_exits_6(tmp_path: Path) -> None:
+    code, result, _, _ = login("ws://127.0.0.1:1/", "alice", "--max-attempts", "2",
+                               password="alice-pw")
+    assert code == 6 and result is not None and result["outcome"] == "gave_up"
+    assert "connection refused" in result["detail"]
+
+
+def test_hold_sees_a_displacement_and_exits_7(sim_url: str, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    code, result, _, stderr = login(sim_url, "kicked", "--hold", "5", "--audit-log", str(audit),
+                                    password="kicked-pw")
+    assert code == 7 and result is not None and result["outcome"] == "displaced"
+    assert stderr == ""  # audit went to the file
+    moves = [json.loads(x) for x in audit.read_text().splitlines()]
+    assert moves[-1]["close_code"] == 4101
+
+
+def test_hold_survives_a_slow_reader_close(sim_url: str) -> None:
+    code, result, _, stderr = login(sim_url, "slow", "--hold", "3", password="slow-pw")
+    assert code == 0, stderr
+    assert result is not None and result["state"] == "disconnected"
+    assert '"close_code": 4102' in stderr and stderr.count('"dst": "authenticated"') == 2
+
+
+def test_password_from_a_file(sim_url: str, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("dropper-pw\n")
+    code, result, _, _ = login(sim_url, "dropper", "--password-file", str(secret))
+    assert code == 0 and result is not None and result["attempts"] == 2
+
+
+def test_password_from_a_named_variable(sim_url: str) -> None:
+    code, _, _, _ = login(sim_url, "alice", "--password-env", "MY_PW",
+                          env={"MY_PW": "alice-pw"})
+    assert code == 0
+
+
+@pytest.mark.parametrize("argv", [["--password", "hunter2-Zz"], ["--password=hunter2-Zz"]])
+def test_password_on_the_command_line_is_refused_without_echoing_it(
+    sim_url: str, argv: list[str]
+) -> None:
+    code, result, stdout, stderr = login(sim_url, "alice", *argv)
+    assert code == 2 and result is None
+    assert "never taken from the command line" in stderr
+    assert "hunter2-Zz" not in stdout + stderr
+
+
+def test_missing_password_is_a_usage_error(sim_url: str) -> None:
+    code, _, _, stderr = login(sim_url, "alice")
+    assert code == 2 and "BROKERGATE_PASSWORD" in stderr
+
+
+def test_plaintext_to_a_remote_host_is_refused() -> None:
+    code, result, _, _ = login("ws://broker.example.com/md", "alice", password="x")
+    assert code == 2 and result is not None and result["outcome"] == "invalid_config"
+    assert "not a loopback host" in result["detail"]
+
+
+def test_no_secret_in_any_cli_output(sim_url: str) -> None:
+    secret = "Zq9-cli-S3CRET"
+    outputs = []
+    for user in ("alice", "wrong", "locked", "pending"):
+        _, _, stdout, stderr = login(sim_url, user, password=secret)
+        outputs += [stdout, stderr]
+    assert secret not in "".join(outputs)
+
+
+def test_demo_runs_and_every_scenario_meets_its_expectation(tmp_path: Path) -> None:
+    proc = subprocess.run([*CLI, "demo", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all sessions reached their expected outcome" in proc.stdout
+    assert "protocol violations seen by the simulator: 0" in proc.stdout
+    assert (tmp_path / "audit.jsonl").read_text().count('"event": "transition"') > 10
