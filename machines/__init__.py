@@ -14,7 +14,7 @@ from machines._base import (
     LoginModel,
 )
 from machines._config import SessionSettings, is_loopback_host, url_problems
-from machines._policy import Action, Fail, LockOut, PolicyRow, Retry
+from machines._policy import Action, Fail, LockOut, PolicyRow, Retry, policy_markdown
 from machines._sansio import (
     CancelTimer,
     CloseConnection,
@@ -83,5 +83,6 @@ __all__ = [
     "Transitioned",
     "backoff_delay",
     "is_loopback_host",
+    "policy_markdown",
     "url_problems",
 ]

@@ -23,7 +23,7 @@ class Fail:
         return "fail"
 
     def describe(self) -> str:
-        return f"failed `{self.reason}`, never retried"
+        return "failed, never retried"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class LockOut:
         return "lock_out"
 
     def describe(self) -> str:
-        return f"locked_out `{self.reason}`, never retried"
+        return "locked_out, never retried"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +80,15 @@ class PolicyRow:
     signal: str
     action: Action
     note: str = ""
+
+
+def policy_markdown(rows: list[PolicyRow]) -> str:
+    """A policy table as Markdown: what the broker says, what the session does, whose move."""
+    lines = [
+        "| broker signal | action | reason | fault |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        a = row.action
+        lines.append(f"| {row.signal} | {a.describe()} | `{a.reason}` | {a.fault.value} |")
+    return "\n".join(lines) + "\n"

@@ -56,7 +56,8 @@ def test_login_prints_one_result_line_and_audit_on_stderr(sim_url: str) -> None:
     assert result["broker"] == "qst" and result["outcome"] == "authenticated"
     assert result["attempts"] == 1 and result["reason"] is None
     assert result["granted"]["coalescing_interval"] == "_100_MS"  # entitled to 100 ms
-    assert result["translated"][0]["symbol"] == "ESZ6" and "instrument_id" in result["translated"][0]
+    first = result["translated"][0]
+    assert first["symbol"] == "ESZ6" and "instrument_id" in first
     assert result["translated"][1]["error"] == "unknown symbol"
     audit = [json.loads(line) for line in stderr.splitlines()]
     assert [e["dst"] for e in audit if e["event"] == "transition"][-2:] == ["logging_out",
@@ -64,17 +65,17 @@ def test_login_prints_one_result_line_and_audit_on_stderr(sim_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("user", "password", "exit_code", "outcome", "reason"),
+    ("user", "exit_code", "outcome", "reason"),
     [
-        ("wrong", "guess", 3, "failed", "invalid_credentials"),
-        ("locked", "locked-pw", 4, "locked_out", "account_locked"),
-        ("pending", "pending-pw", 5, "provisioning", "pending_agreements"),
-        ("totp", "totp-pw", 3, "failed", "second_factor_missing"),
+        ("wrong", 3, "failed", "invalid_credentials"),
+        ("locked", 4, "locked_out", "account_locked"),
+        ("pending", 5, "provisioning", "pending_agreements"),
+        ("totp", 3, "failed", "second_factor_missing"),
     ],
 )
-def test_exit_codes_follow_the_outcome(sim_url: str, user: str, password: str, exit_code: int,
-                                       outcome: str, reason: str) -> None:
-    code, result, _, stderr = login(sim_url, user, password=password)
+def test_exit_codes_follow_the_outcome(sim_url: str, user: str, exit_code: int, outcome: str,
+                                       reason: str) -> None:
+    code, result, _, stderr = login(sim_url, user, password=f"{user}-pw")
     assert code == exit_code, stderr
     assert result is not None and result["outcome"] == outcome and result["reason"] == reason
 

@@ -353,7 +353,8 @@ async def test_invalid_frame_instead_of_login_answer_fails(kind: str) -> None:
     account = QstAccount("odd", "odd-pw", misbehave_before_login=kind)
     async with run_qst_simulator([account]) as sim:
         async with open_session(qst_config(sim.url, "odd"), **session_kwargs([])) as s:
-            with pytest.raises(LoginFailed, match=r"protocol_error.*QST sent an invalid frame") as i:
+            expected = r"protocol_error.*QST sent an invalid frame"
+            with pytest.raises(LoginFailed, match=expected) as i:
                 await s.wait_authenticated()
         assert "the broker failed or misbehaved" in str(i.value)
         assert sim.stats.connections == 1

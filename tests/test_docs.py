@@ -1,0 +1,36 @@
+"""The README's promises: its policy table is the runtime's, its commands and example work."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from machines import policy_markdown
+from machines.qst.policy import policy_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_carries_the_qst_policy_table_exactly() -> None:
+    table = policy_markdown(policy_rows())
+    assert table in README, "README's QST policy table drifted; paste this:\n" + table
+
+
+def test_quick_start_has_exactly_the_demo_and_test_commands() -> None:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()
+                if line.strip()]
+    assert commands == ["python3 tasks.py demo", "python3 tasks.py test"]
+    assert "python3 tasks.py test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_library_example_runs() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "qst_login.py")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "authenticated; granted" in proc.stdout and "ESZ6 -> instrument" in proc.stdout
