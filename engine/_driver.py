@@ -163,7 +163,6 @@ class SessionDriver:
         "_pending",
         "_receive",
         "_send",
-        "_ssl",
         "_stopping",
         "_subscribers",
         "_timers",
@@ -185,11 +184,10 @@ class SessionDriver:
         self._conn: _Connection | None = None
         self._live_epoch: int | None = None
         self._pending: dict[int, _Waiter] = {}
-        self._next_request_id: int = getattr(model, "first_request_id", 1)
+        self._next_request_id = model.first_request_id
         self._subscribers: list[EventStream] = []
         self._changed = trio.Event()
         self._stopping = False
-        self._ssl: Any = None
         self._nursery: trio.Nursery | None = None
 
     # ------------------------------------------------------------------ the loop
@@ -261,11 +259,9 @@ class SessionDriver:
         epoch = conn.epoch
         with conn.scope:
             try:
-                if self._ssl is None:
-                    self._ssl = ssl_context_for(url, self.settings.ca_file) or False
                 async with trio_websocket.open_websocket_url(
                     url,
-                    ssl_context=self._ssl or None,
+                    ssl_context=ssl_context_for(url, self.settings.ca_file),
                     max_message_size=self.settings.max_frame_size,
                     connect_timeout=self.settings.connect_timeout * 2,
                     disconnect_timeout=self.settings.logout_timeout,
@@ -346,8 +342,8 @@ class SessionDriver:
 
     def _take_request_id(self) -> int:
         rid = self._next_request_id
-        first = getattr(self.model, "first_request_id", 1)
-        self._next_request_id = first if rid >= _MAX_REQUEST_ID else rid + 1
+        wrapped = rid >= _MAX_REQUEST_ID
+        self._next_request_id = self.model.first_request_id if wrapped else rid + 1
         while rid in self._pending:  # only after wrapping around
             rid = self._take_request_id()
         return rid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from urllib.parse import urlsplit
 
@@ -13,6 +14,13 @@ def ssl_context_for(url: str, ca_file: str | None) -> ssl.SSLContext | None:
     """A verifying TLS context for ``wss://`` (trusting ``ca_file`` when given), else None."""
     if urlsplit(url).scheme not in ("wss", "https"):
         return None
+    return _tls_context(ca_file)
+
+
+@functools.cache
+def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+    # One context per CA bundle, shared by every session: building one reads the CA store,
+    # which is far too slow and large to repeat for thousands of sessions.
     return ssl.create_default_context(cafile=ca_file)
 
 

@@ -344,6 +344,7 @@ class LoginModel:
 
     broker: ClassVar[str]
     MACHINE: ClassVar[Machine]
+    first_request_id: ClassVar[int] = 1
 
     def __init__(
         self,

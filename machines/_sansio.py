@@ -170,6 +170,8 @@ class LoginProtocol(Protocol):
     """What the engine needs from a broker's machine model (one per session)."""
 
     broker: str
+    #: Application requests are numbered from here (the session's own requests use lower ids).
+    first_request_id: int
     state: str
     epoch: int
     attempt: int

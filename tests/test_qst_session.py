@@ -440,3 +440,32 @@ async def test_broker_error_answer_raises_request_failed() -> None:
             await raw()
             assert isinstance(waiter_task_result["error"], RequestFailed)
             assert "unknown request" in str(waiter_task_result["error"])
+
+
+async def test_a_bug_in_the_machine_fails_the_session_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from machines.qst import QstSession  # noqa: PLC0415
+
+    def broken(self: QstSession, event: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    events: Events = []
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        monkeypatch.setattr(QstSession, "on_frame", broken)
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs(events)) as s:
+            with pytest.raises(LoginFailed, match="internal_error") as info:
+                await s.wait_authenticated()
+        assert info.value.fault is not None and info.value.fault.value == "internal"
+        assert "a bug in brokergate" in str(info.value)
+    assert any(e["event"] == "internal_error" and "simulated bug" in e["detail"] for e in events)
+
+
+async def test_application_ids_start_above_the_sessions_own() -> None:
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            await s.request(translate("ESZ6"))
+            # The login is request 1 and the logout 2; the application's first request is 16.
+            assert s._driver._next_request_id == 17
+    assert sim.stats.requests == 1

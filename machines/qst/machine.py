@@ -108,6 +108,7 @@ class QstSession(LoginModel):
 
     broker: ClassVar[str] = BROKER
     MACHINE = MACHINE
+    first_request_id: ClassVar[int] = codec.FIRST_APPLICATION_REQUEST_ID
 
     def __init__(self, config: QstConfig, *, rng: random.Random | None = None) -> None:
         super().__init__(
