@@ -16,6 +16,7 @@ from simulators.qst import QstAccount, QstSimulator, demo_accounts, run_qst_simu
 from simulators.qst.frames import instrument_id
 
 CLIENT_ID = "test-client"
+MANDATORY = "Populate all mandatory fields: username and password are mandatory."
 
 
 @pytest.fixture
@@ -139,7 +140,9 @@ async def test_absent_preferences_get_250_ms_and_no_last_trade_coalescing() -> N
 
 
 async def test_provisioning_messages_then_close_1000() -> None:
-    account = QstAccount("pending", "pw", provisioning=[("t1", "Terms", "Accept them", "https://x")])
+    account = QstAccount(
+        "pending", "pw", provisioning=[("t1", "Terms", "Accept them", "https://x")]
+    )
     async with run_qst_simulator([account]) as sim, connect(sim) as client:
         resp = await client.login(login("pending", "pw"))
         assert resp.WhichOneof("response") == "provisioning_messages"
@@ -185,13 +188,14 @@ async def test_error_text_account_sends_no_code() -> None:
 @pytest.mark.parametrize(
     ("req", "text"),
     [
-        (login(""), "Populate all mandatory fields: username and password are mandatory."),
-        (login(password=None), "Populate all mandatory fields: username and password are mandatory."),
-        (login(password=""), "Populate all mandatory fields: username and password are mandatory."),
+        (login(""), MANDATORY),
+        (login(password=None), MANDATORY),
+        (login(password=""), MANDATORY),
         (login(client_id=None), "Unauthorized client_id."),
         (login(client_id=""), "Unauthorized client_id."),
         (login(client_id="stranger"), "Unauthorized client_id."),
     ],
+    ids=["no-user", "no-password", "empty-password", "no-client", "empty-client", "stranger"],
 )
 async def test_mandatory_fields_and_client_id(req: pb.Request, text: str) -> None:
     async with (
@@ -255,6 +259,30 @@ async def test_request_before_login_answer_is_a_violation(clock: trio.testing.Mo
         " arrived before the login answer"
     ]
     assert sim.stats.logins_ok == 0
+
+
+async def test_request_pipelined_right_behind_the_login_is_caught() -> None:
+    # No login_delay: the simulator still takes a moment over every login, so a client that
+    # does not wait for the answer is caught even on a fast loopback (and in real time).
+    async with run_qst_simulator([ALICE]) as sim, connect(sim) as client:
+        await client.send(login())
+        await client.send(translate(2, "ESZ20"))
+        assert await client.close_code() == 1008
+    assert len(sim.stats.violations) == 1
+    assert sim.stats.violations[0].startswith("user 'alice': a Request with translate")
+
+
+async def test_second_login_before_the_answer_is_a_violation(
+    clock: trio.testing.MockClock,
+) -> None:
+    account = QstAccount("alice", "alice-pw", login_delay=5.0)
+    async with run_qst_simulator([account]) as sim, connect(sim) as client:
+        await client.send(login())
+        await client.send(login(request_id=2))
+        assert await client.close_code() == 1008
+    assert sim.stats.violations == [
+        "user 'alice': a Request with login (request_id 2) arrived before the login answer"
+    ]
 
 
 async def test_first_frame_must_be_a_login() -> None:

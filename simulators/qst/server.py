@@ -114,7 +114,12 @@ async def _handshake(
     """
     with trio.move_on_after(HANDSHAKE_TIMEOUT):
         request = await trio_websocket.wrap_server_stream(nursery, stream)
-        return await request.accept()
+        try:
+            return await request.accept()
+        except trio_websocket.ConnectionClosed:
+            return None  # gone before the handshake finished
+    # Also a client that does not speak HTTP: trio-websocket answers it "400 Bad Request" and
+    # closes the stream, but gives no public signal for it, so it waits out the timeout here.
     return None
 
 

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 CLOSE_GRACE: Final = 0.1
 #: Seconds to wait for the client's half of a closing handshake.
 CLOSE_TIMEOUT: Final = 5.0
+#: Seconds every login takes to check, at least. Long enough (even in real time, on loopback) for a
+#: client that sends its next request right after the login, without waiting for the answer, to
+#: be caught; under an autojumping MockClock it costs nothing.
+LOGIN_SETTLE: Final = 0.01
 #: WebSocket close code for a policy violation (RFC 6455).
 POLICY_VIOLATION: Final = 1008
 
@@ -144,7 +148,7 @@ class Connection:
             self._spawn(self._logout, rid)
         elif kind == "login":
             self._violation("a second login on a logged-in connection")
-            self._spawn(self._answer, frames.error(rid, text="already logged in"))
+            self._spawn(self._send, frames.error(rid, text="already logged in"))
         else:
             self._spawn(self._answer, frames.error(rid, text="unknown request"))
 
@@ -179,6 +183,7 @@ class Connection:
         copy.CopyFrom(login)
         sim.stats.login_requests.append(copy)
         self._user = login.user_name or None
+        await trio.sleep(LOGIN_SETTLE)
         if not login.user_name or not login.password.value:
             await self._refuse(frames.error(rid, text=frames.MANDATORY_FIELDS_TEXT))
             return
@@ -195,7 +200,7 @@ class Connection:
             self._end("drop")
             return
         if account.login_delay > 0:
-            await trio.sleep(account.login_delay)
+            await trio.sleep(max(0.0, account.login_delay - LOGIN_SETTLE))
         if account.misbehave_before_login is not None:
             # Instead of an answer: the login stays unanswered, so anything more is a violation.
             await self._send(frames.bad_frame(account.misbehave_before_login))
