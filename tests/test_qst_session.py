@@ -445,7 +445,7 @@ async def test_broker_error_answer_raises_request_failed() -> None:
 async def test_a_bug_in_the_machine_fails_the_session_instead_of_crashing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from machines.qst import QstSession  # noqa: PLC0415
+    from machines.qst import QstSession
 
     def broken(self: QstSession, event: object) -> None:
         raise RuntimeError("simulated bug")
