@@ -36,7 +36,7 @@ from engine._errors import (
     SessionClosed,
     SessionError,
 )
-from engine._transport import describe_connect_error, ssl_context_for
+from engine._transport import describe_connect_error, open_stream, websocket_handshake
 from machines import (
     AUTHENTICATED,
     DISCONNECTED,
@@ -255,32 +255,46 @@ class SessionDriver:
     # ------------------------------------------------------------------ connection
 
     async def _connection_task(self, conn: _Connection, url: str) -> None:
-        """Open the WebSocket and pump its messages into the event channel until it ends."""
+        """Open the connection and pump its messages into the event channel until it ends.
+
+        Runs until the connection ends by itself (reported as Closed / ConnectFailed) or the
+        driver cancels ``conn.scope`` because the machine left it behind.
+        """
         epoch = conn.epoch
         with conn.scope:
             try:
-                async with trio_websocket.open_websocket_url(
-                    url,
-                    ssl_context=ssl_context_for(url, self.settings.ca_file),
-                    max_message_size=self.settings.max_frame_size,
-                    connect_timeout=self.settings.connect_timeout * 2,
-                    disconnect_timeout=self.settings.logout_timeout,
-                ) as ws:
-                    conn.ws = ws
-                    self.post(Connected(epoch))
+                stream = await open_stream(url, self.settings.ca_file)
+            except (OSError, trio.BrokenResourceError) as exc:
+                self.post(ConnectFailed(epoch, describe_connect_error(exc)))
+                return
+            try:
+                await self._pump(conn, stream, url)
+            finally:
+                await trio.aclose_forcefully(stream)
+
+    async def _pump(self, conn: _Connection, stream: trio.abc.Stream, url: str) -> None:
+        epoch = conn.epoch
+        try:
+            async with trio.open_nursery() as ws_tasks:  # trio-websocket's reader task
+                ws = await websocket_handshake(ws_tasks, stream, url,
+                                               self.settings.max_frame_size)
+                conn.ws = ws
+                self.post(Connected(epoch))
+                try:
                     while True:
                         self.post(FrameReceived(epoch, await ws.get_message()))
-            except trio_websocket.ConnectionClosed as exc:
-                reason = exc.reason
-                self.post(Closed(epoch, reason.code if reason else 1006,
-                                 reason.reason if reason else None))
-            except trio_websocket.HandshakeError as exc:
-                self.post(ConnectFailed(epoch, describe_connect_error(exc)))
-            except OSError as exc:
-                self.post(ConnectFailed(epoch, describe_connect_error(exc)))
-            except Exception as exc:  # keep a surprise inside this session
-                self._log("internal_error", detail=_summarise(exc))
-                self.post(Closed(epoch, 1011, f"internal error: {type(exc).__name__}"))
+                except trio_websocket.ConnectionClosed as exc:
+                    reason = exc.reason
+                    self.post(Closed(epoch, reason.code if reason else 1006,
+                                     reason.reason if reason else None))
+                ws_tasks.cancel_scope.cancel()
+        except* trio_websocket.HandshakeError as group:
+            self.post(ConnectFailed(epoch, describe_connect_error(group.exceptions[0])))
+        except* (OSError, trio.BrokenResourceError) as group:
+            self.post(Closed(epoch, 1006, describe_connect_error(group.exceptions[0])))
+        except* Exception as group:  # keep a surprise inside this session
+            self._log("internal_error", detail=_summarise(group.exceptions[0]))
+            self.post(Closed(epoch, 1011, f"internal error: {type(group.exceptions[0]).__name__}"))
 
     def _drop_connection(self, code: int = 1000, reason: str = "") -> None:
         conn, self._conn, self._live_epoch = self._conn, None, None

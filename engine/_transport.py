@@ -1,4 +1,9 @@
-"""Opening a WebSocket to a broker: TLS by default, loopback-only plaintext, clear failures."""
+"""Opening a WebSocket to a broker: TLS by default, loopback-only plaintext, clear failures.
+
+The TCP connection and the TLS handshake are done here, before trio-websocket sees the stream:
+trio-websocket 0.12 waits forever for its opening handshake when TLS fails underneath it (a
+certificate it cannot verify), where we want an immediate, named error.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,50 @@ import trio
 import trio_websocket
 
 
-def ssl_context_for(url: str, ca_file: str | None) -> ssl.SSLContext | None:
-    """A verifying TLS context for ``wss://`` (trusting ``ca_file`` when given), else None."""
-    if urlsplit(url).scheme not in ("wss", "https"):
-        return None
-    return _tls_context(ca_file)
-
-
 @functools.cache
 def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     # One context per CA bundle, shared by every session: building one reads the CA store,
     # which is far too slow and large to repeat for thousands of sessions.
     return ssl.create_default_context(cafile=ca_file)
+
+
+def _tls(url: str) -> bool:
+    return urlsplit(url).scheme in ("wss", "https")
+
+
+async def open_stream(url: str, ca_file: str | None) -> trio.abc.Stream:
+    """TCP to the URL's host, plus a verified TLS handshake for ``wss://``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if _tls(url) else 80)
+    tcp = await trio.open_tcp_stream(host, port)
+    if not _tls(url):
+        return tcp
+    stream = trio.SSLStream(tcp, _tls_context(ca_file), server_hostname=host,
+                            https_compatible=True)
+    try:
+        await stream.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return stream
+
+
+async def websocket_handshake(
+    nursery: trio.Nursery, stream: trio.abc.Stream, url: str, max_message_size: int
+) -> trio_websocket.WebSocketConnection:
+    """The WebSocket opening handshake over an open stream; its reader task runs in nursery."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = 443 if _tls(url) else 80
+    host_header = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return await trio_websocket.wrap_client_stream(
+        nursery, stream, host_header, resource,  # type: ignore[arg-type]
+        max_message_size=max_message_size,
+    )
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     login = sub.add_parser("login", help="log in to a broker", allow_abbrev=False)
     login_sub = login.add_subparsers(dest="broker", required=True, metavar="BROKER")
     q = login_sub.add_parser("qst", help="the QST market-data API", allow_abbrev=False)
-    q.add_argument("--url", required=True, help="wss:// endpoint (ws:// only to loopback)")
+    q.add_argument("--url", required=True,
+                   help="the QST endpoint; wss:// unless given (ws:// only to loopback)")
     q.add_argument("--user", required=True, help="QST user name")
     q.add_argument("--client-id", required=True)
     q.add_argument("--password-version", type=int, default=1)
@@ -166,10 +167,15 @@ def read_password(args: argparse.Namespace) -> Secret:
                      "(or use --password-env VAR / --password-file FILE)")
 
 
+def with_default_scheme(url: str, secure: str) -> str:
+    """TLS by default: a URL given without a scheme gets ``secure://``."""
+    return url if "://" in url else f"{secure}://{url}"
+
+
 def qst_config(args: argparse.Namespace, password: Secret) -> QstConfig:
     last_trade = None if args.coalesce_last_trade is None else args.coalesce_last_trade == "yes"
     return QstConfig(
-        url=args.url,
+        url=with_default_scheme(args.url, "wss"),
         user_name=args.user,
         password=password,
         client_id=args.client_id,
@@ -271,8 +277,9 @@ async def _simulate_qst(host: str, port: int) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.serve, host, port)
         print(f"QST simulator listening on {sim.url}", flush=True)
-        print("accounts (user / password): "
-              + ", ".join(f"{a.user_name}/{a.password}" for a in demo_accounts()), flush=True)
+        users = ", ".join(a.user_name for a in demo_accounts())
+        print(f"accounts: {users} (password <user>-pw; see `pydoc simulators.qst.demo_accounts`)",
+              flush=True)
         print("stop with Ctrl-C", flush=True)
 
 

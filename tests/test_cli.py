@@ -154,3 +154,10 @@ def test_demo_runs_and_every_scenario_meets_its_expectation(tmp_path: Path) -> N
     assert "all sessions reached their expected outcome" in proc.stdout
     assert "protocol violations seen by the simulator: 0" in proc.stdout
     assert (tmp_path / "audit.jsonl").read_text().count('"event": "transition"') > 10
+
+
+def test_url_without_a_scheme_means_tls() -> None:
+    from engine.cli import with_default_scheme
+
+    assert with_default_scheme("md.example.com/api", "wss") == "wss://md.example.com/api"
+    assert with_default_scheme("ws://127.0.0.1:9/", "wss") == "ws://127.0.0.1:9/"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -33,17 +34,18 @@ class QstSimulator:
         self._numbers = itertools.count(1)
         self.host = "127.0.0.1"
         self.port = 0
+        self.tls = False
         self.stats = SimulatorStats()
         for account in accounts:
             self.add_account(account)
 
     @property
     def url(self) -> str:
-        """``ws://host:port/``, once serving."""
+        """``ws://host:port/`` (``wss://`` when serving TLS), once serving."""
         if not self.port:
             raise RuntimeError("the QST simulator is not serving yet")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}/"
+        return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}/"
 
     def add_account(self, account: QstAccount) -> None:
         """Add or replace an account; its countdowns start afresh."""
@@ -68,17 +70,25 @@ class QstSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        ssl_context: ssl.SSLContext | None = None,
         task_status: trio.TaskStatus[QstSimulator] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept connections until cancelled; ``task_status.started(self)`` once listening."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        """Accept connections until cancelled; ``task_status.started(self)`` once listening.
+
+        With ``ssl_context`` (a server context holding a certificate) it speaks ``wss://``.
+        """
+        tcp = await trio.open_tcp_listeners(port, host=host)
         if port == 0:
             # A name like "localhost" may bind IPv4 and IPv6 on two different free ports: keep one.
-            for extra in listeners[1:]:
+            for extra in tcp[1:]:
                 await extra.aclose()
-            listeners = listeners[:1]
+            tcp = tcp[:1]
         self.host = host
-        self.port = listeners[0].socket.getsockname()[1]
+        self.port = tcp[0].socket.getsockname()[1]
+        self.tls = ssl_context is not None
+        listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp)
+        if ssl_context is not None:
+            listeners = [trio.SSLListener(t, ssl_context, https_compatible=True) for t in tcp]
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(trio.serve_listeners, self._handle_stream, listeners)
@@ -86,7 +96,7 @@ class QstSimulator:
         finally:
             self.port = 0
 
-    async def _handle_stream(self, stream: trio.SocketStream) -> None:
+    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """One TCP connection. Nothing may escape: a bad client must not stop the server."""
         label = f"connection {next(self._numbers)}"
         try:
@@ -105,7 +115,7 @@ class QstSimulator:
 
 
 async def _handshake(
-    nursery: trio.Nursery, stream: trio.SocketStream
+    nursery: trio.Nursery, stream: trio.abc.Stream
 ) -> trio_websocket.WebSocketConnection | None:
     """Accept the WebSocket handshake, or None if the client does not complete one in time.
 
@@ -124,7 +134,7 @@ async def _handshake(
 
 
 async def _finish(
-    ws: trio_websocket.WebSocketConnection, stream: trio.SocketStream, ending: Ending
+    ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream, ending: Ending
 ) -> None:
     if ending == "drop":
         await _drop(stream)
@@ -134,7 +144,7 @@ async def _finish(
         await ws.aclose(code, reason)
 
 
-async def _drop(stream: trio.SocketStream) -> None:
+async def _drop(stream: trio.abc.Stream) -> None:
     """End the TCP connection with no WebSocket close frame: the client sees 1006.
 
     trio-websocket has no public "abort" on a connection, but the simulator owns the TCP stream
