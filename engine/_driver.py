@@ -280,6 +280,8 @@ class SessionDriver:
                                                self.settings.max_frame_size)
                 conn.ws = ws
                 self.post(Connected(epoch))
+                if self.settings.ping_interval is not None:
+                    ws_tasks.start_soon(self._heartbeat, ws, epoch)
                 try:
                     while True:
                         self.post(FrameReceived(epoch, await ws.get_message()))
@@ -295,6 +297,25 @@ class SessionDriver:
         except* Exception as group:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(group.exceptions[0]))
             self.post(Closed(epoch, 1011, f"internal error: {type(group.exceptions[0]).__name__}"))
+
+    async def _heartbeat(self, ws: trio_websocket.WebSocketConnection, epoch: int) -> None:
+        """Ping the broker every ping_interval; no pong within ping_timeout is a dead connection.
+
+        A half-open TCP connection (the peer vanished without a FIN) gives no other sign.
+        """
+        interval = self.settings.ping_interval
+        assert interval is not None
+        timeout = self.settings.ping_timeout
+        while True:
+            await trio.sleep(interval)
+            with trio.move_on_after(timeout) as waited:
+                try:
+                    await ws.ping()
+                except trio_websocket.ConnectionClosed:
+                    return  # the reader reports the close
+            if waited.cancelled_caught:
+                self.post(Closed(epoch, 1006, f"no pong within {timeout:g} s"))
+                return
 
     def _drop_connection(self, code: int = 1000, reason: str = "") -> None:
         conn, self._conn, self._live_epoch = self._conn, None, None
@@ -328,13 +349,23 @@ class SessionDriver:
             if control:
                 return  # the connection task reports the loss
             raise NotAuthenticated(self.model.broker, self.model.state)
-        try:
-            await conn.ws.send_message(data)
-        except (trio_websocket.ConnectionClosed, trio.BrokenResourceError) as exc:
-            if not control:
+        if not control:
+            try:
+                await conn.ws.send_message(data)
+            except (trio_websocket.ConnectionClosed, trio.BrokenResourceError) as exc:
                 raise ConnectionLost(
                     f"{self.model.broker}: the connection closed while sending; not sent"
                 ) from exc
+            return
+        # The machine's own frames are sent from the driver's loop: bound them, so a peer that
+        # stopped reading cannot stall the session (its timers included).
+        timeout = self.settings.ping_timeout
+        with trio.move_on_after(timeout) as waited, contextlib.suppress(
+            trio_websocket.ConnectionClosed, trio.BrokenResourceError
+        ):
+            await conn.ws.send_message(data)
+        if waited.cancelled_caught:
+            self.post(Closed(conn.epoch, 1006, f"sending stalled for {timeout:g} s"))
 
     # ------------------------------------------------------------------ application side
 

@@ -17,6 +17,11 @@ class SessionSettings:
     login response; both count as transient failures and are retried with backoff.
     ``ca_file`` adds a CA bundle to trust for TLS (a private CA or a test server); certificate
     verification itself is always on.
+
+    ``ping_interval`` is how often an open connection is probed with a WebSocket ping (``None``:
+    never); a pong that does not come within ``ping_timeout`` means the connection is dead (a
+    half-open TCP connection shows no other sign), and it is handled like a dropped one. The same
+    timeout bounds how long a session-control frame may take to send.
     """
 
     connect_timeout: float = 10.0
@@ -26,10 +31,14 @@ class SessionSettings:
     session_id: str | None = None
     ca_file: str | None = None
     max_frame_size: int = 1 << 20
+    ping_interval: float | None = 20.0
+    ping_timeout: float = 10.0
 
     def settings_problems(self) -> list[str]:
         problems = []
-        for name in ("connect_timeout", "login_timeout", "logout_timeout"):
+        if self.ping_interval is not None and not self.ping_interval > 0:
+            problems.append("ping_interval must be positive (or None to disable pings)")
+        for name in ("connect_timeout", "login_timeout", "logout_timeout", "ping_timeout"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be positive")
         if self.max_frame_size < 1024:

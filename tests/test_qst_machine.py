@@ -314,6 +314,7 @@ def test_connect_failure_is_retried() -> None:
         ({"url": "http://127.0.0.1/"}, "must start with wss://"),
         ({"url": "wss://user:pw@broker.example.com/"}, "must not carry credentials"),
         ({"login_timeout": 0}, "login_timeout must be positive"),
+        ({"ping_interval": 0}, "ping_interval must be positive"),
     ],
 )
 def test_invalid_config_fails_without_connecting(overrides: dict[str, object],

@@ -469,3 +469,35 @@ async def test_application_ids_start_above_the_sessions_own() -> None:
             # The login is request 1 and the logout 2; the application's first request is 16.
             assert s._driver._next_request_id == 17
     assert sim.stats.requests == 1
+
+
+async def test_half_open_connection_is_detected_by_ping_and_reconnected(
+    clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    account = QstAccount("ghost", "ghost-pw", stall_after_login=1.0)
+    async with run_qst_simulator([account]) as sim:
+        config = qst_config(sim.url, "ghost", ping_interval=5.0, ping_timeout=3.0)
+        async with open_session(config, **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            start = trio.current_time()
+            async for event in s.events():
+                if isinstance(event, Transitioned) and event.dst == "authenticated":
+                    break
+            noticed = trio.current_time() - start
+            assert s.epoch == 2
+        assert sim.stats.logins_ok == 2
+    lost = next(e for e in events if e.get("trigger") == "closed")
+    assert lost["close_code"] == 1006 and "no pong within 3 s" in lost["detail"]
+    assert noticed <= 5.0 + 3.0 + 1.0  # one interval, one timeout, one backoff draw at most
+
+
+async def test_pings_can_be_turned_off(clock: trio.testing.MockClock) -> None:
+    account = QstAccount("ghost", "ghost-pw", stall_after_login=1.0)
+    async with run_qst_simulator([account]) as sim:
+        config = qst_config(sim.url, "ghost", ping_interval=None)
+        async with open_session(config, **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            await trio.sleep(120)
+            # Nothing probes the connection, so the stall goes unnoticed.
+            assert s.state == "authenticated" and s.epoch == 1

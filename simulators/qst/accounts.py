@@ -46,6 +46,12 @@ class QstAccount:
     close_after_login_delay: float = 0.0
     #: ...on this many successful logins (later ones behave normally).
     close_after_login_times: int = 1
+    #: Seconds after a successful login when the connection goes silent: the TCP connection
+    #: stays open but nothing is read or answered any more, WebSocket pings included
+    #: (a half-open connection)...
+    stall_after_login: float | None = None
+    #: ...on this many successful logins (later ones behave normally).
+    stall_times: int = 1
     #: After a successful login send one bad frame of this kind (see MISBEHAVIOURS).
     misbehave: str | None = None
     #: Send a bad frame of this kind instead of answering the login at all.

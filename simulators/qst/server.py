@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a new TCP connection gets to complete its WebSocket handshake.
 HANDSHAKE_TIMEOUT: Final = 10.0
+#: Seconds a stalled connection is held open, silent, before the simulator lets it go.
+STALL_SECONDS: Final = 600.0
 
 
 class QstSimulator:
@@ -99,6 +101,7 @@ class QstSimulator:
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """One TCP connection. Nothing may escape: a bad client must not stop the server."""
         label = f"connection {next(self._numbers)}"
+        ending: Ending = None
         try:
             # trio_websocket's reader task for this connection lives in this nursery.
             async with trio.open_nursery() as ws_tasks:
@@ -108,6 +111,10 @@ class QstSimulator:
                     ending = await Connection(self, ws, label).run()
                     await _finish(ws, stream, ending)
                 ws_tasks.cancel_scope.cancel()
+            if ending == "stall":
+                # The reader task is gone, so nothing answers pings, but the TCP connection
+                # stays open: to the client this is a peer that vanished without a FIN.
+                await trio.sleep(STALL_SECONDS)
         except Exception:
             log.exception("QST simulator: %s failed", label)
         finally:
@@ -138,6 +145,8 @@ async def _finish(
 ) -> None:
     if ending == "drop":
         await _drop(stream)
+        return
+    if ending == "stall":  # handled by the caller, which keeps the stream open
         return
     code, reason = ending or (1000, None)
     with trio.move_on_after(CLOSE_TIMEOUT):

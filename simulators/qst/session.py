@@ -35,9 +35,9 @@ _CLOSE_REASONS: Final = {
     4102: "the client reads too slowly",
 }
 
-#: How a connection ends: a close code and reason, "drop" (no close frame), or None when the
-#: client went first.
-Ending = tuple[int, str | None] | Literal["drop"] | None
+#: How a connection ends: a close code and reason, "drop" (no close frame), "stall" (go silent
+#: but keep the TCP connection open), or None when the client went first.
+Ending = tuple[int, str | None] | Literal["drop", "stall"] | None
 
 
 @dataclass
@@ -48,11 +48,14 @@ class Countdowns:
     server_errors: int
     other_failures: int
     kicks: int
+    stalls: int = 0
 
     @classmethod
     def arm(cls, account: QstAccount) -> Countdowns:
         kicks = account.close_after_login_times if account.close_after_login is not None else 0
-        return cls(account.drop_mid_login, account.server_errors, account.other_failures, kicks)
+        stalls = account.stall_times if account.stall_after_login is not None else 0
+        return cls(account.drop_mid_login, account.server_errors, account.other_failures, kicks,
+                   stalls)
 
 
 class Phase(enum.Enum):
@@ -170,6 +173,10 @@ class Connection:
         await self._send(frames.logout_ok(rid))
         self._end((1000, "logged out"))
 
+    async def _stall_later(self, delay: float) -> None:
+        await trio.sleep(delay)
+        self._end("stall")
+
     async def _close_later(self, code: int, delay: float) -> None:
         await trio.sleep(delay)
         self._end((code, _CLOSE_REASONS.get(code, "closed by the simulator")))
@@ -269,6 +276,9 @@ class Connection:
         if kick and account.close_after_login is not None:
             code, delay = account.close_after_login, account.close_after_login_delay
             self._spawn(self._close_later, code, delay)
+        if account.stall_after_login is not None and countdowns.stalls > 0:
+            countdowns.stalls -= 1
+            self._spawn(self._stall_later, account.stall_after_login)
 
 
 def _parse(data: bytes | str) -> pb.Request | None:
