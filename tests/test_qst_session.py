@@ -501,3 +501,25 @@ async def test_pings_can_be_turned_off(clock: trio.testing.MockClock) -> None:
             await trio.sleep(120)
             # Nothing probes the connection, so the stall goes unnoticed.
             assert s.state == "authenticated" and s.epoch == 1
+
+
+async def test_frame_above_the_size_limit_closes_and_reconnects(
+    clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        config = qst_config(sim.url, "alice", max_frame_size=1024)
+        async with open_session(config, **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            with pytest.raises(ConnectionLost):
+                await s.request(translate(*[f"SYMBOL{i:05d}" for i in range(200)]))
+            await s.wait_authenticated()  # back after a reconnect
+            assert s.epoch == 2
+    too_big = next(e for e in events if e.get("close_code") == 1009)
+    assert too_big["reason"] == "frame_too_large" and "1024" in too_big["detail"]
+
+
+async def test_simulator_helper_hands_back_the_blocks_own_exception() -> None:
+    with pytest.raises(KeyError):
+        async with run_qst_simulator([]):
+            raise KeyError("from the block")

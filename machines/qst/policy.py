@@ -37,6 +37,8 @@ CLOSE_CODES: dict[int, Action] = {
     # processes kick each other off forever.
     4101: Fail("displaced", Fault.ACCOUNT),
     4102: Retry("slow_reader", Fault.BROKER),
+    # Our side closes with 1009 when the broker sends a frame above max_frame_size.
+    1009: Retry("frame_too_large", Fault.BROKER),
     1000: Retry("server_closed", Fault.BROKER, immediate=True),
 }
 #: Any other close, including a dropped TCP connection (1006).

@@ -173,9 +173,16 @@ async def run_qst_simulator(
 ) -> AsyncIterator[QstSimulator]:
     """Serve a QST simulator for the duration of the block."""
     sim = QstSimulator(accounts, client_ids=client_ids)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(partial(sim.serve, host, port))
-        try:
-            yield sim
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(sim.serve, host, port))
+            try:
+                yield sim
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The server keeps its failures to itself, so this came from the caller's block:
+        # hand it back as it was raised.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
