@@ -46,9 +46,10 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     del kept
     tracemalloc.start()
-    drive(config, frame, n)
+    kept = drive(config, frame, n)
     retained, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    assert len(kept) == n  # the models must still be alive when memory is read
     print("| sessions | us per login (3 transitions) | bytes retained per model |")
     print("|---|---|---|")
     print(f"| {n} | {elapsed / n * 1e6:.0f} | {retained / n:.0f} |")
