@@ -15,6 +15,7 @@ once and nothing is written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import traceback
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ from machines import (
 )
 
 _MAX_REQUEST_ID = 2**32 - 1
+#: Every field of a Transitioned goes into its audit event.
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Transitioned))
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,9 +249,7 @@ class SessionDriver:
             case Deliver():
                 self._deliver(command)
             case Notice():
-                self._log("notice", kind=command.kind, detail=command.detail,
-                          fault=command.fault.value if command.fault else None)
-                self._publish(command)
+                self._notice(command)
             case Transitioned():
                 self._on_transition(command)
 
@@ -400,18 +401,15 @@ class SessionDriver:
             return
         waiter = self._pending.get(rid)
         if waiter is None:
-            notice = Notice(
+            self._notice(Notice(
                 "unknown_request_id",
                 f"{self.model.broker} answered request {rid}, which no request is waiting for; "
                 "ignored",
                 Fault.BROKER,
-            )
-            self._log("notice", kind=notice.kind, detail=notice.detail, fault="broker")
-            self._publish(notice)
+            ))
         elif command.error is not None:
             waiter.settle(error=RequestFailed(self.model.broker, command.error.code,
-                                              str(scrub(command.error.message,
-                                                        self.model.secrets()))))
+                                              self._scrub(command.error.message)))
         else:
             waiter.settle(result=command.message)
 
@@ -424,10 +422,16 @@ class SessionDriver:
                 raise self.error()
             await self._changed.wait()
 
+    def outcome(self) -> dict[str, Any]:
+        """The model's outcome, with any secret a broker echoed scrubbed from its detail."""
+        outcome = self.model.outcome()
+        if outcome.get("detail") is not None:
+            outcome["detail"] = self._scrub(outcome["detail"])
+        return outcome
+
     def error(self) -> SessionError:
         """The error that describes why the session is not authenticated."""
-        outcome = self.model.outcome()
-        outcome["detail"] = self._scrub(outcome.get("detail"))
+        outcome = self.outcome()
         kind = _ERRORS_BY_STATE.get(outcome["state"], SessionClosed)
         if outcome.get("reason") == "displaced":
             kind = Displaced
@@ -455,19 +459,7 @@ class SessionDriver:
     # ------------------------------------------------------------------ bookkeeping
 
     def _on_transition(self, record: Transitioned) -> None:
-        self._log(
-            "transition",
-            epoch=record.epoch,
-            trigger=record.trigger,
-            src=record.src,
-            dst=record.dst,
-            attempt=record.attempt,
-            reason=record.reason,
-            error_code=record.error_code,
-            close_code=record.close_code,
-            delay=record.delay,
-            detail=record.detail,
-        )
+        self._log("transition", **{name: getattr(record, name) for name in _RECORD_FIELDS})
         if record.src == AUTHENTICATED and record.dst != AUTHENTICATED:
             lost = ConnectionLost(
                 f"{self.model.broker}: the session left authenticated ({record.dst}) before the "
@@ -491,8 +483,13 @@ class SessionDriver:
     def _log(self, event: str, **fields: Any) -> None:
         self.audit.info(event, **fields)
 
-    def _scrub(self, text: str | None) -> str | None:
-        return None if text is None else str(scrub(text, self.model.secrets()))
+    def _scrub(self, text: str) -> str:
+        return str(scrub(text, self.model.secrets()))
+
+    def _notice(self, notice: Notice) -> None:
+        self._log("notice", kind=notice.kind, detail=notice.detail,
+                  fault=notice.fault.value if notice.fault else None)
+        self._publish(notice)
 
     def _internal_error(self, what: str, exc: Exception) -> None:
         """Put the session in ``failed`` (internal) after a bug, and say so."""

@@ -58,9 +58,7 @@ class Session:
 
     def outcome(self) -> dict[str, Any]:
         """Where the session stands: state, reason, fault, detail, attempts, what was granted."""
-        outcome = self._driver.model.outcome()
-        outcome["detail"] = self._driver._scrub(outcome.get("detail"))
-        return outcome
+        return self._driver.outcome()
 
     async def wait_authenticated(self) -> None:
         """Return once authenticated. Raise ``LoginFailed``, ``LockedOut``,

@@ -26,7 +26,7 @@ import trio
 from engine._audit import AuditLog
 from engine._errors import BrokergateError, SessionError
 from engine._session import open_session
-from machines import Backoff, Secret
+from machines import TERMINAL_STATES, Backoff, Secret, Transitioned
 from machines.qst import Coalescing, QstConfig
 from machines.qst import qst_pb2 as pb
 
@@ -198,7 +198,7 @@ def qst_config(args: argparse.Namespace, password: Secret) -> QstConfig:
 def _result(session: Any, authenticated: bool) -> dict[str, Any]:
     out = session.outcome()
     outcome = "authenticated" if authenticated else out["state"]
-    if not authenticated and out.get("reason") in ("gave_up", "displaced", "invalid_config"):
+    if not authenticated and out.get("reason") in _EXIT_BY_REASON:
         outcome = out["reason"]
     return {
         "broker": session.broker,
@@ -222,7 +222,7 @@ async def run_login(config: Any, args: argparse.Namespace, audit: AuditLog) -> d
         if args.hold > 0:
             with trio.move_on_after(args.hold):
                 await _watch_until_terminal(session)
-            if session.state in ("failed", "locked_out", "provisioning"):
+            if session.state in TERMINAL_STATES:
                 return _result(session, authenticated=False)
             result["epoch"] = session.epoch
     result["state"] = session.state  # after the logout
@@ -232,7 +232,7 @@ async def run_login(config: Any, args: argparse.Namespace, audit: AuditLog) -> d
 async def _watch_until_terminal(session: Any) -> None:
     async with session.events() as events:
         async for event in events:
-            if getattr(event, "dst", None) in ("failed", "locked_out", "provisioning"):
+            if isinstance(event, Transitioned) and event.dst in TERMINAL_STATES:
                 return
 
 

@@ -252,9 +252,7 @@ def close_connection(ev: EventData) -> None:
 
 def mark_stopped(ev: EventData) -> None:
     model = model_of(ev)
-    model.conclude("logged_out" if edge(ev).source == LOGGING_OUT else "stopped",
-                   Fault.CONFIGURATION, None)
-    model.fault = None
+    model.conclude("logged_out" if edge(ev).source == LOGGING_OUT else "stopped", None, None)
 
 
 def record(ev: EventData) -> None:
@@ -436,7 +434,7 @@ class LoginModel:
     def next_streak(self, action: Retry) -> int:
         return self.streak + 1 if self.streak_reason == action.reason else 1
 
-    def conclude(self, reason: str, fault: Fault, detail: str | None) -> None:
+    def conclude(self, reason: str, fault: Fault | None, detail: str | None) -> None:
         self.reason = reason
         self.fault = fault
         self.detail = detail
