@@ -13,6 +13,7 @@ from engine._errors import (
     ConnectionLost,
     Displaced,
     GaveUp,
+    InvalidMessage,
     LockedOut,
     LoginFailed,
     NotAuthenticated,
@@ -23,6 +24,7 @@ from engine._errors import (
 )
 from engine._session import Session, open_session
 from machines import Backoff, Fault, Notice, Secret, Transitioned
+from machines.cqg import CqgConfig, CqgServerMessage
 from machines.qst import Coalescing, QstConfig
 
 __all__ = [
@@ -33,10 +35,13 @@ __all__ = [
     "Coalescing",
     "ConfigurationError",
     "ConnectionLost",
+    "CqgConfig",
+    "CqgServerMessage",
     "Displaced",
     "EventStream",
     "Fault",
     "GaveUp",
+    "InvalidMessage",
     "LockedOut",
     "LoginFailed",
     "NotAuthenticated",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import math
 import traceback
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from engine._errors import (
     ConnectionLost,
     Displaced,
     GaveUp,
+    InvalidMessage,
     LockedOut,
     LoginFailed,
     NotAuthenticated,
@@ -51,13 +53,16 @@ from machines import (
     Command,
     Connected,
     ConnectFailed,
+    CredentialReady,
     Deliver,
     Event,
     Fault,
+    FetchCredential,
     FrameReceived,
     LoginProtocol,
     Notice,
     OpenConnection,
+    Secret,
     SendFrame,
     SessionSettings,
     StartTimer,
@@ -246,6 +251,9 @@ class SessionDriver:
                 self._timers[name] = trio.current_time() + seconds
             case CancelTimer(name=name):
                 self._timers.pop(name, None)
+            case FetchCredential(kind=kind, seconds=seconds):
+                assert self._nursery is not None
+                self._nursery.start_soon(self._fetch_credential, kind, seconds)
             case Deliver():
                 self._deliver(command)
             case Notice():
@@ -281,7 +289,7 @@ class SessionDriver:
                                                self.settings.max_frame_size)
                 conn.ws = ws
                 self.post(Connected(epoch))
-                if self.settings.ping_interval is not None:
+                if self.settings.ping_interval is not None and self.model.websocket_pings:
                     ws_tasks.start_soon(self._heartbeat, ws, epoch)
                 try:
                     while True:
@@ -368,7 +376,52 @@ class SessionDriver:
         if waited.cancelled_caught:
             self.post(Closed(conn.epoch, 1006, f"sending stalled for {timeout:g} s"))
 
+    async def _fetch_credential(self, kind: str, seconds: float) -> None:
+        """Run the provider of a credential the machine asked for; always answer it.
+
+        A provider's exception is named by its type only: its message might hold the very
+        credential it was handling.
+        """
+        source = getattr(self.model, "credential_source", None)
+        provider = source(kind) if source is not None else None
+        value: Secret | None = None
+        problem: str | None = None
+        if provider is None:
+            problem = "no provider is configured"
+        else:
+            try:
+                with trio.fail_after(seconds):
+                    result = provider()
+                    if inspect.isawaitable(result):
+                        result = await result
+                raw = result.reveal() if isinstance(result, Secret) else result
+                if isinstance(raw, str) and raw:
+                    value = Secret(raw)
+                else:
+                    problem = f"it returned {type(raw).__name__}, not a non-empty string"
+            except trio.TooSlowError:
+                problem = f"no answer within {seconds:g} s"
+            except Exception as exc:  # the provider is the user's code: contain it
+                problem = f"it raised {type(exc).__name__}"
+        self.post(CredentialReady(kind, value, problem))
+
     # ------------------------------------------------------------------ application side
+
+    async def send(self, message: Any) -> None:
+        """Send one application message as it is (brokers whose answers are matched inside the
+        application's own messages, like CQG). Gated like every application frame."""
+        if self.model.state != AUTHENTICATED:
+            raise NotAuthenticated(self.model.broker, self.model.state)
+        encode = getattr(self.model, "encode_send", None)
+        if encode is None:
+            raise TypeError(f"{self.model.broker} matches answers to requests: use "
+                            "session.request()")
+        try:
+            data = encode(message)
+        except ValueError as exc:
+            raise InvalidMessage(f"{self.model.broker}: not sent: {exc}") from None
+        await self.write(data, control=False)
+        self.model.application_sent()
 
     async def request(self, message: Any) -> Any:
         if self.model.state != AUTHENTICATED:
@@ -379,6 +432,7 @@ class SessionDriver:
         self._pending[request_id] = waiter
         try:
             await self.write(data, control=False)
+            self.model.application_sent()
             await waiter.done.wait()
         finally:
             self._pending.pop(request_id, None)
@@ -418,7 +472,8 @@ class SessionDriver:
             state = self.model.state
             if state == AUTHENTICATED:
                 return
-            if state in TERMINAL_STATES or (state == DISCONNECTED and self._stopping):
+            ended = state == DISCONNECTED and (self._stopping or self.model.reason is not None)
+            if state in TERMINAL_STATES or ended:
                 raise self.error()
             await self._changed.wait()
 

@@ -33,6 +33,11 @@ class NotAuthenticated(BrokergateError):
         )
 
 
+class InvalidMessage(BrokergateError, ValueError):
+    """The application's message was refused before sending (not a valid message, or one only
+    the session itself may send). Nothing was written."""
+
+
 class ConnectionLost(BrokergateError):
     """The connection dropped while a request waited for its answer.
 

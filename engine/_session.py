@@ -7,18 +7,45 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
+from trio.lowlevel import RunVar
 
 from engine._audit import AuditLog
 from engine._driver import EventStream, SessionDriver
 from engine._errors import ConfigurationError
 from machines import SessionSettings, Start
+from machines.cqg import CqgConfig, CqgSession, LogonHistory
 from machines.qst import QstConfig, QstSession
+
+#: Each CQG user's logon history, shared by all of that user's sessions in this trio run.
+_LOGON_HISTORIES: RunVar[dict[tuple[str, str], LogonHistory]] = RunVar("brokergate_logons")
+
+
+def logon_history(config: CqgConfig) -> LogonHistory:
+    """The logon history of ``config``'s user at ``config``'s host (created on first use)."""
+    try:
+        histories = _LOGON_HISTORIES.get()
+    except LookupError:
+        histories = {}
+        _LOGON_HISTORIES.set(histories)
+    key = ((urlsplit(config.url).hostname or "").lower(), config.account)
+    return histories.setdefault(key, LogonHistory())
+
+
+def _cqg_model(config: CqgConfig, *, rng: random.Random | None) -> CqgSession:
+    return CqgSession(config, rng=rng, clock=trio.current_time, history=logon_history(config))
+
+
+def _qst_model(config: QstConfig, *, rng: random.Random | None) -> QstSession:
+    return QstSession(config, rng=rng)
+
 
 #: How to build a session's machine model from its configuration, per broker.
 _MODELS: dict[type[Any], Callable[..., Any]] = {
-    QstConfig: QstSession,
+    QstConfig: _qst_model,
+    CqgConfig: _cqg_model,
 }
 
 
@@ -64,6 +91,18 @@ class Session:
         """Return once authenticated. Raise ``LoginFailed``, ``LockedOut``,
         ``ProvisioningRequired``, ``GaveUp`` (all ``SessionError``) if the session ends instead."""
         await self._driver.wait_authenticated()
+
+    async def send(self, message: Any) -> None:
+        """Send one application message to the broker as it is (CQG: a ``ClientMsg``, as bytes or
+        as any protobuf message whose wire form is one). Answers arrive as ``BrokerMessage``
+        events.
+
+        Raises ``NotAuthenticated`` at once, having sent nothing, unless the session is
+        authenticated (while CQG restores a session, too); ``InvalidMessage`` for a message that
+        is not one, or that only the session may send (logon, restore, logoff);
+        ``ConnectionLost`` if the connection closes while sending.
+        """
+        await self._driver.send(message)
 
     async def request(self, message: Any) -> Any:
         """Send an application request and return the broker's answer to it.

@@ -10,13 +10,14 @@ I/O; callbacks only append commands to the model's outbox.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, cast
 
 from transitions import EventData, Machine
 from transitions.core import Transition
 
-from machines._policy import Action, Fail, LockOut, Retry
+from machines._policy import Action, Fail, LockOut, Restore, Retry
 from machines._sansio import (
     CancelTimer,
     CloseConnection,
@@ -76,8 +77,15 @@ def edge(ev: EventData) -> Transition:
 
 def _action(ev: EventData) -> Action | None:
     action = ev.kwargs.get("action")
-    assert action is None or isinstance(action, Fail | LockOut | Retry)
+    assert action is None or isinstance(action, Action)
     return action
+
+
+def _as_retry(action: Action | None) -> Retry | None:
+    """A restore that cannot happen (restore off, no session yet) is a reconnect like any other."""
+    if isinstance(action, Restore):
+        return Retry(action.reason, action.fault, immediate=True)
+    return action if isinstance(action, Retry) else None
 
 
 def acts_lock_out(ev: EventData) -> bool:
@@ -89,13 +97,13 @@ def acts_fail(ev: EventData) -> bool:
 
 
 def acts_retry(ev: EventData) -> bool:
-    return isinstance(_action(ev), Retry)
+    return _as_retry(_action(ev)) is not None
 
 
 def retry_allowed(ev: EventData) -> bool:
     """The policy says retry, and neither the session's nor the row's attempt bound is spent."""
-    action = _action(ev)
-    if not isinstance(action, Retry):
+    action = _as_retry(_action(ev))
+    if action is None:
         return False
     model = model_of(ev)
     limit = model.backoff.max_attempts
@@ -105,16 +113,16 @@ def retry_allowed(ev: EventData) -> bool:
 
 
 def take_outcome(ev: EventData) -> None:
-    """Record a final verdict (fail / lock_out) on the model."""
+    """Record a final verdict (fail / lock_out, or a refused redirect or relogon) on the model."""
     action = _action(ev)
-    assert isinstance(action, Fail | LockOut)
+    assert action is not None
     model_of(ev).conclude(action.reason, action.fault, ev.kwargs.get("detail"))
 
 
 def take_retry(ev: EventData) -> None:
     """Count the retry and draw the delay the backoff state will wait."""
-    action = _action(ev)
-    assert isinstance(action, Retry)
+    action = _as_retry(_action(ev))
+    assert action is not None
     model = model_of(ev)
     model.streak = model.next_streak(action)
     model.streak_reason = action.reason
@@ -134,8 +142,8 @@ def take_retry(ev: EventData) -> None:
 
 def take_exhausted(ev: EventData) -> None:
     """Retries are spent: fail with the row's own reason, or ``gave_up``."""
-    action = _action(ev)
-    assert isinstance(action, Retry)
+    action = _as_retry(_action(ev))
+    assert action is not None
     model = model_of(ev)
     limit = model.backoff.max_attempts
     row_spent = action.max_attempts is not None and model.next_streak(action) >= action.max_attempts
@@ -252,7 +260,11 @@ def close_connection(ev: EventData) -> None:
 
 def mark_stopped(ev: EventData) -> None:
     model = model_of(ev)
-    model.conclude("logged_out" if edge(ev).source == LOGGING_OUT else "stopped", None, None)
+    if edge(ev).source == LOGGING_OUT:
+        # A logout the machine started itself (CQG's inactivity rule) keeps its own reason.
+        model.conclude(model.logout_reason or "logged_out", None, model.logout_detail)
+    else:
+        model.conclude("stopped", None, None)
 
 
 def record(ev: EventData) -> None:
@@ -262,7 +274,10 @@ def record(ev: EventData) -> None:
     kw = ev.kwargs
     detail = kw.get("detail")
     reason = None
-    if dest in TERMINAL_STATES or dest in (BACKOFF, DISCONNECTED):
+    # Where a policy action (or an end state) moved the session, its callbacks have set the
+    # reason and detail on the model; say why.
+    explained = kw.get("action") is not None and dest != AUTHENTICATED
+    if explained or dest in TERMINAL_STATES or dest in (BACKOFF, DISCONNECTED):
         detail = model.detail
         reason = model.reason
     model.emit(
@@ -326,12 +341,15 @@ class LoginModel:
         "_out",
         "attempt",
         "backoff",
+        "clock",
         "connect_timeout",
         "delay",
         "detail",
         "epoch",
         "fault",
         "login_timeout",
+        "logout_detail",
+        "logout_reason",
         "logout_timeout",
         "reason",
         "rng",
@@ -343,6 +361,9 @@ class LoginModel:
     broker: ClassVar[str]
     MACHINE: ClassVar[Machine]
     first_request_id: ClassVar[int] = 1
+    #: Whether the engine should probe the connection with WebSocket pings (``ping_interval``).
+    #: A broker with its own application-level ping says False and pings in its machine.
+    websocket_pings: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -352,6 +373,7 @@ class LoginModel:
         login_timeout: float,
         logout_timeout: float,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = DISCONNECTED
         self.epoch = 0
@@ -367,6 +389,11 @@ class LoginModel:
         self.login_timeout = login_timeout
         self.logout_timeout = logout_timeout
         self.rng = rng or _shared_rng
+        # Read only where a broker's rules are about elapsed time (CQG: restore window, logon
+        # throttle); the engine passes trio's clock, machine tests a fake one.
+        self.clock = clock
+        self.logout_reason: str | None = None
+        self.logout_detail: str | None = None
         self._out: list[Command] = []
 
     # -- driving
@@ -448,6 +475,9 @@ class LoginModel:
             "detail": self.detail,
             "attempts": self.attempt,
         }
+
+    def application_sent(self) -> None:
+        """The engine wrote an application message (brokers that track inactivity override)."""
 
     # -- what each broker supplies
 

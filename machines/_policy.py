@@ -70,7 +70,107 @@ class Retry:
         return text
 
 
-Action = Fail | LockOut | Retry
+@dataclass(frozen=True, slots=True)
+class Succeed:
+    """The broker accepted: the session is authenticated."""
+
+    reason: str = "authenticated"
+    fault: Fault | None = None
+    note: str = "authenticated"
+
+    @property
+    def kind(self) -> str:
+        return "succeed"
+
+    def describe(self) -> str:
+        return self.note
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """The connection was lost but the broker keeps the session: restore it on a new connection
+    (first attempt at once, then backoff) instead of logging on again."""
+
+    reason: str
+    fault: Fault = Fault.NETWORK
+
+    @property
+    def kind(self) -> str:
+        return "restore"
+
+    def describe(self) -> str:
+        return ("restore the session on a new connection (first attempt immediate, then "
+                "backoff); full logon when restore is off or its window has passed")
+
+
+@dataclass(frozen=True, slots=True)
+class FullLogon:
+    """The broker will not restore the session: log on afresh (subject to the logon throttle)."""
+
+    reason: str
+    fault: Fault = Fault.BROKER
+
+    @property
+    def kind(self) -> str:
+        return "full_logon"
+
+    def describe(self) -> str:
+        return "full logon on a new connection (throttled)"
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """The broker names another server: reconnect there at once and log on, if its host is
+    allowed and fewer than ``max_in_a_row`` redirects happened in a row; otherwise fail with
+    ``reason``."""
+
+    reason: str = "redirect_refused"
+    fault: Fault = Fault.BROKER
+    max_in_a_row: int = 3
+
+    @property
+    def kind(self) -> str:
+        return "redirect"
+
+    def describe(self) -> str:
+        return (f"reconnect to the redirect URL at once and log on there (allowed hosts only, "
+                f"at most {self.max_in_a_row} in a row), else failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Relogon:
+    """Log on again once with a fresh ``credential`` from a configured provider; without a
+    provider (or if the fresh one is refused too) fail with ``reason``."""
+
+    credential: str
+    reason: str
+    fault: Fault = Fault.CONFIGURATION
+
+    @property
+    def kind(self) -> str:
+        return "relogon"
+
+    def describe(self) -> str:
+        what = self.credential.replace("_", " ")
+        return f"with a {what} provider: log on again once with a fresh one; else failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """The session ended in an orderly way; stay disconnected."""
+
+    reason: str
+    fault: Fault | None = None
+
+    @property
+    def kind(self) -> str:
+        return "disconnect"
+
+    def describe(self) -> str:
+        return "disconnected, not retried"
+
+
+Action = Fail | LockOut | Retry | Succeed | Restore | FullLogon | Redirect | Relogon | Disconnect
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,5 +190,6 @@ def policy_markdown(rows: list[PolicyRow]) -> str:
     ]
     for row in rows:
         a = row.action
-        lines.append(f"| {row.signal} | {a.describe()} | `{a.reason}` | {a.fault.value} |")
+        fault = a.fault.value if a.fault else "—"
+        lines.append(f"| {row.signal} | {a.describe()} | `{a.reason}` | {fault} |")
     return "\n".join(lines) + "\n"

@@ -61,7 +61,22 @@ class TimerFired:
     name: str
 
 
-Event = Start | Stop | Connected | ConnectFailed | FrameReceived | Closed | TimerFired
+@dataclass(frozen=True, slots=True)
+class CredentialReady:
+    """The engine ran a credential provider the machine asked for (``FetchCredential``).
+
+    ``value`` is the fresh credential, or None with ``problem`` saying why there is none.
+    """
+
+    kind: str
+    value: Any = None
+    problem: str | None = None
+
+
+Event = (
+    Start | Stop | Connected | ConnectFailed | FrameReceived | Closed | TimerFired
+    | CredentialReady
+)
 
 # ---------------------------------------------------------------------------------------------
 # Commands: machine -> engine
@@ -99,6 +114,18 @@ class StartTimer:
 @dataclass(frozen=True, slots=True)
 class CancelTimer:
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchCredential:
+    """Run the configured provider of a credential (a one-time password, an access token).
+
+    Providers may do I/O (an OAuth refresh), so the engine runs them, bounded by ``seconds``,
+    and answers with ``CredentialReady``.
+    """
+
+    kind: str
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +187,7 @@ Command = (
     | CloseConnection
     | StartTimer
     | CancelTimer
+    | FetchCredential
     | Deliver
     | Notice
     | Transitioned
@@ -172,6 +200,8 @@ class LoginProtocol(Protocol):
     broker: str
     #: Application requests are numbered from here (the session's own requests use lower ids).
     first_request_id: int
+    #: Whether the engine probes the connection with WebSocket pings.
+    websocket_pings: bool
     state: str
     epoch: int
     attempt: int
@@ -187,5 +217,7 @@ class LoginProtocol(Protocol):
     def encode_request(self, message: Any, request_id: int) -> bytes | str: ...
 
     def secrets(self) -> list[str]: ...
+
+    def application_sent(self) -> None: ...
 
     def outcome(self) -> dict[str, Any]: ...
