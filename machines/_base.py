@@ -276,7 +276,9 @@ def record(ev: EventData) -> None:
     reason = None
     # Where a policy action (or an end state) moved the session, its callbacks have set the
     # reason and detail on the model; say why.
-    explained = kw.get("action") is not None and dest != AUTHENTICATED
+    explained = dest != AUTHENTICATED and (
+        kw.get("action") is not None or edge(ev).source == BACKOFF
+    )
     if explained or dest in TERMINAL_STATES or dest in (BACKOFF, DISCONNECTED):
         detail = model.detail
         reason = model.reason

@@ -39,6 +39,18 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return any(host == a or host.endswith("." + a) for a in allowed)
 
 
+def _seed_problems(seed: Secret) -> list[str]:
+    """Whether a TOTP seed can make codes (the message never shows the seed)."""
+    import pyotp  # noqa: PLC0415 - only sessions with a TOTP seed need it
+
+    try:
+        pyotp.TOTP(seed.reveal()).byte_secret()
+    except (ValueError, TypeError) as exc:
+        kind = "too short" if "112 bits" in str(exc) else "not valid base32"
+        return [f"otp_seed is {kind}: a TOTP seed is base32 text of at least 112 bits"]
+    return []
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CqgConfig(SessionSettings):
     """A CQG WebAPI logon. Exactly one way in: ``user_name`` + ``password``, ``access_token``
@@ -152,6 +164,8 @@ class CqgConfig(SessionSettings):
                 problems.append("user_name is missing")
             if self.password is None or (isinstance(self.password, Secret) and not self.password):
                 problems.append("password is missing")
+        if isinstance(self.otp_seed, Secret) and self.otp_seed:
+            problems += _seed_problems(self.otp_seed)
         if self.otp_seed is not None and self.otp_provider is not None:
             problems.append("give otp_seed or otp_provider, not both")
         if (self.otp_seed is not None or self.otp_provider is not None) and self.uses_access_token:
