@@ -1,8 +1,8 @@
 """The ``brokergate`` command line.
 
     brokergate demo                         the main job, against the built-in simulators
-    brokergate simulate qst [--port N]      run a broker simulator in the foreground
-    brokergate login qst --url URL ...      log in, optionally hold the session, log out
+    brokergate simulate qst|cqg [--port N]  run a broker simulator in the foreground
+    brokergate login qst|cqg --url URL ...  log in, optionally hold the session, log out
 
 ``login`` prints one JSON result line on stdout and audit events as JSON lines on stderr (or to
 ``--audit-log``). Passwords come from an environment variable, a file or a prompt, never from the
@@ -26,7 +26,8 @@ import trio
 from engine._audit import AuditLog
 from engine._errors import BrokergateError, SessionError
 from engine._session import open_session
-from machines import TERMINAL_STATES, Backoff, Secret, Transitioned
+from machines import DISCONNECTED, TERMINAL_STATES, Backoff, Secret, Transitioned
+from machines.cqg import DEFAULT_CLIENT_VERSION, CqgConfig
 from machines.qst import Coalescing, QstConfig
 from machines.qst import qst_pb2 as pb
 
@@ -109,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                          allow_abbrev=False)
     sim_sub = sim.add_subparsers(dest="broker", required=True, metavar="BROKER")
     sim_qst = sim_sub.add_parser("qst", help="the QST market-data API", allow_abbrev=False)
-    sim_qst.add_argument("--host", default="127.0.0.1")
-    sim_qst.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sim_cqg = sim_sub.add_parser("cqg", help="CQG WebAPI", allow_abbrev=False)
+    for p in (sim_qst, sim_cqg):
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=0, help="0 picks a free port")
 
     login = sub.add_parser("login", help="log in to a broker", allow_abbrev=False)
     login_sub = login.add_subparsers(dest="broker", required=True, metavar="BROKER")
@@ -128,6 +131,29 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--translate", nargs="+", metavar="SYMBOL",
                    help="after login, translate these instrument symbols and print the result")
     _common_login_options(q)
+
+    c = login_sub.add_parser("cqg", help="CQG WebAPI (protocol 2.230)", allow_abbrev=False)
+    c.add_argument("--url", required=True,
+                   help="the WebAPI endpoint, e.g. wss://demoapi.cqg.com:443 (ws:// only to "
+                        "loopback)")
+    c.add_argument("--user", help="CQG user name (not with --access-token-env)")
+    c.add_argument("--client-app-id", help="the id CQG assigned to the application")
+    c.add_argument("--private-label", help="firm or vendor id (default: the client app id)")
+    c.add_argument("--client-version", default=DEFAULT_CLIENT_VERSION)
+    c.add_argument("--access-token-env", metavar="VAR",
+                   help="log on with the access token in this environment variable instead "
+                        "of a password")
+    c.add_argument("--otp-seed-env", metavar="VAR",
+                   help="environment variable holding a TOTP seed, used when CQG asks for a "
+                        "one-time password")
+    c.add_argument("--drop-concurrent-session", choices=["yes", "no"],
+                   help="whether CQG should drop this user's other sessions (absent: CQG's "
+                        "default, which drops them)")
+    c.add_argument("--no-restore", action="store_true",
+                   help="do not ask CQG to keep the session for a restore after a disconnect")
+    c.add_argument("--min-logon-interval", type=float, default=60.0, metavar="SECONDS",
+                   help="least time between two full logons of the user (default %(default)s)")
+    _common_login_options(c)
     return parser
 
 
@@ -145,6 +171,13 @@ def _common_login_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--login-timeout", type=_positive, default=10.0, metavar="SECONDS")
     p.add_argument("--max-attempts", type=int, default=8,
                    help="consecutive connection attempts before giving up")
+
+
+def read_env_secret(var: str, what: str) -> Secret:
+    value = os.environ.get(var)
+    if not value:
+        raise UsageError(f"no {what}: the environment variable {var} is not set or empty")
+    return Secret(value)
 
 
 def read_password(args: argparse.Namespace) -> Secret:
@@ -191,6 +224,36 @@ def qst_config(args: argparse.Namespace, password: Secret) -> QstConfig:
     )
 
 
+def cqg_config(args: argparse.Namespace) -> CqgConfig:
+    drop = None if args.drop_concurrent_session is None else args.drop_concurrent_session == "yes"
+    credentials: dict[str, Any] = {}
+    if args.access_token_env:
+        if args.user:
+            raise UsageError("--user and --access-token-env exclude each other: an access token "
+                             "names its user")
+        credentials["access_token"] = read_env_secret(args.access_token_env, "access token")
+    else:
+        if not args.user:
+            raise UsageError("give --user (with a password) or --access-token-env VAR")
+        credentials.update(user_name=args.user, password=read_password(args))
+    if args.otp_seed_env:
+        credentials["otp_seed"] = read_env_secret(args.otp_seed_env, "TOTP seed")
+    return CqgConfig(
+        url=with_default_scheme(args.url, "wss"),
+        client_app_id=args.client_app_id,
+        private_label=args.private_label,
+        client_version=args.client_version,
+        drop_concurrent_session=drop,
+        restore=not args.no_restore,
+        min_logon_interval=args.min_logon_interval,
+        connect_timeout=args.connect_timeout,
+        login_timeout=args.login_timeout,
+        ca_file=args.ca_file,
+        backoff=Backoff(max_attempts=args.max_attempts if args.max_attempts > 0 else None),
+        **credentials,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # login
 
@@ -221,18 +284,24 @@ async def run_login(config: Any, args: argparse.Namespace, audit: AuditLog) -> d
             result["translated"] = await _translate(session, args.translate)
         if args.hold > 0:
             with trio.move_on_after(args.hold):
-                await _watch_until_terminal(session)
-            if session.state in TERMINAL_STATES:
+                await _watch_until_ended(session)
+            if _ended(session.state):
                 return _result(session, authenticated=False)
-            result["epoch"] = session.epoch
+            # The counts (attempts; CQG logons and restores) as they stand after the hold.
+            result.update(session.outcome(), epoch=session.epoch)
     result["state"] = session.state  # after the logout
     return result
 
 
-async def _watch_until_terminal(session: Any) -> None:
+def _ended(state: str) -> bool:
+    return state in TERMINAL_STATES or state == DISCONNECTED
+
+
+async def _watch_until_ended(session: Any) -> None:
+    """Return when the session ends by itself (failed, displaced, logged off by the broker)."""
     async with session.events() as events:
         async for event in events:
-            if isinstance(event, Transitioned) and event.dst in TERMINAL_STATES:
+            if isinstance(event, Transitioned) and _ended(event.dst):
                 return
 
 
@@ -254,8 +323,8 @@ async def _translate(session: Any, symbols: list[str]) -> list[dict[str, Any]] |
 
 
 def _login(args: argparse.Namespace) -> int:
-    password = read_password(args)
-    config = qst_config(args, password)
+    config: Any = cqg_config(args) if args.broker == "cqg" else qst_config(args,
+                                                                          read_password(args))
     audit = AuditLog.to_file(args.audit_log) if args.audit_log else AuditLog.stderr()
     try:
         result = trio.run(run_login, config, args, audit)
@@ -269,23 +338,33 @@ def _login(args: argparse.Namespace) -> int:
 # simulate
 
 
-async def _simulate_qst(host: str, port: int) -> None:
-    # Imported here: only this command needs the simulator.
-    from simulators.qst import QstSimulator, demo_accounts  # noqa: PLC0415
+async def _simulate_broker(broker: str, host: str, port: int) -> None:
+    # Imported here: only this command needs the simulators.
+    sim: Any
+    if broker == "cqg":
+        from simulators.cqg import CqgSimulator  # noqa: PLC0415
+        from simulators.cqg import demo_accounts as cqg_accounts  # noqa: PLC0415
 
-    sim = QstSimulator(demo_accounts())
+        accounts: list[Any] = cqg_accounts()
+        sim, name = CqgSimulator(accounts), "CQG WebAPI"
+    else:
+        from simulators.qst import QstSimulator  # noqa: PLC0415
+        from simulators.qst import demo_accounts as qst_accounts  # noqa: PLC0415
+
+        accounts = qst_accounts()
+        sim, name = QstSimulator(accounts), "QST"
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.serve, host, port)
-        print(f"QST simulator listening on {sim.url}", flush=True)
-        users = ", ".join(a.user_name for a in demo_accounts())
-        print(f"accounts: {users} (password <user>-pw; see `pydoc simulators.qst.demo_accounts`)",
-              flush=True)
+        print(f"{name} simulator listening on {sim.url}", flush=True)
+        users = ", ".join(a.user_name for a in accounts)
+        print(f"accounts: {users} (password <user>-pw; see "
+              f"`pydoc simulators.{broker}.demo_accounts`)", flush=True)
         print("stop with Ctrl-C", flush=True)
 
 
 def _simulate(args: argparse.Namespace) -> int:
     try:
-        trio.run(_simulate_qst, args.host, args.port)
+        trio.run(_simulate_broker, args.broker, args.host, args.port)
     except KeyboardInterrupt:
         print("simulator stopped", file=sys.stderr)
     except OSError as exc:

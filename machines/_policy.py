@@ -99,8 +99,9 @@ class Restore:
         return "restore"
 
     def describe(self) -> str:
-        return ("restore the session on a new connection (first attempt immediate, then "
-                "backoff); full logon when restore is off or its window has passed")
+        return ("restore the session on a new connection (first attempt immediate once the "
+                "session had settled, then backoff); full logon when restore is off or its "
+                "window has passed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +152,9 @@ class Relogon:
         return "relogon"
 
     def describe(self) -> str:
-        what = self.credential.replace("_", " ")
-        return f"with a {what} provider: log on again once with a fresh one; else failed"
+        what = self.credential.replace("one_time", "one-time").replace("_", " ")
+        article = "an" if what[0] in "aeiou" else "a"
+        return f"with {article} {what} provider: log on again once with a fresh one; else failed"
 
 
 @dataclass(frozen=True, slots=True)

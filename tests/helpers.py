@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from engine import AuditLog, Backoff, QstConfig, Secret
+from engine import AuditLog, Backoff, CqgConfig, QstConfig, Secret
 
 TEST_BACKOFF = Backoff(initial=0.5, factor=2.0, cap=5.0, max_attempts=5, stability_window=10.0)
 
@@ -20,6 +20,22 @@ def qst_config(url: str, user: str, password: str | None = None, **overrides: An
     }
     values.update(overrides)
     return QstConfig(**values)
+
+
+def cqg_config(url: str, user: str | None, password: str | None = None,
+               **overrides: Any) -> CqgConfig:
+    """A CQG logon as the simulator's accounts expect (password ``<user>-pw``)."""
+    values: dict[str, Any] = {
+        "url": url,
+        "client_app_id": "brokergate-tests",
+        "backoff": TEST_BACKOFF,
+        "min_logon_interval": 5.0,
+    }
+    if user is not None:
+        values.update(user_name=user,
+                      password=Secret(f"{user}-pw" if password is None else password))
+    values.update(overrides)
+    return CqgConfig(**values)
 
 
 def session_kwargs(events: list[dict[str, Any]]) -> dict[str, Any]:

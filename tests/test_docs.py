@@ -5,18 +5,25 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from machines import policy_markdown
-from machines.qst.policy import policy_rows
+import pytest
+
+from machines import PolicyRow, policy_markdown
+from machines.cqg.policy import policy_rows as cqg_rows
+from machines.qst.policy import policy_rows as qst_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_readme_carries_the_qst_policy_table_exactly() -> None:
-    table = policy_markdown(policy_rows())
-    assert table in README, "README's QST policy table drifted; paste this:\n" + table
+@pytest.mark.parametrize(("broker", "rows"), [("QST", qst_rows), ("CQG", cqg_rows)])
+def test_readme_carries_each_policy_table_exactly(
+    broker: str, rows: Callable[[], list[PolicyRow]]
+) -> None:
+    table = policy_markdown(rows())
+    assert table in README, f"README's {broker} policy table drifted; paste this:\n" + table
 
 
 def test_quick_start_has_exactly_the_demo_and_test_commands() -> None:
