@@ -341,23 +341,26 @@ def _login(args: argparse.Namespace) -> int:
 async def _simulate_broker(broker: str, host: str, port: int) -> None:
     # Imported here: only this command needs the simulators.
     sim: Any
+    extra = ""
     if broker == "cqg":
-        from simulators.cqg import CqgSimulator  # noqa: PLC0415
+        from simulators.cqg import DEMO_OTP_SEED, CqgSimulator  # noqa: PLC0415
         from simulators.cqg import demo_accounts as cqg_accounts  # noqa: PLC0415
 
-        accounts: list[Any] = cqg_accounts()
-        sim, name = CqgSimulator(accounts), "CQG WebAPI"
+        sim, name = CqgSimulator(cqg_accounts()), "CQG WebAPI"
+        extra = f"; TOTP seed of otp: {DEMO_OTP_SEED}"
     else:
         from simulators.qst import QstSimulator  # noqa: PLC0415
         from simulators.qst import demo_accounts as qst_accounts  # noqa: PLC0415
 
-        accounts = qst_accounts()
-        sim, name = QstSimulator(accounts), "QST"
+        sim, name = QstSimulator(qst_accounts()), "QST"
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.serve, host, port)
+        if broker == "cqg":
+            # Redirected to this very simulator: its address is known only now.
+            sim.add_account(cqg_accounts(redirect_url=sim.url)[-1])
         print(f"{name} simulator listening on {sim.url}", flush=True)
-        users = ", ".join(a.user_name for a in accounts)
-        print(f"accounts: {users} (password <user>-pw; see "
+        users = ", ".join(sim.account_names())
+        print(f"accounts: {users} (password <user>-pw{extra}; see "
               f"`pydoc simulators.{broker}.demo_accounts`)", flush=True)
         print("stop with Ctrl-C", flush=True)
 

@@ -57,6 +57,10 @@ class QstSimulator:
     def account(self, user_name: str) -> QstAccount | None:
         return self._accounts.get(user_name)
 
+    def account_names(self) -> list[str]:
+        """The user names this simulator knows, in the order they were added."""
+        return list(self._accounts)
+
     def countdowns(self, user_name: str) -> Countdowns:
         return self._countdowns[user_name]
 

@@ -1,0 +1,13 @@
+"""A fake CQG WebAPI server speaking the real session layer (protobuf over WebSocket)."""
+
+from simulators.cqg.accounts import DEMO_OTP_SEED, CqgAccount, CqgSimulatorStats, demo_accounts
+from simulators.cqg.server import CqgSimulator, run_cqg_simulator
+
+__all__ = [
+    "DEMO_OTP_SEED",
+    "CqgAccount",
+    "CqgSimulator",
+    "CqgSimulatorStats",
+    "demo_accounts",
+    "run_cqg_simulator",
+]
