@@ -1,8 +1,8 @@
 """brokergate's engine: runs broker login machines under trio and keeps sessions logged in.
 
-    async with open_session(QstConfig(...)) as session:
+    async with open_session(QstConfig(...)) as session:      # or CqgConfig(...)
         await session.wait_authenticated()
-        answer = await session.request(...)
+        answer = await session.request(...)                  # CQG: await session.send(...)
 """
 
 from engine._audit import AuditLog, redact_secrets, register_secret

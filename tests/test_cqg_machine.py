@@ -772,3 +772,12 @@ def test_every_policy_row_is_shown_once() -> None:
     signals = [r.signal for r in rows]
     assert len(signals) == len(set(signals))
     assert "LogonResult 103" in signals and "LoggedOff reason 4" in signals
+
+
+def test_no_secret_in_the_repr_of_a_configuration_or_a_session() -> None:
+    c = config(password=Secret("pw-Zz9"), otp_seed=Secret(SEED), otp_provider=None)
+    s = CqgSession(c, clock=FakeClock())
+    authenticated(s)
+    text = repr(c) + str(c) + repr(s) + str(s.outcome())
+    assert "pw-Zz9" not in text and SEED not in text and TOKEN not in text
+    assert "logon=password" in repr(c)

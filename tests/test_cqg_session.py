@@ -495,6 +495,15 @@ async def test_nothing_but_the_logon_goes_out_before_its_result(
         assert sim.stats.violations == [] and sim.stats.app_messages == []
 
 
+async def test_request_is_not_how_cqg_is_spoken(clock: trio.testing.MockClock) -> None:
+    async with run_cqg_simulator([alice()]) as sim:
+        async with open_session(cqg_config(sim.url, "alice"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            with pytest.raises(TypeError, match="use session.send"):
+                await s.request(UNKNOWN_FIELD)
+        assert sim.stats.app_messages == []
+
+
 async def test_a_rate_limited_connection_is_restored(clock: trio.testing.MockClock) -> None:
     async with run_cqg_simulator([alice(rate_limit=3)]) as sim:
         async with open_session(cqg_config(sim.url, "alice"), **session_kwargs([])) as s:

@@ -41,3 +41,11 @@ def test_library_example_runs() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "authenticated; granted" in proc.stdout and "ESZ6 -> instrument" in proc.stdout
+
+
+def test_cqg_example_restores_without_a_new_logon() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "cqg_session.py")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "session restored on a new connection" in proc.stdout
+    assert "logons: 1, restores: 1" in proc.stdout
