@@ -499,7 +499,7 @@ async def test_request_is_not_how_cqg_is_spoken(clock: trio.testing.MockClock) -
     async with run_cqg_simulator([alice()]) as sim:
         async with open_session(cqg_config(sim.url, "alice"), **session_kwargs([])) as s:
             await s.wait_authenticated()
-            with pytest.raises(TypeError, match="use session.send"):
+            with pytest.raises(TypeError, match=r"use session\.send"):
                 await s.request(UNKNOWN_FIELD)
         assert sim.stats.app_messages == []
 
