@@ -159,6 +159,7 @@ class CqgSession(LoginModel):
             logons=self.logons,
             restores=self.restores,
             user_id=self.user_id,
+            base_time=self.base_time,
             server_protocol_version=self.server_version,
             inactivity_timeout=self.inactivity_timeout,
         )
