@@ -65,7 +65,7 @@ def test_logon_prints_one_result_line_with_logons_and_restores(sim_url: str) -> 
 
 
 def test_a_held_session_shows_how_it_survived_drops(sim_url: str) -> None:
-    code, result, _, stderr = login(sim_url, "--user", "flappy", "--hold", "4",
+    code, result, _, stderr = login(sim_url, "--user", "flappy", "--hold", "6",
                                     password="flappy-pw")
     assert code == 0, stderr
     assert result is not None and (result["logons"], result["restores"]) == (1, 2)
