@@ -19,6 +19,7 @@ import trio
 import trio_websocket
 
 from machines.cqg import cqg_session_pb2 as pb
+from simulators._websocket import Ending
 from simulators.cqg import frames
 from simulators.cqg.accounts import CqgAccount
 from simulators.cqg.sessions import Countdowns, ServerSession
@@ -26,8 +27,6 @@ from simulators.cqg.sessions import Countdowns, ServerSession
 if TYPE_CHECKING:
     from simulators.cqg.server import CqgSimulator
 
-#: Seconds to wait for the client's half of a closing handshake.
-CLOSE_TIMEOUT: Final = 5.0
 #: Seconds every Logon and RestoreOrJoinSession takes to check, at least. Long enough (even in
 #: real time, on loopback) for a client that sends its next message right behind the Logon,
 #: without waiting for the result, to be caught; under an autojumping MockClock it costs nothing.
@@ -40,13 +39,9 @@ MAX_JOINED: Final = 10
 #: Close codes (RFC 6455). A text frame is data of a type CQG does not accept (1003); every
 #: other protocol violation (bad first message, a message before the logon result, bytes that
 #: are not a ClientMsg, a rate limit exceeded) is a policy violation (1008).
-NORMAL_CLOSURE: Final = 1000
 UNSUPPORTED_DATA: Final = 1003
 POLICY_VIOLATION: Final = 1008
 
-#: How a connection ends: a close code and reason, "drop" (no close frame), "stall" (go silent
-#: but keep the TCP connection open), or None when the client went first.
-Ending = tuple[int, str | None] | Literal["drop", "stall"] | None
 
 
 @dataclass(frozen=True)

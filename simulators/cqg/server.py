@@ -9,24 +9,28 @@ import secrets
 import ssl
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Final, Literal
 
 import trio
-import trio_websocket
 
 from machines.cqg import cqg_session_pb2 as pb
+from simulators._websocket import (
+    CLOSE_TIMEOUT,
+    NORMAL_CLOSURE,
+    STALL_SECONDS,
+    Ending,
+    LoopbackServer,
+    finish,
+    handshake,
+    running,
+)
 from simulators.cqg import frames
 from simulators.cqg.accounts import CqgAccount, CqgSimulatorStats
-from simulators.cqg.connection import CLOSE_TIMEOUT, NORMAL_CLOSURE, Connection, Ending
+from simulators.cqg.connection import Connection
 from simulators.cqg.sessions import Countdowns, ServerSession
 
 log = logging.getLogger(__name__)
 
-#: Seconds a new TCP connection gets to complete its WebSocket handshake.
-HANDSHAKE_TIMEOUT: Final = 10.0
-#: Seconds a silenced connection is held open, mute, before the simulator lets it go.
-STALL_SECONDS: Final = 600.0
 #: Seconds a control method (drop, log_off...) waits for the connections it ended to be gone.
 CONTROL_WAIT: Final = CLOSE_TIMEOUT + 1.0
 #: The base_time of every session: ISO 8601 without a zone, as CQG sends it. Fixed, so runs
@@ -37,7 +41,7 @@ DEFAULT_BASE_TIME: Final = "2026-11-21T00:00:00"
 DEFAULT_SESSION_LIFETIME: Final = 60.0
 
 
-class CqgSimulator:
+class CqgSimulator(LoopbackServer):
     """A fake CQG WebAPI server (session layer only; application messages can be echoed).
 
     ``client_app_ids=None`` accepts any non-empty client_app_id. ``session_lifetime`` is how
@@ -45,6 +49,8 @@ class CqgSimulator:
     last connection went away. ``echo_application`` sends every application-only client message
     back as a ServerMsg, byte for byte.
     """
+
+    name = "CQG"
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class CqgSimulator:
         echo_application: bool = True,
         base_time: str = DEFAULT_BASE_TIME,
     ) -> None:
+        super().__init__()
         self._accounts: dict[str, CqgAccount] = {}
         self._countdowns: dict[str, Countdowns] = {}
         self._app_ids = None if client_app_ids is None else frozenset(client_app_ids)
@@ -66,22 +73,9 @@ class CqgSimulator:
         self.session_lifetime = session_lifetime
         self.echo_application = echo_application
         self.base_time = base_time
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.tls = False
         self.stats = CqgSimulatorStats()
         for account in accounts:
             self.add_account(account)
-
-    @property
-    def url(self) -> str:
-        """``ws://host:port/`` (``wss://`` when serving TLS), once serving."""
-        if not self.port:
-            raise RuntimeError("the CQG simulator is not serving yet")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}/"
-
-    # -- accounts -------------------------------------------------------------------------------
 
     def add_account(self, account: CqgAccount) -> None:
         """Add or replace an account; its countdowns start afresh."""
@@ -289,37 +283,6 @@ class CqgSimulator:
 
     # -- serving --------------------------------------------------------------------------------
 
-    async def serve(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        task_status: trio.TaskStatus[CqgSimulator] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Accept connections until cancelled; ``task_status.started(self)`` once listening.
-
-        With ``ssl_context`` (a server context holding a certificate) it speaks ``wss://``.
-        """
-        tcp = await trio.open_tcp_listeners(port, host=host)
-        if port == 0:
-            # A name like "localhost" may bind IPv4 and IPv6 on two different free ports: keep one.
-            for extra in tcp[1:]:
-                await extra.aclose()
-            tcp = tcp[:1]
-        self.host = host
-        self.port = tcp[0].socket.getsockname()[1]
-        self.tls = ssl_context is not None
-        listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp)
-        if ssl_context is not None:
-            listeners = [trio.SSLListener(t, ssl_context, https_compatible=True) for t in tcp]
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(trio.serve_listeners, self._handle_stream, listeners)
-                task_status.started(self)
-        finally:
-            self.port = 0
-
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """One TCP connection. Nothing may escape: a bad client must not stop the server."""
         label = f"connection {next(self._numbers)}"
@@ -328,12 +291,12 @@ class CqgSimulator:
         try:
             # trio_websocket's reader task for this connection lives in this nursery.
             async with trio.open_nursery() as ws_tasks:
-                ws = await _handshake(ws_tasks, stream)
+                ws = await handshake(ws_tasks, stream)
                 if ws is not None:
                     self.stats.connections += 1
                     conn = Connection(self, ws, label)
                     ending = await conn.run()
-                    await _finish(ws, stream, ending)
+                    await finish(ws, stream, ending)
                 ws_tasks.cancel_scope.cancel()
             if conn is not None and ending == "stall":
                 # The reader task is gone, so nothing answers pings, but the TCP connection
@@ -346,40 +309,6 @@ class CqgSimulator:
             if conn is not None:
                 conn.finished.set()
             await trio.aclose_forcefully(stream)
-
-
-async def _handshake(
-    nursery: trio.Nursery, stream: trio.abc.Stream
-) -> trio_websocket.WebSocketConnection | None:
-    """Accept the WebSocket handshake, or None if the client does not complete one in time.
-
-    Built on ``wrap_server_stream`` rather than ``serve_websocket`` so that the simulator keeps
-    hold of the TCP stream, which it needs to drop a connection without a close frame.
-    """
-    with trio.move_on_after(HANDSHAKE_TIMEOUT):
-        request = await trio_websocket.wrap_server_stream(nursery, stream)
-        try:
-            return await request.accept()
-        except trio_websocket.ConnectionClosed:
-            return None  # gone before the handshake finished
-    # Also a client that does not speak HTTP: trio-websocket answers it "400 Bad Request" and
-    # closes the stream without a public signal, so this waits out the timeout.
-    return None
-
-
-async def _finish(
-    ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream, ending: Ending
-) -> None:
-    if ending == "drop":
-        # No public "abort" in trio-websocket, but closing the TCP stream from under the
-        # WebSocket is exactly a dropped connection; its reader task notices and exits.
-        await trio.aclose_forcefully(stream)
-        return
-    if ending == "stall":  # the caller keeps the stream open
-        return
-    code, reason = ending or (NORMAL_CLOSURE, None)
-    with trio.move_on_after(CLOSE_TIMEOUT):
-        await ws.aclose(code, reason)
 
 
 @asynccontextmanager
@@ -402,16 +331,5 @@ async def run_cqg_simulator(
         echo_application=echo_application,
         base_time=base_time,
     )
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(sim.serve, host, port, ssl_context=ssl_context))
-            try:
-                yield sim
-            finally:
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The server keeps its failures to itself, so this came from the caller's block:
-        # hand it back as it was raised.
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+    async with running(sim, host, port, ssl_context) as serving:
+        yield serving

@@ -5,13 +5,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 import trio
 import trio_websocket
 from google.protobuf.message import DecodeError
 
 from machines.qst import qst_pb2 as pb
+from simulators._websocket import Ending
 from simulators.qst import frames
 from simulators.qst.accounts import QstAccount
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 #: Seconds between a failed login's answer and the server's close (the client closes anyway).
 CLOSE_GRACE: Final = 0.1
-#: Seconds to wait for the client's half of a closing handshake.
-CLOSE_TIMEOUT: Final = 5.0
 #: Seconds every login takes to check, at least. Long enough (even in real time, on loopback) for a
 #: client that sends its next request right after the login, without waiting for the answer, to
 #: be caught; under an autojumping MockClock it costs nothing.
@@ -35,9 +34,6 @@ _CLOSE_REASONS: Final = {
     4102: "the client reads too slowly",
 }
 
-#: How a connection ends: a close code and reason, "drop" (no close frame), "stall" (go silent
-#: but keep the TCP connection open), or None when the client went first.
-Ending = tuple[int, str | None] | Literal["drop", "stall"] | None
 
 
 @dataclass
