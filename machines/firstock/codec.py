@@ -1,0 +1,177 @@
+"""Firstock's JSON on the wire <-> what the machine needs.
+
+REST: every call is a POST of a JSON object; the session travels as ``jKey`` in later bodies.
+Answers are ``{"status": "Success"|"success", "data": ...}`` or ``{"status": "Failed",
+"code": "401", "name": "INVALID_PASSWORD", "error": {"field", "message"}}``, whatever the HTTP
+status (a 500 may carry code "401"), so the body is read first and the status second.
+
+Sockets: the Noren-style socket authenticates with a ``{"t": "c", ...}`` message answered by
+``{"t": "ck", "s": "OK"}``; the newer socket takes the token in its query string and says
+"Authentication successful" or "unauthenticated" in its first message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlencode
+
+#: Versions that take the password as it is; every later one wants its sha256 hex.
+PLAIN_PASSWORD_VERSIONS: Final = frozenset({"v2", "v3"})
+
+#: Status values Firstock has used for success (compared case-insensitively).
+_SUCCESS: Final = "success"
+
+
+def password_for(version: str, password: str) -> str:
+    """The password as the login body carries it for API ``version`` (the apiKey never changes)."""
+    if version.lower() in PLAIN_PASSWORD_VERSIONS:
+        return password
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
+def login_body(*, user_id: str, password: str, totp: str, vendor_code: str, api_key: str,
+               version: str) -> dict[str, str]:
+    return {
+        "userId": user_id,
+        "password": password_for(version, password),
+        "TOTP": totp,
+        "vendorCode": vendor_code,
+        "apiKey": api_key,
+    }
+
+
+def session_body(user_id: str, token: str) -> dict[str, str]:
+    """The body of userDetails and logout."""
+    return {"userId": user_id, "jKey": token}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One REST answer, read whatever its HTTP status.
+
+    ``ok`` is the body's own verdict. ``name``/``code``/``field``/``message`` describe a failure
+    (``name`` is ``None`` when the body was not Firstock's JSON at all: a proxy's error page).
+    """
+
+    http_status: int
+    ok: bool
+    data: Any = None
+    name: str | None = None
+    code: str | None = None
+    field: str | None = None
+    message: str | None = None
+    retry_after: float | None = None
+    not_json: bool = False
+
+    def describe(self) -> str:
+        """A one-line account of a failed answer, for details and errors."""
+        if self.not_json:
+            return f"HTTP {self.http_status} with a body that is not Firstock's JSON"
+        parts = [f"HTTP {self.http_status}"]
+        if self.name:
+            parts.append(self.name)
+        if self.code and self.code != str(self.http_status):
+            parts.append(f"code {self.code}")
+        if self.field:
+            parts.append(f"field {self.field}")
+        text = " ".join(parts)
+        return f"{text}: {self.message!r}" if self.message else text
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (the HTTP-date form is not worth supporting here)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def parse_answer(http_status: int, body: bytes, retry_after: str | None = None) -> Answer:
+    """Read a REST answer: the JSON body decides, the HTTP status fills in."""
+    wait = parse_retry_after(retry_after)
+    try:
+        doc = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if not isinstance(doc, dict):
+        return Answer(http_status, False, retry_after=wait, not_json=True)
+    status = doc.get("status")
+    ok = isinstance(status, str) and status.lower() == _SUCCESS and http_status < 400
+    if ok:
+        return Answer(http_status, True, data=doc.get("data"), retry_after=wait)
+    raw_error = doc.get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    message = error.get("message")
+    if message is None and isinstance(doc.get("data"), str):
+        message = doc["data"]  # e.g. {"status": "Failed", "data": "User not LoggedIn"}
+    return Answer(
+        http_status,
+        False,
+        data=doc.get("data"),
+        name=_text(doc.get("name")),
+        code=_text(doc.get("code")),
+        field=_text(error.get("field")),
+        message=_text(message),
+        retry_after=wait,
+    )
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+# --- sockets ------------------------------------------------------------------------------------
+
+
+def noren_connect(user_id: str, token: str) -> str:
+    return json.dumps({"t": "c", "uid": user_id, "actid": user_id, "susertoken": token,
+                       "source": "API"})
+
+
+NOREN_HEARTBEAT: Final = json.dumps({"t": "h"})
+
+
+def socket_url(base: str, user_id: str, token: str) -> str:
+    """The newer socket's URL: the token travels in the query string."""
+    separator = "&" if "?" in base else "?"
+    query = urlencode({"userId": user_id, "jKey": token, "source": "developer-api"})
+    return f"{base}{separator}{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class SocketAnswer:
+    """What a socket said about our authentication: ``ok`` True/False, or None for any other
+    message (market data, acknowledgements)."""
+
+    ok: bool | None
+    text: str = ""
+
+
+def read_socket_message(data: bytes | str) -> SocketAnswer:
+    """Classify one socket message of either variant (not JSON: neither verdict)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if "Maximum sessions limit" in text:
+        return SocketAnswer(False, text.strip()[:200])
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return SocketAnswer(None, text[:200])
+    if not isinstance(doc, dict):
+        return SocketAnswer(None, text[:200])
+    if doc.get("t") == "ck":
+        ok = str(doc.get("s", "")).lower() == "ok"
+        return SocketAnswer(ok, str(doc.get("emsg") or doc.get("s") or ""))
+    message = str(doc.get("message", ""))
+    if message.lower() == "authentication successful":
+        return SocketAnswer(True, message)
+    if message.lower() == "unauthenticated" or str(doc.get("status", "")).lower() == "failed":
+        return SocketAnswer(False, message or text[:200])
+    return SocketAnswer(None, "")

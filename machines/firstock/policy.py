@@ -1,0 +1,85 @@
+"""What each Firstock answer makes a session do. The README mirrors these tables.
+
+Firstock names its errors (``INVALID_PASSWORD``, ``INVALID_TOTP``, ``SESSION_EXPIRED``...) and
+follows an ``INVALID_<field>`` pattern rather than a fixed list, so a name is matched by prefix
+and the error's field is reported. A wrong password or user id is never retried: Noren, behind
+Firstock, blocks a user after a few wrong attempts.
+"""
+
+from __future__ import annotations
+
+from machines._policy import Action, Fail, LockOut, PolicyRow, Relogon, Retry, Succeed
+from machines._sansio import Fault
+from machines.firstock.codec import Answer
+
+SUCCESS = Succeed(note="token acquired (susertoken kept as a secret)")
+
+#: Error names matched exactly, before the patterns below.
+NAMES: dict[str, Action] = {
+    # A code from an authenticator is only good for its 30-second window: with a seed, wait for
+    # the next window and try once more; a fixed code or none cannot get better.
+    "INVALID_TOTP": Relogon("totp", "invalid_totp", Fault.CONFIGURATION),
+    "API_RATE_LIMIT": Retry("rate_limited", Fault.BROKER),
+    "RATE_LIMIT_EXCEEDED": Retry("rate_limited", Fault.BROKER),
+    "INVALID_JKEY": Relogon("token", "session_invalid", Fault.BROKER),
+    "SESSION_EXPIRED": Relogon("token", "session_invalid", Fault.BROKER),
+    "UNAUTHORIZED": Relogon("token", "session_invalid", Fault.BROKER),
+}
+#: Any other ``INVALID_<field>`` (password, userid, apikey, vendorcode...).
+INVALID_FIELD = Fail("invalid_credentials", Fault.CONFIGURATION)
+#: Noren's answer after repeated wrong passwords, whatever name Firstock wraps it in.
+BLOCKED_TEXT = "user blocked"
+BLOCKED = LockOut("user_blocked", Fault.ACCOUNT)
+#: HTTP 429 without a name we know.
+HTTP_429 = Retry("rate_limited", Fault.BROKER)
+#: HTTP 5xx (a JSON body that names no known error, or a proxy's page).
+SERVER_ERROR = Retry("server_error", Fault.BROKER)
+#: A non-5xx answer whose body is not Firstock's JSON.
+UNREADABLE = Fail("unreadable_answer", Fault.BROKER)
+#: HTTP 401/403 with no name we know, on a call made with a token.
+TOKEN_REFUSED = Relogon("token", "session_invalid", Fault.BROKER)
+#: Anything else: report the name and message, do not guess.
+UNKNOWN = Fail("unknown_error", Fault.BROKER)
+
+CONNECT_FAILED = Retry("connect_failed", Fault.NETWORK)
+TIMEOUT = Retry("timeout", Fault.NETWORK)
+
+
+def classify(answer: Answer, *, with_token: bool = False) -> Action:
+    """The action for a REST answer. ``with_token``: the call carried a jKey (not the login)."""
+    if answer.ok:
+        return SUCCESS
+    text = (answer.message or "").lower()
+    if BLOCKED_TEXT in text:
+        return BLOCKED
+    name = (answer.name or "").upper()
+    if name in NAMES:
+        return NAMES[name]
+    if name.startswith("INVALID_"):
+        return INVALID_FIELD
+    if answer.http_status == 429:
+        return HTTP_429
+    if answer.http_status >= 500:
+        return SERVER_ERROR
+    if answer.not_json:
+        return UNREADABLE
+    if with_token and answer.http_status in (401, 403):
+        return TOKEN_REFUSED
+    return UNKNOWN
+
+
+def policy_rows() -> list[PolicyRow]:
+    """The whole policy as reviewer-facing rows, in the order the README shows them."""
+    rows = [PolicyRow('status "success" (any case)', SUCCESS)]
+    rows.append(PolicyRow('message containing "User Blocked"', BLOCKED))
+    rows += [PolicyRow(f"name {n}", a) for n, a in NAMES.items()]
+    rows.append(PolicyRow("name INVALID_<field> (password, userid, apikey, vendorcode...)",
+                          INVALID_FIELD))
+    rows.append(PolicyRow("HTTP 429, no known name (Retry-After honoured)", HTTP_429))
+    rows.append(PolicyRow("HTTP 5xx, no known name (JSON or not)", SERVER_ERROR))
+    rows.append(PolicyRow("a body that is not JSON, below 500", UNREADABLE))
+    rows.append(PolicyRow("HTTP 401/403 on a call with the token", TOKEN_REFUSED))
+    rows.append(PolicyRow("anything else", UNKNOWN))
+    rows.append(PolicyRow("connection refused / TLS failed", CONNECT_FAILED))
+    rows.append(PolicyRow("connect or read timeout", TIMEOUT))
+    return rows
