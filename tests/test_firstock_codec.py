@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from machines import Fail, Fault, LockOut, Relogon, Retry, Secret, Succeed
-from machines.firstock import FirstockConfig, classify, parse_answer, read_socket_message
-from machines.firstock import codec
+from machines.firstock import FirstockConfig, classify, codec, parse_answer, read_socket_message
 
 
 def config(**overrides: Any) -> FirstockConfig:
