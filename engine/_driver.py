@@ -39,6 +39,7 @@ from engine._errors import (
     SessionClosed,
     SessionError,
 )
+from engine._http import HttpCaller
 from engine._transport import describe_connect_error, open_stream, websocket_handshake
 from machines import (
     AUTHENTICATED,
@@ -59,6 +60,8 @@ from machines import (
     Fault,
     FetchCredential,
     FrameReceived,
+    HttpFailed,
+    HttpRequest,
     LoginProtocol,
     Notice,
     OpenConnection,
@@ -165,6 +168,7 @@ class SessionDriver:
     __slots__ = (
         "_changed",
         "_conn",
+        "_http",
         "_live_epoch",
         "_next_request_id",
         "_nursery",
@@ -197,6 +201,7 @@ class SessionDriver:
         self._changed = trio.Event()
         self._stopping = False
         self._nursery: trio.Nursery | None = None
+        self._http = HttpCaller(settings.ca_file)
 
     # ------------------------------------------------------------------ the loop
 
@@ -210,6 +215,7 @@ class SessionDriver:
             finally:
                 self._end_streams()
                 nursery.cancel_scope.cancel()
+                await self._http.aclose()
 
     async def _next_event(self) -> Event:
         deadline = min(self._timers.values(), default=math.inf)
@@ -251,6 +257,9 @@ class SessionDriver:
                 self._timers[name] = trio.current_time() + seconds
             case CancelTimer(name=name):
                 self._timers.pop(name, None)
+            case HttpRequest():
+                assert self._nursery is not None
+                self._nursery.start_soon(self._http_call, command)
             case FetchCredential(kind=kind, seconds=seconds):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._fetch_credential, kind, seconds)
@@ -375,6 +384,15 @@ class SessionDriver:
             await conn.ws.send_message(data)
         if waited.cancelled_caught:
             self.post(Closed(conn.epoch, 1006, f"sending stalled for {timeout:g} s"))
+
+    async def _http_call(self, request: HttpRequest) -> None:
+        """One REST call; its answer (or why there is none) goes back to the machine."""
+        try:
+            self.post(await self._http.call(request))
+        except Exception as exc:  # keep a surprise inside this session
+            self._log("internal_error", detail=_summarise(exc))
+            self.post(HttpFailed(request.call, request.serial,
+                                 f"internal error: {type(exc).__name__}"))
 
     async def _fetch_credential(self, kind: str, seconds: float) -> None:
         """Run the provider of a credential the machine asked for; always answer it.

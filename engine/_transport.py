@@ -16,7 +16,7 @@ import trio_websocket
 
 
 @functools.cache
-def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
     # One context per CA bundle, shared by every session: building one reads the CA store,
     # which is far too slow and large to repeat for thousands of sessions.
     return ssl.create_default_context(cafile=ca_file)
@@ -34,7 +34,7 @@ async def open_stream(url: str, ca_file: str | None) -> trio.abc.Stream:
     tcp = await trio.open_tcp_stream(host, port)
     if not _tls(url):
         return tcp
-    stream = trio.SSLStream(tcp, _tls_context(ca_file), server_hostname=host,
+    stream = trio.SSLStream(tcp, tls_context(ca_file), server_hostname=host,
                             https_compatible=True)
     try:
         await stream.do_handshake()
@@ -61,8 +61,9 @@ async def websocket_handshake(
     )
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """The most specific error behind a handshake failure (trio wraps per-address attempts)."""
+def root_cause(exc: BaseException) -> BaseException:
+    """The most specific error behind a connect failure: trio wraps per-address attempts in a
+    group, trio-websocket re-raises inside ``except`` blocks, and httpcore wraps the original."""
     seen = set()
     while id(exc) not in seen:
         seen.add(id(exc))
@@ -70,8 +71,10 @@ def _root_cause(exc: BaseException) -> BaseException:
             exc = exc.exceptions[0]
         elif exc.__cause__ is not None:
             exc = exc.__cause__
-        elif isinstance(exc, trio_websocket.HandshakeError) and exc.__context__ is not None:
+        elif exc.__context__ is not None and not exc.__suppress_context__:
             exc = exc.__context__
+        elif exc.args and isinstance(exc.args[0], BaseException):
+            exc = exc.args[0]  # httpcore wraps the original as its argument, "from None"
         else:
             break
     return exc
@@ -83,7 +86,7 @@ def describe_connect_error(exc: BaseException) -> str:
         return f"the server rejected the WebSocket handshake with HTTP {exc.status_code}"
     if isinstance(exc, trio_websocket.ConnectionTimeout):
         return "the WebSocket handshake timed out"
-    cause = _root_cause(exc)
+    cause = root_cause(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
         return f"TLS certificate verification failed: {cause.verify_message}"
     if isinstance(cause, ssl.SSLError):

@@ -9,7 +9,7 @@ drops those from an older connection before they reach the machine.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # ---------------------------------------------------------------------------------------------
@@ -73,9 +73,33 @@ class CredentialReady:
     problem: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class HttpAnswered:
+    """The broker answered an ``HttpRequest`` (any HTTP status: the body decides).
+
+    ``serial`` is the request's; a machine ignores answers to requests it no longer waits for.
+    """
+
+    call: str
+    serial: int
+    status: int
+    body: bytes
+    retry_after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFailed:
+    """An ``HttpRequest`` got no answer: refused, TLS failed, or ``timed_out``."""
+
+    call: str
+    serial: int
+    detail: str
+    timed_out: bool = False
+
+
 Event = (
     Start | Stop | Connected | ConnectFailed | FrameReceived | Closed | TimerFired
-    | CredentialReady
+    | CredentialReady | HttpAnswered | HttpFailed
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -126,6 +150,22 @@ class FetchCredential:
 
     kind: str
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """POST ``body`` as JSON to ``url``; answered by ``HttpAnswered`` or ``HttpFailed``.
+
+    ``body`` may hold credentials: the engine never logs it. Requests to one host share the
+    process's client-side rate limit (``per_second``).
+    """
+
+    call: str
+    serial: int
+    url: str
+    body: dict[str, Any] = field(repr=False)
+    timeout: float = 10.0
+    per_second: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +228,7 @@ Command = (
     | StartTimer
     | CancelTimer
     | FetchCredential
+    | HttpRequest
     | Deliver
     | Notice
     | Transitioned

@@ -1,0 +1,106 @@
+"""REST calls for brokers that log in over HTTPS (Firstock): one POST per ``HttpRequest``.
+
+The body may hold credentials, so nothing here logs or repeats it; failures are described by
+what went wrong on the way (refused, TLS, timed out), never by what was sent. Every request
+first takes a slot from the process's rate limiter for its host, so a morning login of
+hundreds of accounts never makes the broker answer 429 on our account.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+import trio
+from trio.lowlevel import RunVar
+
+from engine._transport import root_cause, tls_context
+from machines import HttpAnswered, HttpFailed, HttpRequest
+
+
+class RateLimiter:
+    """Requests spaced evenly at ``per_second`` at most (no bursts: the broker counts per
+    second, and a burst at a window's edge is what gets answered 429)."""
+
+    __slots__ = ("_interval", "_next")
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = -float("inf")
+
+    async def acquire(self) -> None:
+        now = trio.current_time()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        await trio.sleep_until(slot)
+
+
+_LIMITERS: RunVar[dict[tuple[str, float], RateLimiter]] = RunVar("brokergate_rate_limiters")
+
+
+def limiter_for(host: str, per_second: float) -> RateLimiter:
+    """The rate limiter every session of this trio run shares for ``host``."""
+    try:
+        limiters = _LIMITERS.get()
+    except LookupError:
+        limiters = {}
+        _LIMITERS.set(limiters)
+    return limiters.setdefault((host.lower(), per_second), RateLimiter(per_second))
+
+
+def describe_http_error(exc: httpx.HTTPError) -> str:
+    """Why a request got no answer, in one line (never the request's body)."""
+    if isinstance(exc, httpx.TimeoutException):
+        what = {
+            httpx.ConnectTimeout: "connecting",
+            httpx.ReadTimeout: "waiting for the answer",
+            httpx.WriteTimeout: "sending",
+            httpx.PoolTimeout: "waiting for a connection",
+        }.get(type(exc), "the request")
+        return f"timed out {what}"
+    cause = root_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS handshake failed: {cause.reason or cause}"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, httpx.ConnectError):
+        return f"could not connect: {cause}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class HttpCaller:
+    """One session's HTTP client (keep-alive to the broker), closed with the session."""
+
+    __slots__ = ("_ca_file", "_client")
+
+    def __init__(self, ca_file: str | None) -> None:
+        self._ca_file = ca_file
+        self._client: httpx.AsyncClient | None = None
+
+    def _get(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(verify=tls_context(self._ca_file),
+                                             follow_redirects=False)
+        return self._client
+
+    async def call(self, request: HttpRequest) -> HttpAnswered | HttpFailed:
+        host = httpx.URL(request.url).host
+        if request.per_second is not None:
+            await limiter_for(host, request.per_second).acquire()
+        try:
+            response = await self._get().post(
+                request.url, json=request.body, timeout=httpx.Timeout(request.timeout)
+            )
+        except httpx.HTTPError as exc:
+            return HttpFailed(request.call, request.serial, describe_http_error(exc),
+                              timed_out=isinstance(exc, httpx.TimeoutException))
+        return HttpAnswered(request.call, request.serial, response.status_code,
+                            response.content, response.headers.get("retry-after"))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                await client.aclose()
