@@ -1,0 +1,48 @@
+"""The daily token expiry and TOTP windows, as pure functions of "now"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+import pytest
+
+from machines.firstock import expiry
+
+IST = "Asia/Kolkata"
+FIVE = time(5, 0)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_last_and_next_expiry_in_ist() -> None:
+    # 2026-11-21 03:00 UTC is 08:30 IST: today's 05:00 IST (23:30 UTC the day before) has passed.
+    now = utc(2026, 11, 21, 3, 0)
+    assert expiry.last_expiry(now, FIVE, IST) == utc(2026, 11, 20, 23, 30)
+    assert expiry.next_expiry(now, FIVE, IST) == utc(2026, 11, 21, 23, 30)
+    # 04:59 IST: the last expiry was yesterday's.
+    early = utc(2026, 11, 20, 23, 29)
+    assert expiry.last_expiry(early, FIVE, IST) == utc(2026, 11, 19, 23, 30)
+
+
+@pytest.mark.parametrize(("created", "current"), [
+    (utc(2026, 11, 21, 0, 0), True),     # after today's expiry
+    (utc(2026, 11, 20, 23, 0), False),   # before it: yesterday's token
+    (utc(2026, 11, 21, 4, 0), False),    # in the future: a clock went wrong, do not trust it
+])
+def test_a_stored_token_is_current_only_if_made_since_the_last_expiry(
+    created: datetime, current: bool
+) -> None:
+    assert expiry.token_is_current(created, utc(2026, 11, 21, 3, 0), FIVE, IST) is current
+
+
+def test_renewal_comes_five_minutes_before_the_expiry() -> None:
+    now = utc(2026, 11, 21, 23, 0)
+    assert expiry.seconds_until_renewal(now, FIVE, IST) == 25 * 60
+    assert expiry.seconds_until_renewal(utc(2026, 11, 21, 23, 28), FIVE, IST) == 0.0
+
+
+def test_seconds_to_the_next_totp_window() -> None:
+    assert expiry.seconds_to_next_totp_window(utc(2026, 11, 21, 3, 0, 10)) == 20.0
+    assert expiry.seconds_to_next_totp_window(utc(2026, 11, 21, 3, 0, 30)) == 30.0
