@@ -1,0 +1,110 @@
+"""Where session tokens outlive a process: a restarted process reuses today's token (after a
+cheap validity check) instead of logging in again.
+
+A store keeps one token per (broker, user) with the time it was created. ``MemoryTokenStore``
+lives as long as the process; ``FileTokenStore`` writes one file per user, created with mode
+0600 in a directory created with mode 0700, replaced atomically, and never named in logs with
+its content.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import trio
+
+from machines import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    token: Secret
+    #: When the broker issued it (timezone-aware).
+    created: datetime
+
+
+class TokenStore(Protocol):
+    async def load(self, broker: str, user: str) -> StoredToken | None: ...
+
+    async def save(self, broker: str, user: str, stored: StoredToken) -> None: ...
+
+    async def delete(self, broker: str, user: str) -> None: ...
+
+
+class MemoryTokenStore:
+    """Tokens kept for the life of the process (the default)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], StoredToken] = {}
+
+    def __repr__(self) -> str:
+        return f"<MemoryTokenStore {len(self._tokens)} tokens>"
+
+    async def load(self, broker: str, user: str) -> StoredToken | None:
+        return self._tokens.get((broker, user))
+
+    async def save(self, broker: str, user: str, stored: StoredToken) -> None:
+        self._tokens[(broker, user)] = stored
+
+    async def delete(self, broker: str, user: str) -> None:
+        self._tokens.pop((broker, user), None)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class FileTokenStore:
+    """One JSON file per user in ``directory``: ``{"token": ..., "created": ISO 8601}``.
+
+    A file that cannot be read or parsed counts as no token: the session logs in again and
+    overwrites it.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def __repr__(self) -> str:
+        return f"<FileTokenStore {self.directory}>"
+
+    def path(self, broker: str, user: str) -> Path:
+        return self.directory / f"{_UNSAFE.sub('_', broker)}-{_UNSAFE.sub('_', user)}.json"
+
+    async def load(self, broker: str, user: str) -> StoredToken | None:
+        return await trio.to_thread.run_sync(self._load, self.path(broker, user))
+
+    async def save(self, broker: str, user: str, stored: StoredToken) -> None:
+        await trio.to_thread.run_sync(self._save, self.path(broker, user), stored)
+
+    async def delete(self, broker: str, user: str) -> None:
+        await trio.to_thread.run_sync(self._delete, self.path(broker, user))
+
+    @staticmethod
+    def _load(path: Path) -> StoredToken | None:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            created = datetime.fromisoformat(doc["created"])
+            token = doc["token"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(token, str) or not token or created.tzinfo is None:
+            return None
+        return StoredToken(Secret(token), created)
+
+    def _save(self, path: Path, stored: StoredToken) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        doc = {"token": stored.token.reveal(), "created": stored.created.isoformat()}
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as out:
+            json.dump(doc, out)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def _delete(path: Path) -> None:
+        path.unlink(missing_ok=True)
