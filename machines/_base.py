@@ -17,7 +17,7 @@ from typing import Any, ClassVar, cast
 from transitions import EventData, Machine
 from transitions.core import Transition
 
-from machines._policy import Action, Fail, LockOut, Restore, Retry
+from machines._policy import Action, Fail, LockOut, Restore, Retry, Succeed
 from machines._sansio import (
     CancelTimer,
     CloseConnection,
@@ -207,7 +207,9 @@ def exit_connecting(ev: EventData) -> None:
 
 def enter_awaiting(ev: EventData) -> None:
     model = model_of(ev)
-    model.emit(model.login_frame())
+    frame = model.login_frame()
+    if frame is not None:  # None: the server speaks first (a token in the URL says who we are)
+        model.emit(frame)
     model.emit(StartTimer(LOGIN_TIMER, model.login_timeout))
 
 
@@ -276,8 +278,11 @@ def record(ev: EventData) -> None:
     reason = None
     # Where a policy action (or an end state) moved the session, its callbacks have set the
     # reason and detail on the model; say why.
+    action = kw.get("action")
     explained = dest != AUTHENTICATED and (
-        kw.get("action") is not None or edge(ev).source == BACKOFF
+        (action is not None and not isinstance(action, Succeed))
+        or edge(ev).source == BACKOFF
+        or kw.get("explain", False)  # a signal whose callbacks say why (e.g. a renewal)
     )
     if explained or dest in TERMINAL_STATES or dest in (BACKOFF, DISCONNECTED):
         detail = model.detail
@@ -489,7 +494,7 @@ class LoginModel:
     def connect_url(self) -> str:
         raise NotImplementedError
 
-    def login_frame(self) -> Command:
+    def login_frame(self) -> Command | None:
         raise NotImplementedError
 
     def logout_frame(self) -> Command:

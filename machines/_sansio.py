@@ -169,6 +169,14 @@ class HttpRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveToken:
+    """Keep the session token in the configured token store (None: delete it)."""
+
+    token: Any = field(repr=False)
+    created: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class RequestError:
     """The broker answered an application request with an error."""
 
@@ -229,6 +237,7 @@ Command = (
     | CancelTimer
     | FetchCredential
     | HttpRequest
+    | SaveToken
     | Deliver
     | Notice
     | Transitioned

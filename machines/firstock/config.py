@@ -53,6 +53,7 @@ class FirstockConfig(SessionSettings):
     socket_url: str | None = None
     heartbeat_interval: float = 5.0
     request_timeout: float = 10.0
+    requests_per_second: float | None = 10.0
     token_expiry: time = time(5, 0)
     token_timezone: str = "Asia/Kolkata"
 
@@ -98,6 +99,8 @@ class FirstockConfig(SessionSettings):
             else:
                 problems += url_problems(self.socket_url, secure="wss", plain="ws",
                                          what="socket_url")
+        if self.requests_per_second is not None and not self.requests_per_second > 0:
+            problems.append("requests_per_second must be positive (or None for no limit)")
         if not self.heartbeat_interval > 0 or not self.request_timeout > 0:
             problems.append("heartbeat_interval and request_timeout must be positive")
         try:

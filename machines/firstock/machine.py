@@ -1,0 +1,356 @@
+"""The Firstock login as a state machine: a REST token step, then (optionally) a socket attach.
+
+    disconnected --start--> requesting_token            (POST login with a fresh TOTP)
+                       | validating_token               (a stored token from today: userDetails)
+                       | refreshing_credentials         (a TOTP provider is asked first)
+    requesting_token --login_answer--> connecting (socket) | authenticated (no socket)
+                     | backoff (429 with Retry-After, 5xx, timeouts; INVALID_TOTP: next window)
+                     | failed (INVALID_<field>, unknown) | locked_out (user blocked)
+    validating_token --validation_answer--> connecting | authenticated | requesting_token
+    connecting --connected--> awaiting_login_response --socket_verdict--> authenticated
+    awaiting_login_response --socket_verdict (refused)--> requesting_token (once) | failed
+    connecting / awaiting_login_response / authenticated --closed...--> backoff --> connecting
+        (the token is still good: no new REST login)
+    authenticated --renew--> requesting_token     (before the daily expiry)
+    authenticated --stop--> logging_out --logout_answer | logout_failed--> disconnected
+
+The REST policy is ``machines/firstock/policy.py``; the shared failure edges are in
+``machines/_base.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from transitions import EventData
+
+from machines._base import (
+    AUTHENTICATED,
+    AWAITING_LOGIN_RESPONSE,
+    BACKOFF,
+    COMMON_STATES,
+    CONNECTING,
+    DISCONNECTED,
+    FAILED,
+    LOCKED_OUT,
+    LOGGING_OUT,
+    PROVISIONING,
+    Callback,
+    acts_fail,
+    acts_retry,
+    build_machine,
+    close_connection,
+    exit_authenticated,
+    failure_edges,
+    mark_stopped,
+    reset_attempts,
+    retry_allowed,
+    take_exhausted,
+    take_outcome,
+    take_retry,
+)
+from machines._policy import Action, Relogon, Succeed
+from machines._sansio import CancelTimer, Fault, StartTimer
+
+if TYPE_CHECKING:
+    from machines.firstock.session import FirstockSession
+
+BROKER = "firstock"
+
+REQUESTING_TOKEN = "requesting_token"
+VALIDATING_TOKEN = "validating_token"
+REFRESHING_CREDENTIALS = "refreshing_credentials"
+
+HEARTBEAT_TIMER = "heartbeat"
+RENEW_TIMER = "renew"
+
+
+def fs(ev: EventData) -> FirstockSession:
+    return cast("FirstockSession", ev.model)
+
+
+def _action(ev: EventData) -> Action | None:
+    return cast(Action | None, ev.kwargs.get("action"))
+
+
+def acts_succeed(ev: EventData) -> bool:
+    return isinstance(_action(ev), Succeed)
+
+
+def acts_relogon(ev: EventData) -> bool:
+    return isinstance(_action(ev), Relogon)
+
+
+# --- conditions ---------------------------------------------------------------------------------
+
+
+def wants_socket(ev: EventData) -> bool:
+    return fs(ev).config.socket != "none"
+
+
+def has_current_stored_token(ev: EventData) -> bool:
+    return fs(ev).stored_token_is_current()
+
+
+def uses_totp_provider(ev: EventData) -> bool:
+    return fs(ev).config.totp_provider is not None
+
+
+def holds_token(ev: EventData) -> bool:
+    return fs(ev).token is not None
+
+
+def holds_candidate(ev: EventData) -> bool:
+    """A stored token still waiting for its validity check."""
+    return fs(ev).candidate is not None
+
+
+def can_retry_totp(ev: EventData) -> bool:
+    """INVALID_TOTP: with a seed, once, in the next window (a provider or fixed code cannot
+    know the window)."""
+    action = _action(ev)
+    model = fs(ev)
+    return (isinstance(action, Relogon) and action.credential == "totp"
+            and model.config.totp_seed is not None and not model.totp_retried)
+
+
+def can_relogin(ev: EventData) -> bool:
+    """The token was refused (socket or REST): one fresh login, not a loop."""
+    return not fs(ev).relogged
+
+
+def has_credential(ev: EventData) -> bool:
+    return ev.kwargs.get("value") is not None
+
+
+def socket_accepted(ev: EventData) -> bool:
+    return ev.kwargs.get("ok") is True
+
+
+def socket_refused(ev: EventData) -> bool:
+    return ev.kwargs.get("ok") is False
+
+
+# --- callbacks ----------------------------------------------------------------------------------
+
+
+def take_token(ev: EventData) -> None:
+    fs(ev).take_token(ev.kwargs.get("data"))
+
+
+def take_stored(ev: EventData) -> None:
+    fs(ev).adopt_stored()
+
+
+def keep_validated(ev: EventData) -> None:
+    fs(ev).schedule_renewal()
+
+
+def forget_token(ev: EventData) -> None:
+    model = fs(ev)
+    model.drop_token()
+    action = _action(ev)
+    model.reason = action.reason if action is not None else "session_invalid"
+    model.fault = action.fault if action is not None else None
+    model.detail = ev.kwargs.get("detail")
+
+
+def relogin(ev: EventData) -> None:
+    model = fs(ev)
+    model.relogged = True
+    forget_token(ev)
+
+
+def refuse_socket(ev: EventData) -> None:
+    model = fs(ev)
+    model.drop_token()
+    model.conclude("session_invalid", Fault.BROKER,
+                   f"the socket refused a fresh token too: {ev.kwargs.get('detail')}")
+
+
+def wait_for_totp_window(ev: EventData) -> None:
+    model = fs(ev)
+    model.totp_retried = True
+    model.delay = model.seconds_to_next_totp_window()
+    model.reason, model.fault = "invalid_totp", None
+    model.detail = f"{ev.kwargs.get('detail')}; trying once more in the next TOTP window"
+
+
+def refuse_relogon(ev: EventData) -> None:
+    action = _action(ev)
+    assert isinstance(action, Relogon)
+    model = fs(ev)
+    if action.credential == "totp":
+        why = ("a fixed code or a provider cannot wait for the next window"
+               if model.config.totp_seed is None else "the next window's code was refused too")
+    else:
+        why = "a fresh login was refused too"
+    detail = ev.kwargs.get("detail")
+    model.conclude(action.reason, action.fault, f"{detail}; {why}" if detail else why)
+
+
+def take_totp(ev: EventData) -> None:
+    fs(ev).take_totp(ev.kwargs["value"])
+
+
+def refuse_credential(ev: EventData) -> None:
+    model = fs(ev)
+    problem = ev.kwargs.get("problem") or "it returned nothing"
+    model.conclude("credential_unavailable", Fault.CONFIGURATION,
+                   f"the TOTP provider failed: {problem}")
+
+
+def take_renewal(ev: EventData) -> None:
+    model = fs(ev)
+    model.reason, model.fault = "token_renewal", None
+    model.detail = "the daily token expiry is near: logging in again ahead of it"
+
+
+def count_attach(ev: EventData) -> None:
+    model = fs(ev)
+    model.socket_attaches += 1
+    model.relogged = False  # the next refusal may have its one fresh login again
+
+
+# --- state entry and exit -----------------------------------------------------------------------
+
+
+def enter_requesting(ev: EventData) -> None:
+    fs(ev).request_login()
+
+
+def enter_validating(ev: EventData) -> None:
+    fs(ev).request_user_details()
+
+
+def enter_refreshing(ev: EventData) -> None:
+    fs(ev).request_totp()
+
+
+def enter_logging_out(ev: EventData) -> None:
+    fs(ev).request_logout()
+
+
+def start_heartbeat(ev: EventData) -> None:
+    model = fs(ev)
+    if model.config.socket == "noren":
+        model.emit(StartTimer(HEARTBEAT_TIMER, model.config.heartbeat_interval))
+
+
+def stop_heartbeat(ev: EventData) -> None:
+    fs(ev).emit(CancelTimer(HEARTBEAT_TIMER))
+
+
+def release_socket(ev: EventData) -> None:
+    fs(ev).release_socket_slot()
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+SOCKET = [CONNECTING, AWAITING_LOGIN_RESPONSE, AUTHENTICATED]
+
+
+def token_edges(trigger: str, source: str, conditions: list[Callback],
+                before: list[Callback]) -> list[dict[str, Any]]:
+    """A token in hand: attach the socket, or be authenticated at once without one."""
+    return [
+        {"trigger": trigger, "source": source, "dest": CONNECTING,
+         "conditions": [*conditions, wants_socket], "before": before},
+        {"trigger": trigger, "source": source, "dest": AUTHENTICATED,
+         "conditions": conditions, "before": before},
+    ]
+
+
+def login_edges(trigger: str, source: str | list[str], conditions: list[Callback],
+                before: list[Callback]) -> list[dict[str, Any]]:
+    """A new login: through the TOTP provider first if there is one."""
+    return [
+        {"trigger": trigger, "source": source, "dest": REFRESHING_CREDENTIALS,
+         "conditions": [*conditions, uses_totp_provider], "before": before},
+        {"trigger": trigger, "source": source, "dest": REQUESTING_TOKEN,
+         "conditions": conditions, "before": before},
+    ]
+
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "start", "source": DISCONNECTED, "dest": FAILED, "conditions": [acts_fail],
+     "before": [take_outcome]},
+    {"trigger": "start", "source": DISCONNECTED, "dest": VALIDATING_TOKEN,
+     "conditions": [has_current_stored_token], "before": [take_stored]},
+    *login_edges("start", DISCONNECTED, [], []),
+    # The TOTP provider answered.
+    {"trigger": "credential_ready", "source": REFRESHING_CREDENTIALS, "dest": REQUESTING_TOKEN,
+     "conditions": [has_credential], "before": [take_totp]},
+    {"trigger": "credential_ready", "source": REFRESHING_CREDENTIALS, "dest": FAILED,
+     "before": [refuse_credential]},
+    # POST login answered.
+    *token_edges("login_answer", REQUESTING_TOKEN, [acts_succeed], [take_token]),
+    {"trigger": "login_answer", "source": REQUESTING_TOKEN, "dest": BACKOFF,
+     "conditions": [acts_relogon, can_retry_totp], "before": [wait_for_totp_window]},
+    {"trigger": "login_answer", "source": REQUESTING_TOKEN, "dest": FAILED,
+     "conditions": [acts_relogon], "before": [refuse_relogon]},
+    *failure_edges("login_answer", [REQUESTING_TOKEN]),
+    *failure_edges("login_failed", [REQUESTING_TOKEN, VALIDATING_TOKEN]),
+    # userDetails on a stored token answered.
+    *token_edges("validation_answer", VALIDATING_TOKEN, [acts_succeed], [keep_validated]),
+    # A 5xx or 429 says nothing about the token: ask again after backoff (bounded).
+    {"trigger": "validation_answer", "source": VALIDATING_TOKEN, "dest": BACKOFF,
+     "conditions": [retry_allowed], "before": [take_retry]},
+    {"trigger": "validation_answer", "source": VALIDATING_TOKEN, "dest": FAILED,
+     "conditions": [acts_retry], "before": [take_exhausted]},
+    # Anything else: the token is no good; log in afresh.
+    *login_edges("validation_answer", VALIDATING_TOKEN, [], [forget_token]),
+    # The socket.
+    {"trigger": "connected", "source": CONNECTING, "dest": AWAITING_LOGIN_RESPONSE},
+    {"trigger": "socket_verdict", "source": AWAITING_LOGIN_RESPONSE, "dest": AUTHENTICATED,
+     "conditions": [socket_accepted], "before": [count_attach]},
+    *login_edges("socket_verdict", AWAITING_LOGIN_RESPONSE, [socket_refused, can_relogin],
+                 [relogin]),
+    {"trigger": "socket_verdict", "source": AWAITING_LOGIN_RESPONSE, "dest": FAILED,
+     "conditions": [socket_refused], "before": [refuse_socket]},
+    *failure_edges("closed", SOCKET),
+    *failure_edges("connect_failed", [CONNECTING]),
+    *failure_edges("timeout", [CONNECTING, AWAITING_LOGIN_RESPONSE]),
+    *failure_edges("malformed_frame", [AWAITING_LOGIN_RESPONSE]),
+    # Backoff: reattach with the token in hand, else log in again.
+    {"trigger": "backoff_elapsed", "source": BACKOFF, "dest": VALIDATING_TOKEN,
+     "conditions": [holds_candidate]},
+    {"trigger": "backoff_elapsed", "source": BACKOFF, "dest": CONNECTING,
+     "conditions": [holds_token, wants_socket]},
+    *login_edges("backoff_elapsed", BACKOFF, [], []),
+    {"trigger": "stable", "source": AUTHENTICATED, "dest": None, "after": [reset_attempts]},
+    *login_edges("renew", AUTHENTICATED, [], [take_renewal]),
+    {"trigger": "stop", "source": AUTHENTICATED, "dest": LOGGING_OUT},
+    {"trigger": "stop",
+     "source": [REQUESTING_TOKEN, VALIDATING_TOKEN, REFRESHING_CREDENTIALS, CONNECTING,
+                AWAITING_LOGIN_RESPONSE, BACKOFF],
+     "dest": DISCONNECTED, "before": [mark_stopped]},
+    {"trigger": "logout_answer", "source": LOGGING_OUT, "dest": DISCONNECTED,
+     "before": [mark_stopped]},
+    {"trigger": "logout_failed", "source": LOGGING_OUT, "dest": DISCONNECTED,
+     "before": [mark_stopped]},
+]
+
+
+def _states() -> list[dict[str, Any]]:
+    states = [dict(s) for s in COMMON_STATES if s["name"] not in (PROVISIONING, LOGGING_OUT)]
+    for state in states:
+        if state["name"] == AUTHENTICATED:
+            state["on_enter"] = [*state["on_enter"], start_heartbeat]
+            state["on_exit"] = [exit_authenticated, stop_heartbeat]
+        elif state["name"] in (FAILED, LOCKED_OUT, DISCONNECTED, BACKOFF):
+            state["on_enter"] = [*state["on_enter"], release_socket]
+    states += [
+        {"name": REQUESTING_TOKEN, "on_enter": [close_connection, release_socket,
+                                                enter_requesting]},
+        {"name": VALIDATING_TOKEN, "on_enter": [enter_validating]},
+        {"name": REFRESHING_CREDENTIALS, "on_enter": [close_connection, enter_refreshing]},
+        {"name": LOGGING_OUT, "on_enter": [close_connection, release_socket,
+                                           enter_logging_out]},
+    ]
+    return states
+
+
+STATES = _states()
+
+MACHINE = build_machine(STATES, TRANSITIONS, name="firstock")

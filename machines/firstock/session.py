@@ -1,0 +1,315 @@
+"""One Firstock session's model: its token, the REST calls and socket frames it builds, and how
+it reads Firstock's answers. The transitions live in ``machines/firstock/machine.py``."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from machines._base import (
+    AUTHENTICATED,
+    AWAITING_LOGIN_RESPONSE,
+    LoginModel,
+)
+from machines._policy import Action, Fail, Retry
+from machines._sansio import (
+    Command,
+    CredentialReady,
+    Deliver,
+    Fault,
+    FetchCredential,
+    FrameReceived,
+    HttpAnswered,
+    HttpFailed,
+    HttpRequest,
+    SaveToken,
+    SendFrame,
+    StartTimer,
+)
+from machines._secret import Secret
+from machines.firstock import codec, expiry, policy
+from machines.firstock.config import FirstockConfig
+from machines.firstock.machine import (
+    BROKER,
+    HEARTBEAT_TIMER,
+    MACHINE,
+    RENEW_TIMER,
+)
+
+#: REST calls, by the name of their endpoint, and the trigger their answer fires.
+_ANSWER_TRIGGERS = {"login": "login_answer", "userDetails": "validation_answer",
+                    "logout": "logout_answer"}
+_FAILURE_TRIGGERS = {"login": "login_failed", "userDetails": "login_failed",
+                     "logout": "logout_failed"}
+
+CONNECTION_LOST = Retry("connection_lost", Fault.NETWORK, immediate=True)
+#: A login "success" without a token: nothing to work with.
+MISSING_TOKEN = Fail("protocol_error", Fault.BROKER)
+
+
+def _susertoken(data: object) -> str | None:
+    token = data.get("susertoken") if isinstance(data, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FirstockSession(LoginModel):
+    """One Firstock session's machine model. Pure: events in, commands out.
+
+    ``wall`` is the wall clock (aware datetimes): TOTP codes and the daily expiry are about
+    calendar time. ``stored`` is a token a store kept from an earlier process, if any.
+    """
+
+    __slots__ = (
+        "_secret_values",
+        "call_serial",
+        "candidate",
+        "candidate_created",
+        "config",
+        "relogged",
+        "rest_logins",
+        "socket_attaches",
+        "token",
+        "token_created",
+        "totp_code",
+        "totp_retried",
+        "wall",
+    )
+
+    broker: ClassVar[str] = BROKER
+    MACHINE = MACHINE
+
+    def __init__(
+        self,
+        config: FirstockConfig,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] | None = None,
+        wall: Callable[[], datetime] = _utc_now,
+        stored: tuple[Secret, datetime] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+        super().__init__(
+            backoff=config.backoff,
+            connect_timeout=config.connect_timeout,
+            login_timeout=config.login_timeout,
+            logout_timeout=config.logout_timeout,
+            rng=rng,
+            **kwargs,
+        )
+        self.config = config
+        self.wall = wall
+        self.token: Secret | None = None
+        self.token_created: datetime | None = None
+        self.candidate: Secret | None = stored[0] if stored else None
+        self.candidate_created: datetime | None = stored[1] if stored else None
+        self.totp_code: Secret | None = None
+        self.totp_retried = False
+        self.relogged = False
+        self.call_serial = 0
+        self.rest_logins = 0
+        self.socket_attaches = 0
+        self._secret_values: list[str] = []
+        for value in (config.password, config.api_key, config.totp_seed, config.totp,
+                      self.candidate):
+            if isinstance(value, Secret) and value:
+                self.keep_secret(value.reveal())
+
+    def __repr__(self) -> str:
+        return f"<FirstockSession {self.config.user_id!r} state={self.state} epoch={self.epoch}>"
+
+    @property
+    def account(self) -> str:
+        return self.config.user_id
+
+    def secrets(self) -> list[str]:
+        return self._secret_values
+
+    def keep_secret(self, value: str) -> None:
+        if value and value not in self._secret_values:
+            self._secret_values.append(value)
+
+    def outcome(self) -> dict[str, Any]:
+        out = super().outcome()
+        out.update(rest_logins=self.rest_logins, socket_attaches=self.socket_attaches,
+                   token_created=self.token_created.isoformat() if self.token_created else None)
+        return out
+
+    # -- the token
+
+    def stored_token_is_current(self) -> bool:
+        if self.candidate is None or self.candidate_created is None:
+            return False
+        c = self.config
+        return expiry.token_is_current(self.candidate_created, self.wall(), c.token_expiry,
+                                       c.token_timezone)
+
+    def adopt_stored(self) -> None:
+        """Nothing to do until userDetails says the stored token still works."""
+
+    def take_token(self, data: object) -> None:
+        token = _susertoken(data)
+        assert token is not None  # _answered turns a success without one into a failure
+        self.keep_secret(token)
+        self.token = Secret(token)
+        self.token_created = self.wall()
+        self.rest_logins += 1
+        self.totp_retried = False
+        self.emit(SaveToken(self.token, self.token_created))
+        self.schedule_renewal()
+
+    def schedule_renewal(self) -> None:
+        if self.token is None and self.candidate is not None:
+            self.token, self.token_created = self.candidate, self.candidate_created
+        self.candidate = self.candidate_created = None
+        c = self.config
+        seconds = expiry.seconds_until_renewal(self.wall(), c.token_expiry, c.token_timezone)
+        self.emit(StartTimer(RENEW_TIMER, seconds))
+
+    def drop_token(self) -> None:
+        """The token is no good (refused, or about to expire): forget it here and in the store."""
+        if self.token is not None or self.candidate is not None:
+            self.emit(SaveToken(None))
+        self.token = self.token_created = None
+        self.candidate = self.candidate_created = None
+
+    # -- TOTP
+
+    def request_totp(self) -> None:
+        self.emit(FetchCredential("totp", self.config.request_timeout))
+
+    def credential_source(self, kind: str) -> Any:
+        return self.config.totp_provider if kind == "totp" else None
+
+    def take_totp(self, value: object) -> None:
+        raw = value.reveal() if isinstance(value, Secret) else str(value)
+        self.keep_secret(raw)
+        self.totp_code = Secret(raw)
+
+    def seconds_to_next_totp_window(self) -> float:
+        return expiry.seconds_to_next_totp_window(self.wall())
+
+    def _current_totp(self) -> str:
+        c = self.config
+        if self.totp_code is not None:  # from the provider, for this login only
+            code, self.totp_code = self.totp_code.reveal(), None
+            return code
+        if c.totp_seed is not None:
+            import pyotp  # noqa: PLC0415 - only seeded sessions need it
+
+            code = pyotp.TOTP(c.totp_seed.reveal()).at(self.wall())
+            self.keep_secret(code)
+            return str(code)
+        return c.totp.reveal() if c.totp is not None else ""
+
+    # -- REST calls
+
+    def _post(self, call: str, body: dict[str, str]) -> None:
+        self.call_serial += 1
+        c = self.config
+        self.emit(HttpRequest(call, self.call_serial, c.endpoint(call), body,
+                              c.request_timeout, c.requests_per_second))
+
+    def request_login(self) -> None:
+        c = self.config
+        self._post("login", codec.login_body(
+            user_id=c.user_id, password=c.password.reveal(), totp=self._current_totp(),
+            vendor_code=c.vendor_code, api_key=c.api_key.reveal(), version=c.version))
+
+    def request_user_details(self) -> None:
+        assert self.candidate is not None
+        self._post("userDetails", codec.session_body(self.config.user_id,
+                                                     self.candidate.reveal()))
+
+    def request_logout(self) -> None:
+        if self.token is None:
+            self.fire("logout_failed", detail="no token to log out")
+            return
+        self._post("logout", codec.session_body(self.config.user_id, self.token.reveal()))
+        self.emit(SaveToken(None))
+
+    # -- the socket
+
+    def config_problems(self) -> list[str]:
+        return self.config.problems()
+
+    def connect_url(self) -> str:
+        c = self.config
+        assert c.socket_url is not None and self.token is not None
+        if c.socket == "v2":
+            return codec.socket_url(c.socket_url, c.user_id, self.token.reveal())
+        return c.socket_url
+
+    def login_frame(self) -> Command | None:
+        if self.config.socket == "noren" and self.token is not None:
+            return SendFrame(codec.noren_connect(self.config.user_id, self.token.reveal()),
+                             "noren connect")
+        return None
+
+    def logout_frame(self) -> Command:
+        raise AssertionError("Firstock logs out over REST")
+
+    def close_action(self, code: int) -> Action:
+        return CONNECTION_LOST
+
+    def connect_failed_action(self) -> Action:
+        return policy.CONNECT_FAILED
+
+    def timeout_action(self, timer: str) -> Action:
+        return policy.TIMEOUT
+
+    def encode_request(self, message: Any, request_id: int) -> bytes:
+        raise TypeError("Firstock's market-data socket takes no requests with ids")
+
+    def release_socket_slot(self) -> None:
+        """Hook for a per-user socket quota (the broker allows 3 sockets per user)."""
+
+    # -- events
+
+    def dispatch(self, event: Any) -> None:
+        match event:
+            case HttpAnswered(call=call, serial=serial):
+                if serial == self.call_serial:
+                    self._answered(event)
+            case HttpFailed(call=call, serial=serial, detail=detail, timed_out=timed_out):
+                if serial == self.call_serial:
+                    action = policy.TIMEOUT if timed_out else policy.CONNECT_FAILED
+                    self.fire(_FAILURE_TRIGGERS[call], action=action,
+                              detail=f"{call}: {detail}")
+            case CredentialReady(value=value, problem=problem):
+                self.fire("credential_ready", value=value, problem=problem)
+            case _:
+                super().dispatch(event)
+
+    def _answered(self, event: HttpAnswered) -> None:
+        answer = codec.parse_answer(event.status, event.body, event.retry_after)
+        action = policy.classify(answer, with_token=event.call != "login")
+        detail = f"{event.call}: {answer.describe()}" if not answer.ok else None
+        if event.call == "login" and answer.ok and _susertoken(answer.data) is None:
+            action = MISSING_TOKEN
+            detail = "login: Firstock answered success without a susertoken"
+        self.fire(_ANSWER_TRIGGERS[event.call], action=action, data=answer.data, detail=detail,
+                  error_code=event.status if not answer.ok else None,
+                  min_delay=answer.retry_after or 0.0)
+
+    def on_timer(self, name: str) -> None:
+        if name == HEARTBEAT_TIMER:
+            if self.state == AUTHENTICATED:
+                self.emit(SendFrame(codec.NOREN_HEARTBEAT, "heartbeat"))
+                self.emit(StartTimer(HEARTBEAT_TIMER, self.config.heartbeat_interval))
+        elif name == RENEW_TIMER:
+            self.fire("renew", explain=True)
+        else:
+            super().on_timer(name)
+
+    def on_frame(self, event: FrameReceived) -> None:
+        verdict = codec.read_socket_message(event.data)
+        if self.state == AWAITING_LOGIN_RESPONSE and verdict.ok is not None:
+            self.fire("socket_verdict", ok=verdict.ok, detail=verdict.text or None)
+        elif self.state == AUTHENTICATED and verdict.ok is None:
+            self.emit(Deliver(None, event.data))

@@ -1,0 +1,298 @@
+"""The Firstock machine as event lists in, commands out: REST answers are events, the wall clock
+is a fake one."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from machines import (
+    Closed,
+    Command,
+    Connected,
+    CredentialReady,
+    FetchCredential,
+    FrameReceived,
+    HttpAnswered,
+    HttpFailed,
+    HttpRequest,
+    OpenConnection,
+    SaveToken,
+    Secret,
+    SendFrame,
+    Start,
+    StartTimer,
+    Stop,
+    TimerFired,
+    Transitioned,
+)
+from machines.firstock import FirstockConfig
+from machines.firstock.session import FirstockSession
+
+SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+NOW = datetime(2026, 11, 21, 3, 0, 10, tzinfo=UTC)  # 08:30:10 IST
+
+
+def config(**overrides: Any) -> FirstockConfig:
+    values: dict[str, Any] = {
+        "base_url": "http://127.0.0.1:9/api/V3", "user_id": "AA1", "password": Secret("pw-1"),
+        "api_key": Secret("key-1"), "vendor_code": "AA1_API", "totp": Secret("123456"),
+    }
+    values.update(overrides)
+    return FirstockConfig(**values)
+
+
+def session(stored: tuple[Secret, datetime] | None = None, **overrides: Any) -> FirstockSession:
+    return FirstockSession(config(**overrides), rng=random.Random(3), clock=lambda: 0.0,
+                           wall=lambda: NOW, stored=stored)
+
+
+def moves(out: list[Command]) -> list[tuple[str, str, str]]:
+    return [(c.trigger, c.src, c.dst) for c in out if isinstance(c, Transitioned)]
+
+
+def last(out: list[Command]) -> Transitioned:
+    return [c for c in out if isinstance(c, Transitioned)][-1]
+
+
+def calls(out: list[Command]) -> list[HttpRequest]:
+    return [c for c in out if isinstance(c, HttpRequest)]
+
+
+def answer(s: FirstockSession, status: int, doc: Any, *, call: str = "login",
+           retry_after: str | None = None) -> list[Command]:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    return s.handle(HttpAnswered(call, s.call_serial, status, body, retry_after))
+
+
+OK = {"status": "Success", "data": {"actid": "AA1", "susertoken": "tok-1"}}
+
+
+def failed(name: str, message: str = "", field: str = "") -> dict[str, Any]:
+    return {"status": "Failed", "code": "401", "name": name,
+            "error": {"field": field, "message": message}}
+
+
+def test_login_without_a_socket_is_authenticated_with_the_token() -> None:
+    s = session()
+    [login] = calls(s.handle(Start()))
+    assert login.call == "login" and login.url == "http://127.0.0.1:9/api/V3/login"
+    assert login.body == {"userId": "AA1", "password": "pw-1", "TOTP": "123456",
+                          "vendorCode": "AA1_API", "apiKey": "key-1"}
+    assert login.per_second == 10.0 and "pw-1" not in repr(login)
+    out = answer(s, 200, OK)
+    assert moves(out) == [("login_answer", "requesting_token", "authenticated")]
+    assert last(out).reason is None
+    saved = [c for c in out if isinstance(c, SaveToken)]
+    assert saved[0].token.reveal() == "tok-1" and saved[0].created == NOW
+    assert "tok-1" in s.secrets()
+    # Renewal five minutes before 05:00 IST tomorrow (23:30 UTC today).
+    renew = next(c for c in out if isinstance(c, StartTimer) and c.name == "renew")
+    assert renew.seconds == (datetime(2026, 11, 21, 23, 25, tzinfo=UTC) - NOW).total_seconds()
+
+
+def test_v4_sends_the_password_hashed() -> None:
+    s = session(base_url="http://127.0.0.1:9/api/V4")
+    [login] = calls(s.handle(Start()))
+    assert login.body["password"] != "pw-1" and len(login.body["password"]) == 64
+
+
+@pytest.mark.parametrize("name", ["INVALID_PASSWORD", "INVALID_USERID", "INVALID_APIKEY",
+                                  "INVALID_VENDORCODE"])
+def test_invalid_fields_fail_and_are_never_retried(name: str) -> None:
+    s = session()
+    s.handle(Start())
+    out = answer(s, 401, failed(name, "bad", "password"))
+    assert s.state == "failed" and s.outcome()["reason"] == "invalid_credentials"
+    assert name in s.outcome()["detail"] and calls(out) == []
+
+
+def test_a_blocked_user_is_locked_out() -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 401, failed("INVALID_INPUT",
+                          "Invalid Input : User Blocked due to multiple wrong attempts"))
+    assert s.state == "locked_out" and s.outcome()["reason"] == "user_blocked"
+
+
+def test_an_invalid_totp_with_a_seed_waits_for_the_next_window_once() -> None:
+    s = session(totp=None, totp_seed=Secret(SEED))
+    s.handle(Start())
+    out = answer(s, 401, failed("INVALID_TOTP"))
+    assert moves(out) == [("login_answer", "requesting_token", "backoff")]
+    assert last(out).delay == pytest.approx(20.0)  # 08:30:10 -> the window at :30
+    out = s.handle(TimerFired("backoff"))
+    assert calls(out)[0].body["TOTP"].isdigit()
+    answer(s, 401, failed("INVALID_TOTP"))
+    assert s.state == "failed" and s.outcome()["reason"] == "invalid_totp"
+    assert "refused too" in s.outcome()["detail"]
+
+
+def test_an_invalid_fixed_totp_fails_at_once() -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 401, failed("INVALID_TOTP"))
+    assert s.state == "failed" and s.outcome()["reason"] == "invalid_totp"
+
+
+def test_a_totp_provider_is_asked_before_each_login() -> None:
+    s = session(totp=None, totp_provider=lambda: "654321")
+    out = s.handle(Start())
+    assert moves(out) == [("start", "disconnected", "refreshing_credentials")]
+    assert FetchCredential("totp", 10.0) in out
+    out = s.handle(CredentialReady("totp", Secret("654321")))
+    assert calls(out)[0].body["TOTP"] == "654321"
+    assert "654321" in s.secrets()
+
+
+@pytest.mark.parametrize(("status", "doc", "retry_after", "reason", "least"), [
+    (429, failed("API_RATE_LIMIT"), "3", "rate_limited", 3.0),
+    (429, {"status": "failed"}, None, "rate_limited", 0.0),
+    (500, failed("SERVER_ERROR"), None, "server_error", 0.0),
+    (502, b"<html>502 Bad Gateway</html>", None, "server_error", 0.0),
+])
+def test_transient_answers_back_off(status: int, doc: Any, retry_after: str | None, reason: str,
+                                    least: float) -> None:
+    s = session()
+    s.handle(Start())
+    out = answer(s, status, doc, retry_after=retry_after)
+    assert moves(out) == [("login_answer", "requesting_token", "backoff")]
+    assert last(out).reason == reason and (last(out).delay or 0) >= least
+    assert calls(s.handle(TimerFired("backoff")))[0].call == "login"
+
+
+def test_a_request_timeout_backs_off() -> None:
+    s = session()
+    s.handle(Start())
+    out = s.handle(HttpFailed("login", 1, "timed out waiting for the answer", timed_out=True))
+    assert moves(out) == [("login_failed", "requesting_token", "backoff")]
+    assert last(out).reason == "timeout"
+
+
+def test_an_answer_to_an_older_request_is_ignored() -> None:
+    s = session()
+    s.handle(Start())
+    assert s.handle(HttpAnswered("login", 99, 200, json.dumps(OK).encode())) == []
+
+
+def test_success_without_a_token_is_the_brokers_fault() -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 200, {"status": "success", "data": {}})
+    assert s.state == "failed" and s.outcome()["reason"] == "protocol_error"
+
+
+# --- stored tokens ------------------------------------------------------------------------------
+
+
+def test_todays_stored_token_is_checked_not_replaced() -> None:
+    s = session(stored=(Secret("kept"), NOW - timedelta(hours=1)))
+    out = s.handle(Start())
+    assert moves(out) == [("start", "disconnected", "validating_token")]
+    assert calls(out)[0].body == {"userId": "AA1", "jKey": "kept"}
+    out = answer(s, 200, {"status": "success", "data": {}}, call="userDetails")
+    assert s.state == "authenticated" and s.outcome()["rest_logins"] == 0
+    assert s.token is not None and s.token.reveal() == "kept"
+
+
+def test_yesterdays_stored_token_is_not_even_checked() -> None:
+    s = session(stored=(Secret("old"), NOW - timedelta(days=1)))
+    out = s.handle(Start())
+    assert calls(out)[0].call == "login"
+
+
+def test_a_refused_stored_token_means_a_fresh_login() -> None:
+    s = session(stored=(Secret("kept"), NOW - timedelta(hours=1)))
+    s.handle(Start())
+    out = answer(s, 401, failed("INVALID_JKEY"), call="userDetails")
+    assert moves(out) == [("validation_answer", "validating_token", "requesting_token")]
+    assert SaveToken(None) in out and calls(out)[0].call == "login"
+
+
+# --- sockets ------------------------------------------------------------------------------------
+
+
+def noren(**overrides: Any) -> FirstockSession:
+    return session(socket="noren", socket_url="ws://127.0.0.1:9/NorenWSTP/", **overrides)
+
+
+def attached(s: FirstockSession) -> None:
+    s.handle(Start())
+    answer(s, 200, OK)
+    s.handle(Connected(s.epoch))
+    s.handle(FrameReceived(s.epoch, '{"t":"ck","s":"OK"}'))
+    assert s.state == "authenticated"
+
+
+def test_the_noren_socket_attaches_with_the_token_and_beats() -> None:
+    s = noren()
+    s.handle(Start())
+    out = answer(s, 200, OK)
+    assert OpenConnection("ws://127.0.0.1:9/NorenWSTP/", 1) in out
+    out = s.handle(Connected(1))
+    [hello] = [c for c in out if isinstance(c, SendFrame)]
+    assert json.loads(hello.data) == {"t": "c", "uid": "AA1", "actid": "AA1",
+                                      "susertoken": "tok-1", "source": "API"}
+    out = s.handle(FrameReceived(1, '{"t":"ck","s":"OK","uid":"AA1"}'))
+    assert s.state == "authenticated" and StartTimer("heartbeat", 5.0) in out
+    out = s.handle(TimerFired("heartbeat"))
+    assert [c.data for c in out if isinstance(c, SendFrame)] == ['{"t": "h"}']
+    assert s.outcome()["socket_attaches"] == 1
+
+
+def test_the_newer_socket_takes_the_token_in_its_url() -> None:
+    s = session(socket="v2", socket_url="ws://127.0.0.1:9/ws")
+    s.handle(Start())
+    out = answer(s, 200, OK)
+    opened = next(c for c in out if isinstance(c, OpenConnection))
+    assert opened.url == "ws://127.0.0.1:9/ws?userId=AA1&jKey=tok-1&source=developer-api"
+    out = s.handle(Connected(1))
+    assert not any(isinstance(c, SendFrame) for c in out)  # the server speaks first
+    s.handle(FrameReceived(1, '{"status":"success","message":"Authentication successful"}'))
+    assert s.state == "authenticated"
+
+
+def test_a_refused_socket_logs_in_again_once_then_fails() -> None:
+    s = noren()
+    s.handle(Start())
+    answer(s, 200, OK)
+    s.handle(Connected(1))
+    out = s.handle(FrameReceived(1, '{"t":"ck","s":"Not_Ok","emsg":"Invalid Session Key"}'))
+    assert moves(out) == [("socket_verdict", "awaiting_login_response", "requesting_token")]
+    answer(s, 200, {"status": "success", "data": {"susertoken": "tok-2"}})
+    s.handle(Connected(2))
+    s.handle(FrameReceived(2, '{"t":"ck","s":"Not_Ok","emsg":"Invalid Session Key"}'))
+    assert s.state == "failed" and s.outcome()["reason"] == "session_invalid"
+    assert s.outcome()["rest_logins"] == 2
+
+
+def test_a_dropped_socket_reattaches_without_a_new_login() -> None:
+    s = noren()
+    attached(s)
+    s.handle(TimerFired("stable"))
+    out = s.handle(Closed(1, 1006))
+    assert moves(out) == [("closed", "authenticated", "backoff")]
+    out = s.handle(TimerFired("backoff"))
+    assert moves(out) == [("backoff_elapsed", "backoff", "connecting")] and calls(out) == []
+    assert s.outcome()["rest_logins"] == 1
+
+
+def test_renewal_logs_in_again_before_the_expiry() -> None:
+    s = noren()
+    attached(s)
+    out = s.handle(TimerFired("renew"))
+    assert moves(out) == [("renew", "authenticated", "requesting_token")]
+    assert last(out).reason == "token_renewal" and calls(out)[0].call == "login"
+
+
+def test_stop_logs_out_over_rest_and_forgets_the_token() -> None:
+    s = noren()
+    attached(s)
+    out = s.handle(Stop())
+    assert calls(out)[0].call == "logout" and SaveToken(None) in out
+    answer(s, 200, {"status": "success", "data": "Successfully logged out"}, call="logout")
+    assert s.state == "disconnected" and s.outcome()["reason"] == "logged_out"
