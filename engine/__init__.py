@@ -23,8 +23,10 @@ from engine._errors import (
     SessionError,
 )
 from engine._session import Session, open_session
+from engine._tokens import FileTokenStore, MemoryTokenStore, StoredToken, TokenStore
 from machines import Backoff, Fault, Notice, Secret, Transitioned
 from machines.cqg import CqgConfig, CqgServerMessage
+from machines.firstock import FirstockConfig
 from machines.qst import Coalescing, QstConfig
 
 __all__ = [
@@ -40,10 +42,13 @@ __all__ = [
     "Displaced",
     "EventStream",
     "Fault",
+    "FileTokenStore",
+    "FirstockConfig",
     "GaveUp",
     "InvalidMessage",
     "LockedOut",
     "LoginFailed",
+    "MemoryTokenStore",
     "NotAuthenticated",
     "Notice",
     "ProvisioningRequired",
@@ -54,6 +59,8 @@ __all__ = [
     "SessionClosed",
     "SessionError",
     "SessionEvent",
+    "StoredToken",
+    "TokenStore",
     "Transitioned",
     "open_session",
     "redact_secrets",

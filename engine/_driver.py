@@ -40,6 +40,7 @@ from engine._errors import (
     SessionError,
 )
 from engine._http import HttpCaller
+from engine._tokens import StoredToken, TokenStore
 from engine._transport import describe_connect_error, open_stream, websocket_handshake
 from machines import (
     AUTHENTICATED,
@@ -65,6 +66,7 @@ from machines import (
     LoginProtocol,
     Notice,
     OpenConnection,
+    SaveToken,
     Secret,
     SendFrame,
     SessionSettings,
@@ -182,12 +184,19 @@ class SessionDriver:
         "model",
         "session_id",
         "settings",
+        "token_store",
     )
 
     def __init__(
-        self, model: LoginProtocol, settings: SessionSettings, session_id: str, audit: Any
+        self,
+        model: LoginProtocol,
+        settings: SessionSettings,
+        session_id: str,
+        audit: Any,
+        token_store: TokenStore | None = None,
     ) -> None:
         self.model = model
+        self.token_store = token_store
         self.settings = settings
         self.session_id = session_id
         self.audit = audit
@@ -260,6 +269,9 @@ class SessionDriver:
             case HttpRequest():
                 assert self._nursery is not None
                 self._nursery.start_soon(self._http_call, command)
+            case SaveToken():
+                assert self._nursery is not None
+                self._nursery.start_soon(self._keep_token, command)
             case FetchCredential(kind=kind, seconds=seconds):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._fetch_credential, kind, seconds)
@@ -393,6 +405,24 @@ class SessionDriver:
             self._log("internal_error", detail=_summarise(exc))
             self.post(HttpFailed(request.call, request.serial,
                                  f"internal error: {type(exc).__name__}"))
+
+    async def _keep_token(self, command: SaveToken) -> None:
+        """Save (or delete) the session token in the store; a store that fails costs only the
+        reuse of the token by a later process, so the session goes on and says so."""
+        store = self.token_store
+        if store is None:
+            return
+        broker, user = self.model.broker, self.model.account
+        try:
+            if command.token is None:
+                await store.delete(broker, user)
+            else:
+                await store.save(broker, user, StoredToken(command.token, command.created))
+        except Exception as exc:  # the store is the user's (a file, their own class)
+            self._notice(Notice("token_store_failed",
+                                f"the token store failed ({type(exc).__name__}); the session "
+                                "goes on, but a restarted process will log in again",
+                                Fault.CONFIGURATION))
 
     async def _fetch_credential(self, kind: str, seconds: float) -> None:
         """Run the provider of a credential the machine asked for; always answer it.

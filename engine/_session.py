@@ -15,9 +15,24 @@ from trio.lowlevel import RunVar
 from engine._audit import AuditLog
 from engine._driver import EventStream, SessionDriver
 from engine._errors import ConfigurationError
+from engine._tokens import MemoryTokenStore, TokenStore
 from machines import SessionSettings, Start
 from machines.cqg import CqgConfig, CqgSession, LogonHistory
+from machines.firstock import FirstockConfig
+from machines.firstock.session import FirstockSession
 from machines.qst import QstConfig, QstSession
+
+#: The token store of sessions that name none: in memory, one per trio run.
+_DEFAULT_STORE: RunVar[TokenStore] = RunVar("brokergate_token_store")
+
+
+def default_token_store() -> TokenStore:
+    try:
+        return _DEFAULT_STORE.get()
+    except LookupError:
+        store = MemoryTokenStore()
+        _DEFAULT_STORE.set(store)
+        return store
 
 #: Each CQG user's logon history, shared by all of that user's sessions in this trio run.
 _LOGON_HISTORIES: RunVar[dict[tuple[str, str], LogonHistory]] = RunVar("brokergate_logons")
@@ -34,18 +49,28 @@ def logon_history(config: CqgConfig) -> LogonHistory:
     return histories.setdefault(key, LogonHistory())
 
 
-def _cqg_model(config: CqgConfig, *, rng: random.Random | None) -> CqgSession:
+async def _cqg_model(config: CqgConfig, *, rng: random.Random | None,
+                     store: TokenStore) -> CqgSession:
     return CqgSession(config, rng=rng, clock=trio.current_time, history=logon_history(config))
 
 
-def _qst_model(config: QstConfig, *, rng: random.Random | None) -> QstSession:
+async def _qst_model(config: QstConfig, *, rng: random.Random | None,
+                     store: TokenStore) -> QstSession:
     return QstSession(config, rng=rng)
+
+
+async def _firstock_model(config: FirstockConfig, *, rng: random.Random | None,
+                          store: TokenStore) -> FirstockSession:
+    kept = await store.load(FirstockSession.broker, config.user_id) if config.user_id else None
+    return FirstockSession(config, rng=rng, clock=trio.current_time,
+                           stored=(kept.token, kept.created) if kept else None)
 
 
 #: How to build a session's machine model from its configuration, per broker.
 _MODELS: dict[type[Any], Callable[..., Any]] = {
     QstConfig: _qst_model,
     CqgConfig: _cqg_model,
+    FirstockConfig: _firstock_model,
 }
 
 
@@ -128,23 +153,27 @@ async def open_session(
     *,
     audit: AuditLog | None = None,
     rng: random.Random | None = None,
+    token_store: TokenStore | None = None,
 ) -> AsyncIterator[Session]:
     """Start logging in with ``config``; yield the ``Session``; log out cleanly on exit.
 
     The login proceeds in the background: ``await session.wait_authenticated()`` to wait for
-    it. Audit events go to ``audit`` (JSON lines on stderr by default).
+    it. Audit events go to ``audit`` (JSON lines on stderr by default). Brokers whose tokens
+    last a day (Firstock) keep them in ``token_store`` (in memory by default; a
+    ``FileTokenStore`` lets a restarted process reuse today's token).
     """
     factory = _MODELS.get(type(config))
     if factory is None:
         known = ", ".join(sorted(t.__name__ for t in _MODELS))
         raise ConfigurationError(f"{type(config).__name__} is not a broker configuration "
                                  f"(expected one of: {known})")
-    model = factory(config, rng=rng)
+    store = token_store if token_store is not None else default_token_store()
+    model = await factory(config, rng=rng, store=store)
     session_id = _session_id(config, model.broker)
     audit = audit or AuditLog.stderr()
     logger = audit.session(broker=model.broker, session_id=session_id, account=model.account,
                            secrets=model.secrets())
-    driver = SessionDriver(model, config, session_id, logger)
+    driver = SessionDriver(model, config, session_id, logger, store)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(driver.run)
