@@ -1,0 +1,385 @@
+"""The simulator's WebSocket side: one loopback listener serving both of Firstock's sockets.
+
+* The legacy Noren socket (``/NorenWSTP/``): the client's first message, ``{"t":"c",...}``,
+  carries the session token; Noren answers ``{"t":"ck","s":"OK"}`` or ``Not_Ok``. Heartbeats
+  are ``{"t":"h"}`` messages from the client.
+* The new socket (``/ws?userId=U&jKey=K&source=developer-api``): the token travels in the
+  query string and the first message says whether it was good. The server sends WebSocket
+  Pings and drops a client that leaves one unanswered for 10 s.
+
+A user may have at most three authenticated sockets across both. Every frame is read as soon as
+it arrives (so a message pipelined behind the Noren connect is caught), and everything the
+server says goes through one queue and one writer task, so messages leave in the order decided.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal
+from urllib.parse import parse_qs
+
+import trio
+import trio_websocket
+
+from simulators._websocket import HANDSHAKE_TIMEOUT, Ending, LoopbackServer, finish
+from simulators.firstock import messages
+
+if TYPE_CHECKING:
+    from simulators.firstock.server import FirstockSimulator
+
+log = logging.getLogger(__name__)
+
+#: Seconds every Noren connect takes to check, at least: long enough (even in real time, on
+#: loopback) for a message sent right behind the connect, without waiting for the answer, to
+#: be caught; under an autojumping MockClock it costs nothing.
+CONNECT_SETTLE: Final = 0.01
+#: Seconds the new socket waits for the Pong to each of its Pings (Firstock's documented 10 s).
+PONG_TIMEOUT: Final = 10.0
+#: WebSocket close codes (RFC 6455).
+NORMAL_CLOSURE: Final = 1000
+POLICY_VIOLATION: Final = 1008
+
+SocketKind = Literal["noren", "feed"]
+#: The request paths of each socket, without trailing slashes (``/V2/ws`` is the SDKs' spelling,
+#: ``/ws`` the docs').
+_PATHS: Final[dict[str, SocketKind]] = {"/NorenWSTP": "noren", "/ws": "feed", "/V2/ws": "feed"}
+
+
+class Phase(enum.Enum):
+    AWAITING = "awaiting connect"  # Noren only: nothing received yet
+    CONNECTING = "connecting"  # Noren only: the connect arrived, its answer is not on its way
+    OPEN = "open"  # authenticated and counted towards the user's sockets
+    CLOSING = "closing"  # refused, violated or ending: client messages are ignored
+
+
+@dataclass(frozen=True)
+class _Close:
+    """Queued behind the messages that must go out before the socket ends."""
+
+    ending: Ending
+
+
+class SocketConnection:
+    """What both sockets share: the reader, the ordered writer, and the ways to end."""
+
+    kind: SocketKind
+
+    def __init__(self, sim: FirstockSimulator, ws: trio_websocket.WebSocketConnection,
+                 label: str) -> None:
+        self.label = label
+        #: The user this socket is counted for, once authenticated (None before, and after a
+        #: refusal).
+        self.user_id: str | None = None
+        #: Set by the server once the socket is closed or dropped.
+        self.finished = trio.Event()
+        self._sim = sim
+        self._ws = ws
+        self._phase = Phase.AWAITING
+        self._ending: Ending = None
+        self._ended = False
+        self._nursery: trio.Nursery | None = None
+        self._out_tx, self._out_rx = trio.open_memory_channel[str | _Close](math.inf)
+
+    async def run(self) -> Ending:
+        """Serve the socket; returns how the server should end it."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._spawn(self._write_loop)
+                self._start()
+                self._spawn(self._read_loop)
+        finally:
+            self._ended = True
+            self._phase = Phase.CLOSING
+            self._sim.release(self)
+        return self._ending
+
+    def abort(self, how: Literal["drop", "stall"]) -> bool:
+        """End the socket without a close frame. False if it was already ending."""
+        if self._ended:
+            return False
+        self._end(how)
+        return True
+
+    # -- for subclasses -------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Whatever happens as soon as the handshake is done."""
+
+    def _on_message(self, data: str | bytes) -> None:
+        raise NotImplementedError
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._guarded, fn, *args)
+
+    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        try:
+            await fn(*args)
+        except trio_websocket.ConnectionClosed:
+            self._end(None)
+
+    def _end(self, how: Ending) -> None:
+        """Stop every task of this socket; the first caller decides how it ends."""
+        if not self._ended:
+            self._ended = True
+            self._ending = how
+        self._phase = Phase.CLOSING
+        self._sim.release(self)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def _post(self, item: str | _Close) -> None:
+        if not self._ended:
+            self._out_tx.send_nowait(item)  # unbounded: never blocks
+
+    def _close_after(self, message: str, code: int, reason: str) -> None:
+        """Say ``message``, then close: the socket stops listening at once."""
+        self._phase = Phase.CLOSING
+        self._post(message)
+        self._post(_Close((code, reason)))
+
+    async def _write_loop(self) -> None:
+        async for item in self._out_rx:
+            if isinstance(item, _Close):
+                self._end(item.ending)
+                return
+            await self._ws.send_message(item)
+
+    async def _read_loop(self) -> None:
+        while True:
+            self._on_message(await self._ws.get_message())
+
+    def _violation(self, what: str) -> None:
+        who = f"user {self.user_id!r}" if self.user_id else f"{self.label} (not authenticated)"
+        self._sim.stats.violations.append(f"{who} on the {self.kind} socket: {what}")
+
+    def _violated(self, what: str, reason: str) -> None:
+        self._violation(what)
+        self._end((POLICY_VIOLATION, reason))
+
+    def _admitted(self, user_id: str, refusal: str) -> bool:
+        """Count the socket for ``user_id``, or refuse it (the limit) with ``refusal``."""
+        if self._sim.admit(self, user_id):
+            self._phase = Phase.OPEN
+            return True
+        self._sim.stats.sockets_refused += 1
+        self._close_after(refusal, NORMAL_CLOSURE, messages.MAX_SESSIONS_TEXT)
+        return False
+
+
+class NorenConnection(SocketConnection):
+    """The legacy socket: connect message first and alone, then heartbeats and subscriptions."""
+
+    kind = "noren"
+
+    def __init__(self, sim: FirstockSimulator, ws: trio_websocket.WebSocketConnection,
+                 label: str) -> None:
+        super().__init__(sim, ws, label)
+        self._last_heartbeat = 0.0
+
+    def _on_message(self, data: str | bytes) -> None:
+        """Decide what a message means. Synchronous, so phase changes cannot interleave."""
+        if self._phase is Phase.CLOSING:
+            return
+        if self._phase is Phase.CONNECTING:
+            self._violated(f"{messages.describe(data)} arrived before the connect answer",
+                           "a message arrived before the connect answer")
+            return
+        msg = messages.parse(data)
+        if msg is None:
+            self._violated(f"{messages.describe(data)} is not a JSON object", "not JSON")
+            return
+        kind = msg.get("t")
+        if self._phase is Phase.AWAITING:
+            if kind == "c":
+                self._phase = Phase.CONNECTING
+                self._spawn(self._connect, msg)
+            else:
+                self._violated(f"the first message was {messages.describe(data)}, "
+                               'not a connect {"t":"c"}', "the first message must be t=c")
+            return
+        self._on_request(kind, msg, data)
+
+    async def _connect(self, msg: dict[str, object]) -> None:
+        await trio.sleep(CONNECT_SETTLE)
+        sim = self._sim
+        uid, actid, token = msg.get("uid"), msg.get("actid"), msg.get("susertoken")
+        verdict = "invalid"
+        if isinstance(uid, str) and isinstance(token, str) and actid == uid:
+            verdict = sim.check_token(uid, token)
+        if verdict != "ok":
+            sim.stats.socket_auth_failures += 1
+            text = (messages.EXPIRED_SESSION_TEXT if verdict == "expired"
+                    else messages.INVALID_SESSION_TEXT)
+            self._close_after(messages.connect_refused(text), NORMAL_CLOSURE, text)
+            return
+        assert isinstance(uid, str)
+        if not self._admitted(uid, messages.connect_refused(messages.MAX_SESSIONS_TEXT)):
+            return
+        # Open before the answer is queued: the client may send its next message at once.
+        self._post(messages.connect_ok(uid))
+        self._last_heartbeat = trio.current_time()
+        if sim.noren_heartbeat_timeout is not None:
+            self._spawn(self._watch_heartbeats, sim.noren_heartbeat_timeout)
+
+    def _on_request(self, kind: object, msg: dict[str, object], data: str | bytes) -> None:
+        """Answer one message on an open socket."""
+        stats = self._sim.stats
+        if kind == "h":
+            stats.heartbeats += 1
+            self._last_heartbeat = trio.current_time()
+        elif kind in ("t", "d"):
+            keys, bad = messages.noren_keys(msg.get("k"))
+            if bad:
+                self._violation(f"instrument keys not like NSE|26000: {bad}")
+            ack, feed = ((messages.touchline_ack, messages.touchline_feed) if kind == "t"
+                         else (messages.depth_ack, messages.depth_feed))
+            for exchange, token in keys:
+                self._post(ack(exchange, token))
+                self._post(feed(exchange, token))
+        elif kind in ("u", "ud", "o", "uo"):
+            self._post(messages.noren_ack(f"{kind}k", msg.get("k")))
+        elif kind == "c":
+            self._violation("a second connect on an open socket")
+        else:
+            self._violation(f"{messages.describe(data)} has an unknown t")
+
+    async def _watch_heartbeats(self, allowed: float) -> None:
+        while True:
+            await trio.sleep_until(self._last_heartbeat + allowed)
+            if trio.current_time() >= self._last_heartbeat + allowed:
+                self._sim.stats.heartbeat_timeouts += 1
+                self._violated(f'no {{"t":"h"}} heartbeat for {allowed:g} s', "no heartbeat")
+                return
+
+
+class FeedConnection(SocketConnection):
+    """The new socket: authenticated by its URL, kept alive by the server's Pings."""
+
+    kind = "feed"
+
+    def __init__(self, sim: FirstockSimulator, ws: trio_websocket.WebSocketConnection,
+                 label: str, query: str) -> None:
+        super().__init__(sim, ws, label)
+        self._query = query
+
+    def _start(self) -> None:
+        """The verdict on the URL's token is the first message, before anything is read."""
+        sim = self._sim
+        params = parse_qs(self._query)
+        user = params.get("userId", [""])[0]
+        token = params.get("jKey", [""])[0]
+        verdict = sim.check_token(user, token) if user and token else "invalid"
+        if verdict != "ok":
+            sim.stats.socket_auth_failures += 1
+            self._close_after(messages.dump(messages.AUTH_FAILED), NORMAL_CLOSURE,
+                              "unauthenticated")
+            return
+        if not self._admitted(user, messages.MAX_SESSIONS_TEXT):
+            return
+        self._post(messages.dump(messages.AUTH_OK))
+        self._spawn(self._ping_loop, sim.socket_ping_interval)
+
+    def _on_message(self, data: str | bytes) -> None:
+        if self._phase is not Phase.OPEN:
+            return
+        msg = messages.parse(data)
+        if msg is None:
+            self._violation(f"{messages.describe(data)} is not a JSON object")
+            self._post(messages.action_failed("invalid request"))
+            return
+        action, tokens = msg.get("action"), msg.get("tokens")
+        if action not in ("subscribe", "unsubscribe", "subscribe-option-greeks",
+                          "unsubscribe-option-greeks"):
+            self._violation(f"unknown action {action!r}")
+            self._post(messages.action_failed(f"unknown action {action!r}"))
+            return
+        keys, bad = messages.feed_keys(tokens)
+        if bad:
+            self._violation(f"tokens not like NSE:26000: {bad}")
+            self._post(messages.action_failed(f"invalid tokens: {'|'.join(bad)}"))
+            return
+        self._post(messages.action_ack(str(action), tokens))
+        tick = {"subscribe": messages.feed_tick,
+                "subscribe-option-greeks": messages.greeks_tick}.get(str(action))
+        if tick is not None:
+            for exchange, token in keys:
+                self._post(tick(exchange, token))
+
+    async def _ping_loop(self, interval: float) -> None:
+        stats = self._sim.stats
+        while True:
+            await trio.sleep(interval)
+            stats.pings_sent += 1
+            with trio.move_on_after(PONG_TIMEOUT) as waiting:
+                await self._ws.ping()
+            if waiting.cancelled_caught:
+                stats.ping_timeouts += 1
+                self._violation(f"no Pong within {PONG_TIMEOUT:g} s of a Ping")
+                self._end("drop")
+                return
+            stats.pongs += 1
+
+
+class FirstockSocketServer(LoopbackServer):
+    """The WebSocket listener; the simulator owns it and the state it checks against."""
+
+    name = "Firstock WebSocket"
+
+    def __init__(self, sim: FirstockSimulator) -> None:
+        super().__init__()
+        self._sim = sim
+        self._numbers = itertools.count(1)
+
+    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+        """One TCP connection. Nothing may escape: a bad client must not stop the server."""
+        label = f"socket {next(self._numbers)}"
+        conn: SocketConnection | None = None
+        try:
+            # trio_websocket's reader task for this connection lives in this nursery.
+            async with trio.open_nursery() as ws_tasks:
+                opened = await _handshake(ws_tasks, stream)
+                if opened is not None:
+                    ws, kind, query = opened
+                    self._sim.stats.sockets_opened += 1
+                    conn = (NorenConnection(self._sim, ws, label) if kind == "noren"
+                            else FeedConnection(self._sim, ws, label, query))
+                    ending = await conn.run()
+                    await finish(ws, stream, ending)
+                ws_tasks.cancel_scope.cancel()
+        except Exception:
+            log.exception("Firstock simulator: %s failed", label)
+        finally:
+            if conn is not None:
+                conn.finished.set()
+            await trio.aclose_forcefully(stream)
+
+
+async def _handshake(
+    nursery: trio.Nursery, stream: trio.abc.Stream
+) -> tuple[trio_websocket.WebSocketConnection, SocketKind, str] | None:
+    """Accept a handshake for one of the two socket paths (404 for any other), or None.
+
+    Like ``simulators._websocket.handshake``, but it looks at the path first: one listener
+    serves both sockets, and the path says which protocol follows.
+    """
+    with trio.move_on_after(HANDSHAKE_TIMEOUT):
+        request = await trio_websocket.wrap_server_stream(nursery, stream)
+        path, _, query = request.path.partition("?")
+        kind = _PATHS.get(path.rstrip("/"))
+        try:
+            if kind is None:
+                await request.reject(404, body=b"no WebSocket here: use /NorenWSTP/ or /ws\n")
+                return None
+            return await request.accept(), kind, query
+        except trio_websocket.ConnectionClosed:
+            return None  # gone before the handshake finished
+    return None
