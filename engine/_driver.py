@@ -270,8 +270,8 @@ class SessionDriver:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._http_call, command)
             case SaveToken():
-                assert self._nursery is not None
-                self._nursery.start_soon(self._keep_token, command)
+                # In order, not in a task: a delete must never overtake the save after it.
+                await self._keep_token(command)
             case FetchCredential(kind=kind, seconds=seconds):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._fetch_credential, kind, seconds)

@@ -1,0 +1,182 @@
+"""Firstock end to end: the engine against the Firstock simulator over real loopback HTTP and
+WebSockets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+import trio.testing
+from helpers import session_kwargs, states
+
+from engine import (
+    FileTokenStore,
+    FirstockConfig,
+    LockedOut,
+    LoginFailed,
+    Secret,
+    StoredToken,
+    open_session,
+)
+from simulators.firstock import FirstockAccount, FirstockSimulator, run_firstock_simulator
+
+Events = list[dict[str, Any]]
+TOTP = "123456"
+
+
+def account(user: str = "AA1", **options: Any) -> FirstockAccount:
+    return FirstockAccount(user, f"{user}-pw", fixed_totp=TOTP, **options)
+
+
+def config(sim: FirstockSimulator, user: str = "AA1", socket: str = "noren",
+           **overrides: Any) -> FirstockConfig:
+    acct = sim.account(user)
+    assert acct is not None
+    values: dict[str, Any] = {
+        "base_url": sim.base_url, "user_id": user, "password": Secret(f"{user}-pw"),
+        "api_key": Secret(acct.api_key), "vendor_code": acct.vendor_code, "totp": Secret(TOTP),
+        "socket": socket,
+        "socket_url": {"noren": sim.noren_url, "v2": sim.socket_url, "none": None}[socket],
+    }
+    values.update(overrides)
+    return FirstockConfig(**values)
+
+
+async def test_login_attach_and_logout(clock: trio.testing.MockClock) -> None:
+    events: Events = []
+    async with run_firstock_simulator([account()]) as sim:
+        async with open_session(config(sim), **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            assert sim.live_sockets("AA1") == 1
+            await trio.sleep(12)  # heartbeats keep the Noren socket alive
+            assert sim.stats.heartbeats >= 2
+            outcome = s.outcome()
+            assert (outcome["rest_logins"], outcome["socket_attaches"]) == (1, 1)
+        assert sim.stats.logins_ok == 1 and sim.stats.logouts == 1
+        assert sim.stats.violations == []
+    assert states(events) == ["requesting_token", "connecting", "awaiting_login_response",
+                              "authenticated", "authenticated",  # + settled (stable)
+                              "logging_out", "disconnected"]
+    text = json.dumps(events, default=str)
+    assert "AA1-pw" not in text and TOTP not in text and "key-AA1" not in text
+
+
+async def test_the_newer_socket(clock: trio.testing.MockClock) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        async with open_session(config(sim, socket="v2"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            token = sim.token_of("AA1")
+            assert token is not None and token not in repr(s) + str(s.outcome())
+            await trio.sleep(12)  # the server pings; trio-websocket answers
+            assert s.state == "authenticated"
+
+
+async def test_a_wrong_password_is_never_retried(clock: trio.testing.MockClock) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        cfg = config(sim, password=Secret("nope"))
+        async with open_session(cfg, **session_kwargs([])) as s:
+            try:
+                await s.wait_authenticated()
+            except LoginFailed as exc:
+                assert exc.reason == "invalid_credentials" and "INVALID_PASSWORD" in str(exc)
+            await trio.sleep(60)
+        assert len(sim.stats.login_bodies) == 1
+
+
+async def test_blocked_after_wrong_passwords_is_locked_out(clock: trio.testing.MockClock) -> None:
+    async with run_firstock_simulator([account(block_after=1)]) as sim:
+        for _ in range(2):
+            async with open_session(config(sim, password=Secret("nope")),
+                                    **session_kwargs([])) as s:
+                with contextlib.suppress(LoginFailed, LockedOut):
+                    await s.wait_authenticated()
+        assert s.state == "locked_out" and s.outcome()["reason"] == "user_blocked"
+
+
+async def test_retry_after_is_honoured(clock: trio.testing.MockClock) -> None:
+    async with run_firstock_simulator([account(rate_limited_times=1, retry_after=3.0)]) as sim:
+        async with open_session(config(sim, socket="none"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+        first, second = sim.stats.request_times[:2]
+        assert second - first >= 3.0
+
+
+async def test_a_dropped_socket_reattaches_without_logging_in_again(
+    clock: trio.testing.MockClock,
+) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        async with open_session(config(sim), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            await trio.sleep(15)
+            assert await sim.drop_sockets("AA1") == 1
+            await sim.wait_live_sockets("AA1", 1)
+            await s.wait_authenticated()
+            assert s.outcome()["socket_attaches"] == 2 and s.outcome()["rest_logins"] == 1
+        assert sim.stats.logins_ok == 1
+
+
+async def test_a_restarted_process_reuses_todays_token(
+    clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        cfg = config(sim, socket="none")
+        # An earlier process logged in and died without logging out: its token is on disk.
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(f"{sim.base_url}/login", json={
+                "userId": "AA1", "password": "AA1-pw", "TOTP": TOTP,
+                "vendorCode": cfg.vendor_code, "apiKey": cfg.api_key.reveal()})
+        token = answer.json()["data"]["susertoken"]
+        await FileTokenStore(tmp_path).save("firstock", "AA1", StoredToken(
+            Secret(token), datetime.now(UTC) - timedelta(minutes=10)))
+        events: Events = []
+        async with open_session(cfg, token_store=FileTokenStore(tmp_path),
+                                **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            assert s.outcome()["rest_logins"] == 0
+        assert sim.stats.logins_ok == 1 and sim.stats.user_details == 1
+        assert await FileTokenStore(tmp_path).load("firstock", "AA1") is None  # logged out
+    assert states(events)[:2] == ["validating_token", "authenticated"]
+
+
+async def test_a_stale_stored_token_is_replaced(
+    clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        cfg = config(sim, socket="none")
+        await FileTokenStore(tmp_path).save("firstock", "AA1", StoredToken(
+            Secret("made-up-token"), datetime.now(UTC) - timedelta(minutes=10)))
+        async with open_session(cfg, token_store=FileTokenStore(tmp_path),
+                                **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            assert s.outcome()["rest_logins"] == 1
+            kept = await FileTokenStore(tmp_path).load("firstock", "AA1")
+            assert kept is not None and kept.token.reveal() == sim.token_of("AA1")
+
+
+async def test_two_hundred_accounts_log_in_under_the_brokers_rate_limit(
+    clock: trio.testing.MockClock,
+) -> None:
+    users = [f"U{n:03d}" for n in range(200)]
+    async with run_firstock_simulator([account(u) for u in users], rate_limit=50.0) as sim:
+        sessions = []
+
+        async def one(user: str) -> None:
+            cfg = config(sim, user, socket="none", requests_per_second=50.0)
+            async with open_session(cfg, **session_kwargs([])) as s:
+                await s.wait_authenticated()
+                sessions.append(s.state)
+                await trio.sleep(30)  # stay logged in while the others log in
+
+        async with trio.open_nursery() as nursery:
+            for user in users:
+                nursery.start_soon(one, user)
+        assert sessions == ["authenticated"] * 200
+        assert sim.stats.status_429 == 0
+        logins = sorted(sim.stats.request_times)[:200]
+        rate = (len(logins) - 1) / (logins[-1] - logins[0])
+        assert 45.0 <= rate <= 50.5
