@@ -1,8 +1,8 @@
 """The ``brokergate`` command line.
 
     brokergate demo                         the main job, against the built-in simulators
-    brokergate simulate qst|cqg [--port N]  run a broker simulator in the foreground
-    brokergate login qst|cqg --url URL ...  log in, optionally hold the session, log out
+    brokergate simulate qst|cqg|firstock    run a broker simulator in the foreground
+    brokergate login qst|cqg|firstock ...   log in, optionally hold the session, log out
 
 ``login`` prints one JSON result line on stdout and audit events as JSON lines on stderr (or to
 ``--audit-log``). Passwords come from an environment variable, a file or a prompt, never from the
@@ -26,8 +26,10 @@ import trio
 from engine._audit import AuditLog
 from engine._errors import BrokergateError, SessionError
 from engine._session import open_session
+from engine._tokens import FileTokenStore
 from machines import DISCONNECTED, TERMINAL_STATES, Backoff, Secret, Transitioned
 from machines.cqg import DEFAULT_CLIENT_VERSION, CqgConfig
+from machines.firstock import FirstockConfig
 from machines.qst import Coalescing, QstConfig
 from machines.qst import qst_pb2 as pb
 
@@ -111,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim_sub = sim.add_subparsers(dest="broker", required=True, metavar="BROKER")
     sim_qst = sim_sub.add_parser("qst", help="the QST market-data API", allow_abbrev=False)
     sim_cqg = sim_sub.add_parser("cqg", help="CQG WebAPI", allow_abbrev=False)
-    for p in (sim_qst, sim_cqg):
+    sim_fs = sim_sub.add_parser("firstock", help="Firstock (REST and sockets)",
+                                allow_abbrev=False)
+    for p in (sim_qst, sim_cqg, sim_fs):
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=0, help="0 picks a free port")
 
@@ -154,6 +158,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-logon-interval", type=float, default=60.0, metavar="SECONDS",
                    help="least time between two full logons of the user (default %(default)s)")
     _common_login_options(c)
+
+    f = login_sub.add_parser("firstock", help="Firstock (REST login, then a socket)",
+                             allow_abbrev=False)
+    f.add_argument("--base-url", required=True,
+                   help="e.g. https://connect.thefirstock.com/api/V3 (http:// only to loopback)")
+    f.add_argument("--user", required=True, help="Firstock user id")
+    f.add_argument("--vendor-code", required=True)
+    f.add_argument("--api-version", choices=["v3", "v4"],
+                   help="how the password travels (default: read from the base URL)")
+    f.add_argument("--api-key-env", default="BROKERGATE_API_KEY", metavar="VAR",
+                   help="environment variable holding the API key (default %(default)s)")
+    f.add_argument("--totp-seed-env", metavar="VAR",
+                   help="environment variable holding the TOTP seed (base32)")
+    f.add_argument("--totp-env", metavar="VAR",
+                   help="environment variable holding one TOTP code, for a one-off login")
+    f.add_argument("--socket", choices=["noren", "v2", "none"], default="none")
+    f.add_argument("--socket-url", help="the market-data socket (required unless --socket none)")
+    f.add_argument("--token-dir", type=Path, metavar="DIR",
+                   help="keep the session token here (one 0600 file per user) so the next "
+                        "run reuses today's token")
+    _common_login_options(f)
     return parser
 
 
@@ -254,6 +279,32 @@ def cqg_config(args: argparse.Namespace) -> CqgConfig:
     )
 
 
+def firstock_config(args: argparse.Namespace) -> FirstockConfig:
+    if bool(args.totp_seed_env) == bool(args.totp_env):
+        raise UsageError("give exactly one of --totp-seed-env VAR or --totp-env VAR")
+    totp: dict[str, Secret] = {}
+    if args.totp_seed_env:
+        totp["totp_seed"] = read_env_secret(args.totp_seed_env, "TOTP seed")
+    else:
+        totp["totp"] = read_env_secret(args.totp_env, "TOTP code")
+    return FirstockConfig(
+        base_url=with_default_scheme(args.base_url, "https"),
+        user_id=args.user,
+        password=read_password(args),
+        api_key=read_env_secret(args.api_key_env, "API key"),
+        vendor_code=args.vendor_code,
+        api_version=args.api_version,
+        socket=args.socket,
+        socket_url=with_default_scheme(args.socket_url, "wss") if args.socket_url else None,
+        request_timeout=args.login_timeout,
+        connect_timeout=args.connect_timeout,
+        login_timeout=args.login_timeout,
+        ca_file=args.ca_file,
+        backoff=Backoff(max_attempts=args.max_attempts if args.max_attempts > 0 else None),
+        **totp,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # login
 
@@ -274,7 +325,9 @@ def _result(session: Any, authenticated: bool) -> dict[str, Any]:
 
 async def run_login(config: Any, args: argparse.Namespace, audit: AuditLog) -> dict[str, Any]:
     """Log in, translate and hold as asked, log out; the result line as a dict."""
-    async with open_session(config, audit=audit) as session:
+    token_dir = getattr(args, "token_dir", None)
+    store = FileTokenStore(token_dir) if token_dir is not None else None
+    async with open_session(config, audit=audit, token_store=store) as session:
         try:
             await session.wait_authenticated()
         except SessionError:
@@ -323,8 +376,13 @@ async def _translate(session: Any, symbols: list[str]) -> list[dict[str, Any]] |
 
 
 def _login(args: argparse.Namespace) -> int:
-    config: Any = cqg_config(args) if args.broker == "cqg" else qst_config(args,
-                                                                          read_password(args))
+    config: Any
+    if args.broker == "cqg":
+        config = cqg_config(args)
+    elif args.broker == "firstock":
+        config = firstock_config(args)
+    else:
+        config = qst_config(args, read_password(args))
     audit = AuditLog.to_file(args.audit_log) if args.audit_log else AuditLog.stderr()
     try:
         result = trio.run(run_login, config, args, audit)
@@ -348,6 +406,17 @@ async def _simulate_broker(broker: str, host: str, port: int) -> None:
 
         sim, name = CqgSimulator(cqg_accounts()), "CQG WebAPI"
         extra = f"; TOTP seed of otp: {DEMO_OTP_SEED}"
+    elif broker == "firstock":
+        from simulators.firstock import (  # noqa: PLC0415
+            DEMO_FIXED_TOTP,
+            DEMO_TOTP_SEED,
+            FirstockSimulator,
+        )
+        from simulators.firstock import demo_accounts as fs_accounts  # noqa: PLC0415
+
+        sim, name = FirstockSimulator(fs_accounts()), "Firstock"
+        extra = (f"; API keys key-<user>, vendor codes <user>_API; TOTP seed of totp: "
+                 f"{DEMO_TOTP_SEED}; code of fixed: {DEMO_FIXED_TOTP}")
     else:
         from simulators.qst import QstSimulator  # noqa: PLC0415
         from simulators.qst import demo_accounts as qst_accounts  # noqa: PLC0415
@@ -359,6 +428,9 @@ async def _simulate_broker(broker: str, host: str, port: int) -> None:
             # Redirected to this very simulator: its address is known only now.
             sim.add_account(cqg_accounts(redirect_url=sim.url)[-1])
         print(f"{name} simulator listening on {sim.url}", flush=True)
+        if broker == "firstock":
+            print(f"REST base URL {sim.base_url}; sockets: noren {sim.noren_url}, "
+                  f"v2 {sim.socket_url}", flush=True)
         users = ", ".join(sim.account_names())
         print(f"accounts: {users} (password <user>-pw{extra}; see "
               f"`pydoc simulators.{broker}.demo_accounts`)", flush=True)

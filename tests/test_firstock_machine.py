@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from machines import (
+    Backoff,
     Closed,
     Command,
     Connected,
@@ -163,6 +164,17 @@ def test_transient_answers_back_off(status: int, doc: Any, retry_after: str | No
     assert moves(out) == [("login_answer", "requesting_token", "backoff")]
     assert last(out).reason == reason and (last(out).delay or 0) >= least
     assert calls(s.handle(TimerFired("backoff")))[0].call == "login"
+
+
+def test_rest_retries_are_bounded_like_connections() -> None:
+    s = session(backoff=Backoff(max_attempts=3))
+    s.handle(Start())
+    for _ in range(2):
+        answer(s, 500, failed("SERVER_ERROR"))
+        s.handle(TimerFired("backoff"))
+    answer(s, 500, failed("SERVER_ERROR"))
+    assert s.state == "failed" and s.outcome()["reason"] == "gave_up"
+    assert s.outcome()["attempts"] == 3
 
 
 def test_a_request_timeout_backs_off() -> None:

@@ -216,11 +216,15 @@ def count_attach(ev: EventData) -> None:
 
 
 def enter_requesting(ev: EventData) -> None:
-    fs(ev).request_login()
+    model = fs(ev)
+    model.attempt += 1  # a REST attempt counts towards the retry bound like a connection
+    model.request_login()
 
 
 def enter_validating(ev: EventData) -> None:
-    fs(ev).request_user_details()
+    model = fs(ev)
+    model.attempt += 1
+    model.request_user_details()
 
 
 def enter_refreshing(ev: EventData) -> None:
