@@ -282,11 +282,8 @@ def cqg_config(args: argparse.Namespace) -> CqgConfig:
 def firstock_config(args: argparse.Namespace) -> FirstockConfig:
     if bool(args.totp_seed_env) == bool(args.totp_env):
         raise UsageError("give exactly one of --totp-seed-env VAR or --totp-env VAR")
-    totp: dict[str, Secret] = {}
-    if args.totp_seed_env:
-        totp["totp_seed"] = read_env_secret(args.totp_seed_env, "TOTP seed")
-    else:
-        totp["totp"] = read_env_secret(args.totp_env, "TOTP code")
+    seed = read_env_secret(args.totp_seed_env, "TOTP seed") if args.totp_seed_env else None
+    code = read_env_secret(args.totp_env, "TOTP code") if args.totp_env else None
     return FirstockConfig(
         base_url=with_default_scheme(args.base_url, "https"),
         user_id=args.user,
@@ -301,7 +298,8 @@ def firstock_config(args: argparse.Namespace) -> FirstockConfig:
         login_timeout=args.login_timeout,
         ca_file=args.ca_file,
         backoff=Backoff(max_attempts=args.max_attempts if args.max_attempts > 0 else None),
-        **totp,
+        totp_seed=seed,
+        totp=code,
     )
 
 
