@@ -12,13 +12,15 @@ import pytest
 
 from machines import PolicyRow, policy_markdown
 from machines.cqg.policy import policy_rows as cqg_rows
+from machines.firstock.policy import policy_rows as firstock_rows
 from machines.qst.policy import policy_rows as qst_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize(("broker", "rows"), [("QST", qst_rows), ("CQG", cqg_rows)])
+@pytest.mark.parametrize(("broker", "rows"),
+                         [("QST", qst_rows), ("CQG", cqg_rows), ("Firstock", firstock_rows)])
 def test_readme_carries_each_policy_table_exactly(
     broker: str, rows: Callable[[], list[PolicyRow]]
 ) -> None:
