@@ -20,6 +20,7 @@ from machines import SessionSettings, Start
 from machines.cqg import CqgConfig, CqgSession, LogonHistory
 from machines.firstock import FirstockConfig
 from machines.firstock.session import FirstockSession
+from machines.firstock.slots import SocketSlots
 from machines.qst import QstConfig, QstSession
 
 #: The token store of sessions that name none: in memory, one per trio run.
@@ -59,11 +60,26 @@ async def _qst_model(config: QstConfig, *, rng: random.Random | None,
     return QstSession(config, rng=rng)
 
 
+_SOCKET_SLOTS: RunVar[dict[tuple[str, str], SocketSlots]] = RunVar("brokergate_socket_slots")
+
+
+def socket_slots(config: FirstockConfig) -> SocketSlots:
+    """The socket slots of ``config``'s user, shared by the user's sessions in this trio run."""
+    try:
+        slots = _SOCKET_SLOTS.get()
+    except LookupError:
+        slots = {}
+        _SOCKET_SLOTS.set(slots)
+    host = (urlsplit(config.socket_url or config.base_url).hostname or "").lower()
+    return slots.setdefault((host, config.user_id), SocketSlots())
+
+
 async def _firstock_model(config: FirstockConfig, *, rng: random.Random | None,
                           store: TokenStore) -> FirstockSession:
     kept = await store.load(FirstockSession.broker, config.user_id) if config.user_id else None
     return FirstockSession(config, rng=rng, clock=trio.current_time,
-                           stored=(kept.token, kept.created) if kept else None)
+                           stored=(kept.token, kept.created) if kept else None,
+                           slots=socket_slots(config))
 
 
 #: How to build a session's machine model from its configuration, per broker.

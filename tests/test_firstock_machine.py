@@ -33,6 +33,7 @@ from machines import (
 )
 from machines.firstock import FirstockConfig
 from machines.firstock.session import FirstockSession
+from machines.firstock.slots import SocketSlots
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 NOW = datetime(2026, 11, 21, 3, 0, 10, tzinfo=UTC)  # 08:30:10 IST
@@ -308,3 +309,30 @@ def test_stop_logs_out_over_rest_and_forgets_the_token() -> None:
     assert calls(out)[0].call == "logout" and SaveToken(None) in out
     answer(s, 200, {"status": "success", "data": "Successfully logged out"}, call="logout")
     assert s.state == "disconnected" and s.outcome()["reason"] == "logged_out"
+
+
+def test_a_fourth_socket_of_a_user_is_not_even_asked_for() -> None:
+    slots = SocketSlots()
+    held = [noren() for _ in range(3)]
+    for s in held:
+        s.slots = slots
+        attached(s)
+    fourth = noren()
+    fourth.slots = slots
+    fourth.handle(Start())
+    out = answer(fourth, 200, OK)
+    assert fourth.state == "failed" and fourth.outcome()["reason"] == "socket_limit"
+    assert not any(isinstance(c, OpenConnection) for c in out)
+    held[0].handle(Stop())  # a slot comes free when a session leaves its socket
+    assert slots.in_use == 2
+
+
+def test_the_brokers_socket_limit_fails_without_a_relogin() -> None:
+    s = noren()
+    s.handle(Start())
+    answer(s, 200, OK)
+    s.handle(Connected(1))
+    s.handle(FrameReceived(1, '{"t":"ck","s":"Not_Ok","emsg":"Maximum sessions limit (3) '
+                              'reached"}'))
+    assert s.state == "failed" and s.outcome()["reason"] == "socket_limit"
+    assert s.outcome()["rest_logins"] == 1

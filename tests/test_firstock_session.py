@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 import trio.testing
 from helpers import session_kwargs, states
@@ -180,3 +181,20 @@ async def test_two_hundred_accounts_log_in_under_the_brokers_rate_limit(
         logins = sorted(sim.stats.request_times)[:200]
         rate = (len(logins) - 1) / (logins[-1] - logins[0])
         assert 45.0 <= rate <= 50.5
+
+
+async def test_three_sockets_per_user_and_no_fourth(clock: trio.testing.MockClock) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        async with contextlib.AsyncExitStack() as stack:
+            held = []
+            for n in range(3):
+                s = await stack.enter_async_context(open_session(
+                    config(sim, session_id=f"s{n}"), **session_kwargs([])))
+                await s.wait_authenticated()
+                held.append(s)
+            fourth = await stack.enter_async_context(open_session(
+                config(sim, session_id="s4"), **session_kwargs([])))
+            with pytest.raises(LoginFailed) as caught:
+                await fourth.wait_authenticated()
+            assert caught.value.reason == "socket_limit"
+            assert sim.live_sockets("AA1") == 3 and sim.stats.sockets_refused == 0

@@ -123,6 +123,17 @@ def has_credential(ev: EventData) -> bool:
     return ev.kwargs.get("value") is not None
 
 
+def take_socket_slot(ev: EventData) -> bool:
+    """A free socket slot for this user, taken (last condition of its edge, so it is taken
+    only when the edge is)."""
+    model = fs(ev)
+    return model.slots.take(model)
+
+
+def socket_limited(ev: EventData) -> bool:
+    return bool(ev.kwargs.get("limit"))
+
+
 def socket_accepted(ev: EventData) -> bool:
     return ev.kwargs.get("ok") is True
 
@@ -166,6 +177,19 @@ def refuse_socket(ev: EventData) -> None:
     model.drop_token()
     model.conclude("session_invalid", Fault.BROKER,
                    f"the socket refused a fresh token too: {ev.kwargs.get('detail')}")
+
+
+def refuse_slot(ev: EventData) -> None:
+    model = fs(ev)
+    model.conclude("socket_limit", Fault.CONFIGURATION,
+                   f"this process already holds {model.slots.limit} sockets for "
+                   f"{model.config.user_id}, Firstock's limit per user")
+
+
+def take_socket_limit(ev: EventData) -> None:
+    fs(ev).conclude("socket_limit", Fault.ACCOUNT,
+                    f"Firstock refused the socket: {ev.kwargs.get('detail')} (other sockets of "
+                    "this user are open elsewhere)")
 
 
 def wait_for_totp_window(ev: EventData) -> None:
@@ -254,12 +278,22 @@ def release_socket(ev: EventData) -> None:
 SOCKET = [CONNECTING, AWAITING_LOGIN_RESPONSE, AUTHENTICATED]
 
 
+def socket_edges(trigger: str, source: str, conditions: list[Callback],
+                 before: list[Callback]) -> list[dict[str, Any]]:
+    """Attach the socket if a socket slot of this user is free, else fail without asking."""
+    return [
+        {"trigger": trigger, "source": source, "dest": CONNECTING,
+         "conditions": [*conditions, wants_socket, take_socket_slot], "before": before},
+        {"trigger": trigger, "source": source, "dest": FAILED,
+         "conditions": [*conditions, wants_socket], "before": [*before, refuse_slot]},
+    ]
+
+
 def token_edges(trigger: str, source: str, conditions: list[Callback],
                 before: list[Callback]) -> list[dict[str, Any]]:
     """A token in hand: attach the socket, or be authenticated at once without one."""
     return [
-        {"trigger": trigger, "source": source, "dest": CONNECTING,
-         "conditions": [*conditions, wants_socket], "before": before},
+        *socket_edges(trigger, source, conditions, before),
         {"trigger": trigger, "source": source, "dest": AUTHENTICATED,
          "conditions": conditions, "before": before},
     ]
@@ -306,6 +340,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     *login_edges("validation_answer", VALIDATING_TOKEN, [], [forget_token]),
     # The socket.
     {"trigger": "connected", "source": CONNECTING, "dest": AWAITING_LOGIN_RESPONSE},
+    {"trigger": "socket_verdict", "source": AWAITING_LOGIN_RESPONSE, "dest": FAILED,
+     "conditions": [socket_limited], "before": [take_socket_limit]},
     {"trigger": "socket_verdict", "source": AWAITING_LOGIN_RESPONSE, "dest": AUTHENTICATED,
      "conditions": [socket_accepted], "before": [count_attach]},
     *login_edges("socket_verdict", AWAITING_LOGIN_RESPONSE, [socket_refused, can_relogin],
@@ -319,8 +355,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     # Backoff: reattach with the token in hand, else log in again.
     {"trigger": "backoff_elapsed", "source": BACKOFF, "dest": VALIDATING_TOKEN,
      "conditions": [holds_candidate]},
-    {"trigger": "backoff_elapsed", "source": BACKOFF, "dest": CONNECTING,
-     "conditions": [holds_token, wants_socket]},
+    *socket_edges("backoff_elapsed", BACKOFF, [holds_token], []),
     *login_edges("backoff_elapsed", BACKOFF, [], []),
     {"trigger": "stable", "source": AUTHENTICATED, "dest": None, "after": [reset_attempts]},
     *login_edges("renew", AUTHENTICATED, [], [take_renewal]),

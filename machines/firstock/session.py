@@ -37,6 +37,7 @@ from machines.firstock.machine import (
     MACHINE,
     RENEW_TIMER,
 )
+from machines.firstock.slots import SocketSlots
 
 #: REST calls, by the name of their endpoint, and the trigger their answer fires.
 _ANSWER_TRIGGERS = {"login": "login_answer", "userDetails": "validation_answer",
@@ -73,6 +74,7 @@ class FirstockSession(LoginModel):
         "config",
         "relogged",
         "rest_logins",
+        "slots",
         "socket_attaches",
         "token",
         "token_created",
@@ -92,6 +94,7 @@ class FirstockSession(LoginModel):
         clock: Callable[[], float] | None = None,
         wall: Callable[[], datetime] = _utc_now,
         stored: tuple[Secret, datetime] | None = None,
+        slots: SocketSlots | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
         super().__init__(
@@ -104,6 +107,7 @@ class FirstockSession(LoginModel):
         )
         self.config = config
         self.wall = wall
+        self.slots = slots if slots is not None else SocketSlots()
         self.token: Secret | None = None
         self.token_created: datetime | None = None
         self.candidate: Secret | None = stored[0] if stored else None
@@ -267,7 +271,7 @@ class FirstockSession(LoginModel):
         raise TypeError("Firstock's market-data socket takes no requests with ids")
 
     def release_socket_slot(self) -> None:
-        """Hook for a per-user socket quota (the broker allows 3 sockets per user)."""
+        self.slots.release(self)
 
     # -- events
 
@@ -310,6 +314,7 @@ class FirstockSession(LoginModel):
     def on_frame(self, event: FrameReceived) -> None:
         verdict = codec.read_socket_message(event.data)
         if self.state == AWAITING_LOGIN_RESPONSE and verdict.ok is not None:
-            self.fire("socket_verdict", ok=verdict.ok, detail=verdict.text or None)
+            self.fire("socket_verdict", ok=verdict.ok, detail=verdict.text or None,
+                      limit="Maximum sessions limit" in verdict.text)
         elif self.state == AUTHENTICATED and verdict.ok is None:
             self.emit(Deliver(None, event.data))
