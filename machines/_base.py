@@ -35,6 +35,7 @@ from machines._sansio import (
     TimerFired,
     Transitioned,
 )
+from machines._secret import Secret
 from machines.backoff import Backoff, backoff_delay
 
 # State names shared by every broker: the same name means the same thing everywhere.
@@ -346,6 +347,7 @@ class LoginModel:
 
     __slots__ = (
         "_out",
+        "_secret_values",
         "attempt",
         "backoff",
         "clock",
@@ -402,6 +404,26 @@ class LoginModel:
         self.logout_reason: str | None = None
         self.logout_detail: str | None = None
         self._out: list[Command] = []
+        # One list for the session's life: the audit logger holds it, so a token obtained later
+        # is scrubbed from events too.
+        self._secret_values: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.account!r} state={self.state} epoch={self.epoch}>"
+
+    @property
+    def account(self) -> str:
+        raise NotImplementedError
+
+    def secrets(self) -> list[str]:
+        """Every secret value this session knows (credentials, tokens it obtained)."""
+        return self._secret_values
+
+    def keep_secret(self, value: str | Secret | None) -> None:
+        """Remember a secret value so that it is scrubbed wherever it might show."""
+        raw = value.reveal() if isinstance(value, Secret) else value
+        if raw and raw not in self._secret_values:
+            self._secret_values.append(raw)
 
     # -- driving
 

@@ -57,7 +57,6 @@ class CqgSession(LoginModel):
     """
 
     __slots__ = (
-        "_secret_values",
         "access_token",
         "anchor_clock",
         "anchor_server_ms",
@@ -131,27 +130,13 @@ class CqgSession(LoginModel):
         self.ping_seq = 0
         self.pong_due = False
         self.rtt: float | None = None
-        # One list object for the session's life: the audit logger holds it and sees tokens
-        # added after the session started.
-        self._secret_values: list[str] = []
         for name in ("password", "access_token", "partner_token", "otp_seed"):
-            value = getattr(config, name)
-            if isinstance(value, Secret) and value:
-                self.keep_secret(value.reveal())
+            self.keep_secret(getattr(config, name))
 
-    def __repr__(self) -> str:
-        return f"<CqgSession {self.account!r} state={self.state} epoch={self.epoch}>"
 
     @property
     def account(self) -> str:
         return self.config.account
-
-    def secrets(self) -> list[str]:
-        return self._secret_values
-
-    def keep_secret(self, value: str) -> None:
-        if value and value not in self._secret_values:
-            self._secret_values.append(value)
 
     def outcome(self) -> dict[str, Any]:
         out = super().outcome()

@@ -67,7 +67,6 @@ class FirstockSession(LoginModel):
     """
 
     __slots__ = (
-        "_secret_values",
         "call_serial",
         "candidate",
         "candidate_created",
@@ -118,25 +117,14 @@ class FirstockSession(LoginModel):
         self.call_serial = 0
         self.rest_logins = 0
         self.socket_attaches = 0
-        self._secret_values: list[str] = []
         for value in (config.password, config.api_key, config.totp_seed, config.totp,
                       self.candidate):
-            if isinstance(value, Secret) and value:
-                self.keep_secret(value.reveal())
+            self.keep_secret(value)
 
-    def __repr__(self) -> str:
-        return f"<FirstockSession {self.config.user_id!r} state={self.state} epoch={self.epoch}>"
 
     @property
     def account(self) -> str:
         return self.config.user_id
-
-    def secrets(self) -> list[str]:
-        return self._secret_values
-
-    def keep_secret(self, value: str) -> None:
-        if value and value not in self._secret_values:
-            self._secret_values.append(value)
 
     def outcome(self) -> dict[str, Any]:
         out = super().outcome()

@@ -121,17 +121,11 @@ class QstSession(LoginModel):
         self.config = config
         self.granted: dict[str, object] = {}
         self.provisioning: tuple[ProvisioningMessage, ...] = ()
-
-    def __repr__(self) -> str:
-        return f"<QstSession {self.config.user_name!r} state={self.state} epoch={self.epoch}>"
+        self.keep_secret(config.password)
 
     @property
     def account(self) -> str:
         return self.config.user_name
-
-    def secrets(self) -> list[str]:
-        value = self.config.password.reveal() if self.config.password else ""
-        return [value] if value else []
 
     def outcome(self) -> dict[str, Any]:
         out = super().outcome()
