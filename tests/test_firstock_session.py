@@ -24,6 +24,7 @@ from engine import (
     StoredToken,
     open_session,
 )
+from machines.firstock import expiry
 from simulators.firstock import FirstockAccount, FirstockSimulator, run_firstock_simulator
 
 Events = list[dict[str, Any]]
@@ -198,3 +199,20 @@ async def test_three_sockets_per_user_and_no_fourth(clock: trio.testing.MockCloc
                 await fourth.wait_authenticated()
             assert caught.value.reason == "socket_limit"
             assert sim.live_sockets("AA1") == 3 and sim.stats.sockets_refused == 0
+
+
+async def test_the_token_is_renewed_before_the_daily_expiry(
+    clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    async with run_firstock_simulator([account()]) as sim:
+        cfg = config(sim, socket="none")
+        async with open_session(cfg, **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            due = expiry.seconds_until_renewal(datetime.now(UTC), cfg.token_expiry,
+                                               cfg.token_timezone)
+            await trio.sleep(due + 60)  # virtual time: a day costs nothing
+            assert s.state == "authenticated" and s.outcome()["rest_logins"] == 2
+        assert sim.stats.logins_ok == 2
+    renewal = next(e for e in events if e["event"] == "transition" and e["trigger"] == "renew")
+    assert renewal["reason"] == "token_renewal"
