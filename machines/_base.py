@@ -17,7 +17,18 @@ from typing import Any, ClassVar, cast
 from transitions import EventData, Machine
 from transitions.core import Transition
 
-from machines._policy import Action, Fail, LockOut, Restore, Retry, Succeed
+from machines._policy import (
+    Action,
+    Disconnect,
+    Fail,
+    FullLogon,
+    LockOut,
+    Redirect,
+    Relogon,
+    Restore,
+    Retry,
+    Succeed,
+)
 from machines._sansio import (
     CancelTimer,
     CloseConnection,
@@ -76,7 +87,8 @@ def edge(ev: EventData) -> Transition:
     return ev.transition
 
 
-def _action(ev: EventData) -> Action | None:
+def action_of(ev: EventData) -> Action | None:
+    """The policy action a failure or answer signal carries (``action=`` on the trigger)."""
     action = ev.kwargs.get("action")
     assert action is None or isinstance(action, Action)
     return action
@@ -90,20 +102,44 @@ def _as_retry(action: Action | None) -> Retry | None:
 
 
 def acts_lock_out(ev: EventData) -> bool:
-    return isinstance(_action(ev), LockOut)
+    return isinstance(action_of(ev), LockOut)
 
 
 def acts_fail(ev: EventData) -> bool:
-    return isinstance(_action(ev), Fail)
+    return isinstance(action_of(ev), Fail)
 
 
 def acts_retry(ev: EventData) -> bool:
-    return _as_retry(_action(ev)) is not None
+    return _as_retry(action_of(ev)) is not None
+
+
+def acts_succeed(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Succeed)
+
+
+def acts_relogon(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Relogon)
+
+
+def acts_redirect(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Redirect)
+
+
+def acts_full_logon(ev: EventData) -> bool:
+    return isinstance(action_of(ev), FullLogon)
+
+
+def acts_restore(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Restore)
+
+
+def acts_disconnect(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Disconnect)
 
 
 def retry_allowed(ev: EventData) -> bool:
     """The policy says retry, and neither the session's nor the row's attempt bound is spent."""
-    action = _as_retry(_action(ev))
+    action = _as_retry(action_of(ev))
     if action is None:
         return False
     model = model_of(ev)
@@ -115,14 +151,14 @@ def retry_allowed(ev: EventData) -> bool:
 
 def take_outcome(ev: EventData) -> None:
     """Record a final verdict (fail / lock_out, or a refused redirect or relogon) on the model."""
-    action = _action(ev)
+    action = action_of(ev)
     assert action is not None
     model_of(ev).conclude(action.reason, action.fault, ev.kwargs.get("detail"))
 
 
 def take_retry(ev: EventData) -> None:
     """Count the retry and draw the delay the backoff state will wait."""
-    action = _as_retry(_action(ev))
+    action = _as_retry(action_of(ev))
     assert action is not None
     model = model_of(ev)
     model.streak = model.next_streak(action)
@@ -143,7 +179,7 @@ def take_retry(ev: EventData) -> None:
 
 def take_exhausted(ev: EventData) -> None:
     """Retries are spent: fail with the row's own reason, or ``gave_up``."""
-    action = _as_retry(_action(ev))
+    action = _as_retry(action_of(ev))
     assert action is not None
     model = model_of(ev)
     limit = model.backoff.max_attempts

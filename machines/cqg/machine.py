@@ -42,7 +42,14 @@ from machines._base import (
     LOGIN_TIMER,
     PROVISIONING,
     Callback,
+    action_of,
+    acts_disconnect,
     acts_fail,
+    acts_full_logon,
+    acts_redirect,
+    acts_relogon,
+    acts_restore,
+    acts_succeed,
     build_machine,
     close_connection,
     edge,
@@ -52,7 +59,7 @@ from machines._base import (
     reset_attempts,
     take_outcome,
 )
-from machines._policy import Action, Disconnect, FullLogon, Redirect, Relogon, Restore, Succeed
+from machines._policy import FullLogon, Redirect, Relogon
 from machines._sansio import (
     CancelTimer,
     FetchCredential,
@@ -84,26 +91,6 @@ def cqg(ev: EventData) -> CqgSession:
     return cast("CqgSession", ev.model)
 
 
-def _action(ev: EventData) -> Action | None:
-    return cast(Action | None, ev.kwargs.get("action"))
-
-
-def _acts(kind: type[Any]) -> Callback:
-    def condition(ev: EventData) -> bool:
-        return isinstance(_action(ev), kind)
-
-    condition.__name__ = f"acts_{kind.__name__.lower()}"
-    return condition
-
-
-acts_succeed = _acts(Succeed)
-acts_relogon = _acts(Relogon)
-acts_redirect = _acts(Redirect)
-acts_full_logon = _acts(FullLogon)
-acts_restore = _acts(Restore)
-acts_disconnect = _acts(Disconnect)
-
-
 # --- conditions ---------------------------------------------------------------------------------
 
 
@@ -128,7 +115,7 @@ def restore_possible(ev: EventData) -> bool:
 
 def can_refresh(ev: EventData) -> bool:
     """A provider for the credential CQG asked for, not yet used since the last logon."""
-    action = _action(ev)
+    action = action_of(ev)
     assert isinstance(action, Relogon)
     model = cqg(ev)
     return (model.credential_source(action.credential) is not None
@@ -211,7 +198,7 @@ def take_loss(ev: EventData) -> None:
     """The connection of an authenticated session is gone: restore from now on."""
     model = cqg(ev)
     model.lost_at = model.clock()
-    action = _action(ev)
+    action = action_of(ev)
     assert action is not None
     model.reason, model.fault, model.detail = action.reason, action.fault, ev.kwargs.get("detail")
 
@@ -224,7 +211,7 @@ def note_loss(ev: EventData) -> None:
 
 
 def take_relogon(ev: EventData) -> None:
-    action = _action(ev)
+    action = action_of(ev)
     assert isinstance(action, Relogon)
     model = cqg(ev)
     model.refreshed.add(action.credential)
@@ -234,7 +221,7 @@ def take_relogon(ev: EventData) -> None:
 
 
 def refuse_relogon(ev: EventData) -> None:
-    action = _action(ev)
+    action = action_of(ev)
     assert isinstance(action, Relogon)
     model = cqg(ev)
     what = action.credential.replace("_", " ")
@@ -256,7 +243,7 @@ def take_redirect(ev: EventData) -> None:
 
 
 def refuse_redirect(ev: EventData) -> None:
-    action = _action(ev)
+    action = action_of(ev)
     assert isinstance(action, Redirect)
     model = cqg(ev)
     problem = model.redirect_problem(ev.kwargs.get("redirect_url"))
@@ -266,7 +253,7 @@ def refuse_redirect(ev: EventData) -> None:
 def forget_session(ev: EventData) -> None:
     """The session cannot be restored: a full logon makes a new one."""
     model = cqg(ev)
-    action = _action(ev)
+    action = action_of(ev)
     if isinstance(action, FullLogon):
         model.reason, model.fault = action.reason, action.fault
         model.detail = f"CQG refused the restore ({ev.kwargs.get('detail')}); logging on again"

@@ -36,8 +36,11 @@ from machines._base import (
     LOGGING_OUT,
     PROVISIONING,
     Callback,
+    action_of,
     acts_fail,
+    acts_relogon,
     acts_retry,
+    acts_succeed,
     build_machine,
     close_connection,
     exit_authenticated,
@@ -49,7 +52,7 @@ from machines._base import (
     take_outcome,
     take_retry,
 )
-from machines._policy import Action, Relogon, Succeed
+from machines._policy import Relogon
 from machines._sansio import CancelTimer, Fault, StartTimer
 
 if TYPE_CHECKING:
@@ -67,18 +70,6 @@ RENEW_TIMER = "renew"
 
 def fs(ev: EventData) -> FirstockSession:
     return cast("FirstockSession", ev.model)
-
-
-def _action(ev: EventData) -> Action | None:
-    return cast(Action | None, ev.kwargs.get("action"))
-
-
-def acts_succeed(ev: EventData) -> bool:
-    return isinstance(_action(ev), Succeed)
-
-
-def acts_relogon(ev: EventData) -> bool:
-    return isinstance(_action(ev), Relogon)
 
 
 # --- conditions ---------------------------------------------------------------------------------
@@ -108,7 +99,7 @@ def holds_candidate(ev: EventData) -> bool:
 def can_retry_totp(ev: EventData) -> bool:
     """INVALID_TOTP: with a seed, once, in the next window (a provider or fixed code cannot
     know the window)."""
-    action = _action(ev)
+    action = action_of(ev)
     model = fs(ev)
     return (isinstance(action, Relogon) and action.credential == "totp"
             and model.config.totp_seed is not None and not model.totp_retried)
@@ -160,7 +151,7 @@ def keep_validated(ev: EventData) -> None:
 def forget_token(ev: EventData) -> None:
     model = fs(ev)
     model.drop_token()
-    action = _action(ev)
+    action = action_of(ev)
     model.reason = action.reason if action is not None else "session_invalid"
     model.fault = action.fault if action is not None else None
     model.detail = ev.kwargs.get("detail")
@@ -201,7 +192,7 @@ def wait_for_totp_window(ev: EventData) -> None:
 
 
 def refuse_relogon(ev: EventData) -> None:
-    action = _action(ev)
+    action = action_of(ev)
     assert isinstance(action, Relogon)
     model = fs(ev)
     if action.credential == "totp":
