@@ -1,12 +1,15 @@
 """What every WebSocket simulator shares: listening on loopback (optionally TLS), accepting the
-handshake while keeping hold of the TCP stream, and ending a connection in one of the ways a
-broker does (close frame, dropped TCP connection, or silence)."""
+handshake while keeping hold of the TCP stream, serving a connection with one ordered writer,
+and ending it in one of the ways a broker does (close frame, dropped TCP connection, or
+silence)."""
 
 from __future__ import annotations
 
+import math
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Final, Literal, Self, TypeVar
 
@@ -136,3 +139,89 @@ async def finish(
     code, reason = ending or (NORMAL_CLOSURE, None)
     with trio.move_on_after(CLOSE_TIMEOUT):
         await ws.aclose(code, reason)
+
+
+@dataclass(frozen=True)
+class Close:
+    """Queued behind the frames that must go out before a connection ends."""
+
+    ending: Ending
+
+
+class QueuedConnection:
+    """One served WebSocket: a reader task, one ordered writer (everything the server says goes
+    through one queue, so frames leave in the order they were decided), and the ways it ends.
+
+    Subclasses implement ``_read_loop`` and ``_ending_now`` (stop listening, leave whatever
+    registry counted the connection), and may override ``_started`` (runs before the reader).
+    """
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self._ws = ws
+        self._ending: Ending = None
+        self._ended = False
+        self._nursery: trio.Nursery | None = None
+        self._out_tx, self._out_rx = trio.open_memory_channel[bytes | str | Close](math.inf)
+
+    async def run(self) -> Ending:
+        """Serve the connection; returns how the server should end it."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._spawn(self._write_loop)
+                self._started()
+                self._spawn(self._read_loop)
+        finally:
+            self._ended = True
+            self._ending_now()
+        return self._ending
+
+    def abort(self, how: Literal["drop", "stall"]) -> bool:
+        """Drop the TCP connection, or go silent on it, without a word. False if already ending."""
+        if self._ended:
+            return False
+        self._end(how)
+        return True
+
+    # -- for subclasses -------------------------------------------------------------------------
+
+    def _started(self) -> None:
+        """Whatever happens as soon as the handshake is done."""
+
+    async def _read_loop(self) -> None:
+        raise NotImplementedError
+
+    def _ending_now(self) -> None:
+        raise NotImplementedError
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._guarded, fn, *args)
+
+    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        try:
+            await fn(*args)
+        except trio_websocket.ConnectionClosed:
+            self._end(None)
+
+    def _end(self, how: Ending) -> None:
+        """Stop every task of this connection; the first caller decides how it ends."""
+        if not self._ended:
+            self._ended = True
+            self._ending = how
+        self._ending_now()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def _post(self, item: bytes | str | Close) -> None:
+        if not self._ended:
+            self._out_tx.send_nowait(item)  # unbounded: never blocks
+
+    async def _write_loop(self) -> None:
+        async for item in self._out_rx:
+            if isinstance(item, Close):
+                self._end(item.ending)
+                return
+            await self._ws.send_message(item)

@@ -8,18 +8,15 @@ the order they were decided (a LoggedOff can never overtake the Pong before it).
 from __future__ import annotations
 
 import enum
-import math
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 import pyotp
 import trio
 import trio_websocket
 
 from machines.cqg import cqg_session_pb2 as pb
-from simulators._websocket import Ending
+from simulators._websocket import Close, Ending, QueuedConnection
 from simulators.cqg import frames
 from simulators.cqg.accounts import CqgAccount
 from simulators.cqg.sessions import Countdowns, ServerSession
@@ -44,13 +41,6 @@ POLICY_VIOLATION: Final = 1008
 
 
 
-@dataclass(frozen=True)
-class _Close:
-    """Queued behind the frames that must go out before the connection ends."""
-
-    ending: Ending
-
-
 class Phase(enum.Enum):
     AWAITING = "awaiting logon"  # nothing yet, or the last Logon/restore was refused
     PENDING = "awaiting result"  # a Logon or restore arrived; its result is not on its way yet
@@ -58,38 +48,21 @@ class Phase(enum.Enum):
     CLOSING = "closing"  # about to close: frames from the client are ignored
 
 
-class Connection:
+class Connection(QueuedConnection):
     """Serves one WebSocket connection until either side ends it."""
 
     def __init__(self, sim: CqgSimulator, ws: trio_websocket.WebSocketConnection, label: str):
+        super().__init__(ws)
         self.label = label
         #: The session this connection carries, once a Logon or restore succeeded.
         self.session: ServerSession | None = None
         #: Set by the server once the connection is closed, dropped, or gone silent.
         self.finished = trio.Event()
         self._sim = sim
-        self._ws = ws
         self._user: str | None = None
         self._phase = Phase.AWAITING
         self._awaited = ""  # the result a PENDING connection owes the client
-        self._ending: Ending = None
-        self._ended = False
-        self._nursery: trio.Nursery | None = None
-        self._out_tx, self._out_rx = trio.open_memory_channel[bytes | _Close](math.inf)
         self._recent: deque[float] = deque()
-
-    async def run(self) -> Ending:
-        """Serve the connection; returns how the server should end it."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                self._spawn(self._read_loop)
-                self._spawn(self._write_loop)
-        finally:
-            self._ended = True
-            self._phase = Phase.CLOSING
-            self._sim.detach(self)
-        return self._ending
 
     # -- controls, for the simulator ------------------------------------------------------------
 
@@ -112,48 +85,12 @@ class Connection:
         self._sim.detach(self)
         if frame is not None:
             self._post(frame)
-        self._post(_Close(ending))
+        self._post(Close(ending))
         return True
 
-    def abort(self, how: Literal["drop", "stall"]) -> bool:
-        """Drop the TCP connection, or go silent on it, without a word. False if already ending."""
-        if self._ended:
-            return False
-        self._end(how)
-        return True
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._guarded, fn, *args)
-
-    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
-        try:
-            await fn(*args)
-        except trio_websocket.ConnectionClosed:
-            self._end(None)
-
-    def _end(self, how: Ending) -> None:
-        """Stop every task of this connection; the first caller decides how it ends."""
-        if not self._ended:
-            self._ended = True
-            self._ending = how
+    def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
         self._sim.detach(self)
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
-
-    def _post(self, item: bytes | _Close) -> None:
-        if not self._ended:
-            self._out_tx.send_nowait(item)  # unbounded: never blocks
-
-    async def _write_loop(self) -> None:
-        async for item in self._out_rx:
-            if isinstance(item, _Close):
-                self._end(item.ending)
-                return
-            await self._ws.send_message(item)
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self.label} (no logon yet)"

@@ -17,16 +17,19 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-import math
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import parse_qs
 
 import trio
 import trio_websocket
 
-from simulators._websocket import HANDSHAKE_TIMEOUT, Ending, LoopbackServer, finish
+from simulators._websocket import (
+    HANDSHAKE_TIMEOUT,
+    Close,
+    LoopbackServer,
+    QueuedConnection,
+    finish,
+)
 from simulators.firstock import messages
 
 if TYPE_CHECKING:
@@ -57,20 +60,14 @@ class Phase(enum.Enum):
     CLOSING = "closing"  # refused, violated or ending: client messages are ignored
 
 
-@dataclass(frozen=True)
-class _Close:
-    """Queued behind the messages that must go out before the socket ends."""
-
-    ending: Ending
-
-
-class SocketConnection:
+class SocketConnection(QueuedConnection):
     """What both sockets share: the reader, the ordered writer, and the ways to end."""
 
     kind: SocketKind
 
     def __init__(self, sim: FirstockSimulator, ws: trio_websocket.WebSocketConnection,
                  label: str) -> None:
+        super().__init__(ws)
         self.label = label
         #: The user this socket is counted for, once authenticated (None before, and after a
         #: refusal).
@@ -78,80 +75,22 @@ class SocketConnection:
         #: Set by the server once the socket is closed or dropped.
         self.finished = trio.Event()
         self._sim = sim
-        self._ws = ws
         self._phase = Phase.AWAITING
-        self._ending: Ending = None
-        self._ended = False
-        self._nursery: trio.Nursery | None = None
-        self._out_tx, self._out_rx = trio.open_memory_channel[str | _Close](math.inf)
-
-    async def run(self) -> Ending:
-        """Serve the socket; returns how the server should end it."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                self._spawn(self._write_loop)
-                self._start()
-                self._spawn(self._read_loop)
-        finally:
-            self._ended = True
-            self._phase = Phase.CLOSING
-            self._sim.release(self)
-        return self._ending
-
-    def abort(self, how: Literal["drop", "stall"]) -> bool:
-        """End the socket without a close frame. False if it was already ending."""
-        if self._ended:
-            return False
-        self._end(how)
-        return True
 
     # -- for subclasses -------------------------------------------------------------------------
-
-    def _start(self) -> None:
-        """Whatever happens as soon as the handshake is done."""
 
     def _on_message(self, data: str | bytes) -> None:
         raise NotImplementedError
 
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._guarded, fn, *args)
-
-    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
-        try:
-            await fn(*args)
-        except trio_websocket.ConnectionClosed:
-            self._end(None)
-
-    def _end(self, how: Ending) -> None:
-        """Stop every task of this socket; the first caller decides how it ends."""
-        if not self._ended:
-            self._ended = True
-            self._ending = how
+    def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
         self._sim.release(self)
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
-
-    def _post(self, item: str | _Close) -> None:
-        if not self._ended:
-            self._out_tx.send_nowait(item)  # unbounded: never blocks
 
     def _close_after(self, message: str, code: int, reason: str) -> None:
         """Say ``message``, then close: the socket stops listening at once."""
         self._phase = Phase.CLOSING
         self._post(message)
-        self._post(_Close((code, reason)))
-
-    async def _write_loop(self) -> None:
-        async for item in self._out_rx:
-            if isinstance(item, _Close):
-                self._end(item.ending)
-                return
-            await self._ws.send_message(item)
+        self._post(Close((code, reason)))
 
     async def _read_loop(self) -> None:
         while True:
@@ -271,7 +210,7 @@ class FeedConnection(SocketConnection):
         super().__init__(sim, ws, label)
         self._query = query
 
-    def _start(self) -> None:
+    def _started(self) -> None:
         """The verdict on the URL's token is the first message, before anything is read."""
         sim = self._sim
         params = parse_qs(self._query)
