@@ -140,12 +140,8 @@ def take_token(ev: EventData) -> None:
     fs(ev).take_token(ev.kwargs.get("data"))
 
 
-def take_stored(ev: EventData) -> None:
-    fs(ev).adopt_stored()
-
-
 def keep_validated(ev: EventData) -> None:
-    fs(ev).schedule_renewal()
+    fs(ev).adopt_stored()
 
 
 def forget_token(ev: EventData) -> None:
@@ -305,7 +301,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "start", "source": DISCONNECTED, "dest": FAILED, "conditions": [acts_fail],
      "before": [take_outcome]},
     {"trigger": "start", "source": DISCONNECTED, "dest": VALIDATING_TOKEN,
-     "conditions": [has_current_stored_token], "before": [take_stored]},
+     "conditions": [has_current_stored_token]},
     *login_edges("start", DISCONNECTED, [], []),
     # The TOTP provider answered.
     {"trigger": "credential_ready", "source": REFRESHING_CREDENTIALS, "dest": REQUESTING_TOKEN,

@@ -142,7 +142,10 @@ class FirstockSession(LoginModel):
                                        c.token_timezone)
 
     def adopt_stored(self) -> None:
-        """Nothing to do until userDetails says the stored token still works."""
+        """userDetails says the stored token still works: it is the session's token now."""
+        self.token, self.token_created = self.candidate, self.candidate_created
+        self.candidate = self.candidate_created = None
+        self.schedule_renewal()
 
     def take_token(self, data: object) -> None:
         token = _susertoken(data)
@@ -150,15 +153,13 @@ class FirstockSession(LoginModel):
         self.keep_secret(token)
         self.token = Secret(token)
         self.token_created = self.wall()
+        self.candidate = self.candidate_created = None  # a stored token not worth checking
         self.rest_logins += 1
         self.totp_retried = False
         self.emit(SaveToken(self.token, self.token_created))
         self.schedule_renewal()
 
     def schedule_renewal(self) -> None:
-        if self.token is None and self.candidate is not None:
-            self.token, self.token_created = self.candidate, self.candidate_created
-        self.candidate = self.candidate_created = None
         c = self.config
         seconds = expiry.seconds_until_renewal(self.wall(), c.token_expiry, c.token_timezone)
         self.emit(StartTimer(RENEW_TIMER, seconds))
