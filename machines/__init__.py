@@ -13,7 +13,7 @@ from machines._base import (
     TERMINAL_STATES,
     LoginModel,
 )
-from machines._config import SessionSettings, is_loopback_host, url_problems
+from machines._config import CredentialProvider, SessionSettings, is_loopback_host, url_problems
 from machines._policy import (
     Action,
     Disconnect,
@@ -79,6 +79,7 @@ __all__ = [
     "Command",
     "ConnectFailed",
     "Connected",
+    "CredentialProvider",
     "CredentialReady",
     "Deliver",
     "Disconnect",

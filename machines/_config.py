@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from machines._secret import Secret
 from machines.backoff import Backoff
+
+#: A callable that returns a fresh credential. A coroutine function is awaited (use one for
+#: anything that does I/O, such as an OAuth refresh); a plain function runs on the event loop and
+#: must return at once. Either is bounded by ``login_timeout``.
+CredentialProvider = Callable[[], "str | Secret | Awaitable[str | Secret]"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from machines._config import SessionSettings, is_loopback_host, url_problems
+from machines._config import CredentialProvider, SessionSettings, is_loopback_host, url_problems
 from machines._secret import Secret
 
 #: The default ``client_version`` sent in Logon (CQG requires one).
 DEFAULT_CLIENT_VERSION = "brokergate 0.1"
 
-#: A callable that returns a fresh credential. A coroutine function is awaited (use one for
-#: anything that does I/O, such as an OAuth refresh); a plain function runs on the event loop and
-#: must return at once. Either is bounded by ``login_timeout``.
-CredentialProvider = Callable[[], "str | Secret | Awaitable[str | Secret]"]
 
 # Two-label public suffixes common enough to matter for the redirect allow-list default; a full
 # public-suffix list is not worth a dependency (configure ``redirect_hosts`` for anything else).

@@ -17,7 +17,7 @@ from machines._base import (
     LOGIN_TIMER,
     LoginModel,
 )
-from machines._config import url_problems
+from machines._config import CredentialProvider, url_problems
 from machines._policy import Action
 from machines._sansio import (
     CancelTimer,
@@ -34,7 +34,7 @@ from machines._secret import Secret
 from machines.cqg import codec, policy
 from machines.cqg import cqg_session_pb2 as pb
 from machines.cqg.codec import CqgServerMessage, MalformedFrame
-from machines.cqg.config import CqgConfig, CredentialProvider, host_allowed
+from machines.cqg.config import CqgConfig, host_allowed
 from machines.cqg.machine import (
     BROKER,
     INACTIVITY_TIMER,

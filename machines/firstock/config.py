@@ -9,9 +9,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from machines._config import SessionSettings, url_problems
+from machines._config import CredentialProvider, SessionSettings, url_problems
 from machines._secret import Secret
-from machines.cqg.config import CredentialProvider
 
 SocketKind = Literal["noren", "v2", "none"]
 
