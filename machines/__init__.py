@@ -54,6 +54,7 @@ from machines._sansio import (
     StartTimer,
     Stop,
     TimerFired,
+    TokenRefused,
     Transitioned,
 )
 from machines._secret import REDACTED, Secret
@@ -112,6 +113,7 @@ __all__ = [
     "Stop",
     "Succeed",
     "TimerFired",
+    "TokenRefused",
     "Transitioned",
     "backoff_delay",
     "is_loopback_host",

@@ -146,12 +146,16 @@ class Relogon:
     credential: str
     reason: str
     fault: Fault = Fault.CONFIGURATION
+    #: How a broker whose "fresh one" comes another way says it (None: the provider wording).
+    note: str | None = None
 
     @property
     def kind(self) -> str:
         return "relogon"
 
     def describe(self) -> str:
+        if self.note is not None:
+            return self.note
         what = self.credential.replace("one_time", "one-time").replace("_", " ")
         article = "an" if what[0] in "aeiou" else "a"
         return f"with {article} {what} provider: log on again once with a fresh one; else failed"

@@ -97,9 +97,21 @@ class HttpFailed:
     timed_out: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRefused:
+    """The broker refused the session's token on a call the application made with it.
+
+    ``generation`` says which token (the model's ``token_generation`` when the call was built),
+    so refusals of a token the session has already replaced are ignored.
+    """
+
+    generation: int
+    detail: str
+
+
 Event = (
     Start | Stop | Connected | ConnectFailed | FrameReceived | Closed | TimerFired
-    | CredentialReady | HttpAnswered | HttpFailed
+    | CredentialReady | HttpAnswered | HttpFailed | TokenRefused
 )
 
 # ---------------------------------------------------------------------------------------------

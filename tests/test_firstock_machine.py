@@ -29,6 +29,7 @@ from machines import (
     StartTimer,
     Stop,
     TimerFired,
+    TokenRefused,
     Transitioned,
 )
 from machines.firstock import FirstockConfig
@@ -336,3 +337,105 @@ def test_the_brokers_socket_limit_fails_without_a_relogin() -> None:
                               'reached"}'))
     assert s.state == "failed" and s.outcome()["reason"] == "socket_limit"
     assert s.outcome()["rest_logins"] == 1
+
+
+# --- the application's REST calls ---------------------------------------------------------------
+
+
+def app_answer(s: FirstockSession, request: HttpRequest, status: int, doc: Any) -> Any:
+    return HttpAnswered(request.call, request.serial, status, json.dumps(doc).encode(), None)
+
+
+def test_an_application_call_carries_the_user_and_the_token() -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 200, OK)
+    request, generation = s.application_request("limit", {"exchange": "NSE"})
+    assert request.url == "http://127.0.0.1:9/api/V3/limit"
+    assert request.body == {"exchange": "NSE", "userId": "AA1", "jKey": "tok-1"}
+    assert generation == 1 and "tok-1" not in repr(request)
+    got = s.read_application_answer(
+        app_answer(s, request, 200, {"status": "Success", "data": {"cash": "1.00"}}), generation)
+    assert got.ok and got.data == {"cash": "1.00"}
+
+
+@pytest.mark.parametrize(("endpoint", "body", "why"), [
+    ("login", None, "session's own call"),
+    ("logout", {}, "session's own call"),
+    ("../admin", None, "not an endpoint name"),
+    ("", None, "not an endpoint name"),
+    ("limit", {"jKey": "mine"}, "own jKey"),
+    ("limit", {"userId": "BB2"}, "not the session's user"),
+    ("limit", {"when": datetime(2026, 1, 1)}, "not JSON"),
+    ("limit", ["NSE"], "must be a mapping"),
+])
+def test_calls_the_session_will_not_make(endpoint: str, body: Any, why: str) -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 200, OK)
+    with pytest.raises(ValueError, match=why) as caught:
+        s.application_request(endpoint, body)
+    assert "tok-1" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("status", "doc"), [
+    (401, failed("INVALID_JKEY", "jKey is invalid", "jKey")),
+    (401, failed("SESSION_EXPIRED", "Session expired")),
+    (403, {"status": "failed", "message": "Forbidden"}),
+    (401, {"status": "failed", "message": "Unauthorized"}),
+])
+def test_a_refused_token_on_a_call_logs_in_again_once_then_fails(status: int, doc: Any) -> None:
+    s = noren()
+    attached(s)
+    request, generation = s.application_request("limit", None)
+    got = s.read_application_answer(app_answer(s, request, status, doc), generation)
+    assert not got.ok and got.token_refused and f"HTTP {status}" in got.detail
+    out = s.handle(TokenRefused(generation, got.detail))
+    assert moves(out) == [("token_refused", "authenticated", "requesting_token")]
+    assert [c.call for c in calls(out)] == ["login"]
+    assert SaveToken(None) in out  # the refused token leaves the store
+    answer(s, 200, {"status": "success", "data": {"susertoken": "tok-2"}})
+    s.handle(Connected(s.epoch))
+    s.handle(FrameReceived(s.epoch, '{"t":"ck","s":"OK"}'))
+    assert s.state == "authenticated"  # the socket taking the new token proves nothing for REST
+    request, generation = s.application_request("limit", None)
+    assert request.body["jKey"] == "tok-2" and generation == 2
+    s.handle(TokenRefused(generation, "limit: HTTP 401 SESSION_EXPIRED"))
+    assert s.state == "failed" and s.outcome()["reason"] == "session_invalid"
+    assert "refused the token of a fresh login too" in s.outcome()["detail"]
+
+
+def test_a_successful_call_with_the_new_token_earns_another_fresh_login_later() -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 200, OK)
+    s.handle(TokenRefused(1, "limit: HTTP 401 INVALID_JKEY"))
+    answer(s, 200, {"status": "success", "data": {"susertoken": "tok-2"}})
+    request, generation = s.application_request("limit", None)
+    s.read_application_answer(app_answer(s, request, 200, {"status": "success", "data": {}}),
+                              generation)
+    out = s.handle(TokenRefused(generation, "limit: HTTP 401 SESSION_EXPIRED"))
+    assert moves(out) == [("token_refused", "authenticated", "requesting_token")]
+
+
+def test_refusals_of_a_replaced_token_or_outside_authenticated_are_ignored() -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 200, OK)
+    s.handle(TokenRefused(1, "first"))
+    assert s.state == "requesting_token"
+    assert s.handle(TokenRefused(1, "a second call refused at the same time")) == []
+    answer(s, 200, {"status": "success", "data": {"susertoken": "tok-2"}})
+    assert s.handle(TokenRefused(1, "late")) == [] and s.state == "authenticated"
+
+
+def test_an_error_answer_to_a_call_is_reported_not_acted_on() -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 200, OK)
+    request, generation = s.application_request("orderBook", None)
+    got = s.read_application_answer(app_answer(
+        s, request, 400, failed("ORDERS_NOT_FOUND", "No orders today")), generation)
+    assert (got.ok, got.token_refused, got.name, got.status) == (
+        False, False, "ORDERS_NOT_FOUND", 400)
+    assert "No orders today" in got.detail and s.state == "authenticated"

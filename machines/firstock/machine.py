@@ -11,6 +11,8 @@
     awaiting_login_response --socket_verdict (refused)--> requesting_token (once) | failed
     connecting / awaiting_login_response / authenticated --closed...--> backoff --> connecting
         (the token is still good: no new REST login)
+    authenticated --token_refused--> requesting_token (once) | failed
+        (an application call was refused the token)
     authenticated --renew--> requesting_token     (before the daily expiry)
     authenticated --stop--> logging_out --logout_answer | logout_failed--> disconnected
 
@@ -106,8 +108,13 @@ def can_retry_totp(ev: EventData) -> bool:
 
 
 def can_relogin(ev: EventData) -> bool:
-    """The token was refused (socket or REST): one fresh login, not a loop."""
-    return not fs(ev).relogged
+    """The token was refused (by the socket or on a REST call): one fresh login, not a loop."""
+    return fs(ev).relogged is None
+
+
+def is_current_token(ev: EventData) -> bool:
+    """A refusal of the token the session holds now (not of one it has already replaced)."""
+    return ev.kwargs.get("generation") == fs(ev).token_generation
 
 
 def has_credential(ev: EventData) -> bool:
@@ -154,16 +161,19 @@ def forget_token(ev: EventData) -> None:
 
 
 def relogin(ev: EventData) -> None:
+    """Log in afresh once; remember what refused the token (the trigger), since only a success
+    of that same thing with the new token earns another fresh login later."""
     model = fs(ev)
-    model.relogged = True
+    model.relogged = ev.event.name
     forget_token(ev)
 
 
-def refuse_socket(ev: EventData) -> None:
+def refuse_token(ev: EventData) -> None:
     model = fs(ev)
     model.drop_token()
+    who = "the socket" if ev.event.name == "socket_verdict" else "Firstock"
     model.conclude("session_invalid", Fault.BROKER,
-                   f"the socket refused a fresh token too: {ev.kwargs.get('detail')}")
+                   f"{who} refused the token of a fresh login too: {ev.kwargs.get('detail')}")
 
 
 def refuse_slot(ev: EventData) -> None:
@@ -220,7 +230,8 @@ def take_renewal(ev: EventData) -> None:
 def count_attach(ev: EventData) -> None:
     model = fs(ev)
     model.socket_attaches += 1
-    model.relogged = False  # the next refusal may have its one fresh login again
+    if model.relogged == "socket_verdict":
+        model.relogged = None  # the new token works: a later refusal may have its fresh login
 
 
 # --- state entry and exit -----------------------------------------------------------------------
@@ -334,7 +345,11 @@ TRANSITIONS: list[dict[str, Any]] = [
     *login_edges("socket_verdict", AWAITING_LOGIN_RESPONSE, [socket_refused, can_relogin],
                  [relogin]),
     {"trigger": "socket_verdict", "source": AWAITING_LOGIN_RESPONSE, "dest": FAILED,
-     "conditions": [socket_refused], "before": [refuse_socket]},
+     "conditions": [socket_refused], "before": [refuse_token]},
+    # The application's REST call was refused the token (INVALID_JKEY, SESSION_EXPIRED, 401/403).
+    *login_edges("token_refused", AUTHENTICATED, [is_current_token, can_relogin], [relogin]),
+    {"trigger": "token_refused", "source": AUTHENTICATED, "dest": FAILED,
+     "conditions": [is_current_token], "before": [refuse_token]},
     *failure_edges("closed", SOCKET),
     *failure_edges("connect_failed", [CONNECTING]),
     *failure_edges("timeout", [CONNECTING, AWAITING_LOGIN_RESPONSE]),

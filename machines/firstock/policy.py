@@ -15,15 +15,21 @@ from machines.firstock.codec import Answer
 SUCCESS = Succeed(note="token acquired (susertoken kept as a secret)")
 
 #: Error names matched exactly, before the patterns below.
+#: The token was refused: a fresh REST login, once (a refusal of that token too ends it).
+TOKEN_REFUSED = Relogon("token", "session_invalid", Fault.BROKER,
+                        note="log in again once for a fresh token; refused again: failed")
+
 NAMES: dict[str, Action] = {
     # A code from an authenticator is only good for its 30-second window: with a seed, wait for
-    # the next window and try once more; a fixed code or none cannot get better.
-    "INVALID_TOTP": Relogon("totp", "invalid_totp", Fault.CONFIGURATION),
+    # the next window and try once more; a fixed code or a provider's code cannot get better.
+    "INVALID_TOTP": Relogon("totp", "invalid_totp", Fault.CONFIGURATION,
+                            note="with a TOTP seed: once more in the next 30-second window; "
+                                 "else failed"),
     "API_RATE_LIMIT": Retry("rate_limited", Fault.BROKER),
     "RATE_LIMIT_EXCEEDED": Retry("rate_limited", Fault.BROKER),
-    "INVALID_JKEY": Relogon("token", "session_invalid", Fault.BROKER),
-    "SESSION_EXPIRED": Relogon("token", "session_invalid", Fault.BROKER),
-    "UNAUTHORIZED": Relogon("token", "session_invalid", Fault.BROKER),
+    "INVALID_JKEY": TOKEN_REFUSED,
+    "SESSION_EXPIRED": TOKEN_REFUSED,
+    "UNAUTHORIZED": TOKEN_REFUSED,
 }
 #: Any other ``INVALID_<field>`` (password, userid, apikey, vendorcode...).
 INVALID_FIELD = Fail("invalid_credentials", Fault.CONFIGURATION)
@@ -36,8 +42,6 @@ HTTP_429 = Retry("rate_limited", Fault.BROKER)
 SERVER_ERROR = Retry("server_error", Fault.BROKER)
 #: A non-5xx answer whose body is not Firstock's JSON.
 UNREADABLE = Fail("unreadable_answer", Fault.BROKER)
-#: HTTP 401/403 with no name we know, on a call made with a token.
-TOKEN_REFUSED = Relogon("token", "session_invalid", Fault.BROKER)
 #: Anything else: report the name and message, do not guess.
 UNKNOWN = Fail("unknown_error", Fault.BROKER)
 

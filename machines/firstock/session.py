@@ -3,8 +3,11 @@ it reads Firstock's answers. The transitions live in ``machines/firstock/machine
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -13,7 +16,7 @@ from machines._base import (
     AWAITING_LOGIN_RESPONSE,
     LoginModel,
 )
-from machines._policy import Action, Fail, Retry
+from machines._policy import Action, Fail, Relogon, Retry
 from machines._sansio import (
     Command,
     CredentialReady,
@@ -27,6 +30,7 @@ from machines._sansio import (
     SaveToken,
     SendFrame,
     StartTimer,
+    TokenRefused,
 )
 from machines._secret import Secret
 from machines.firstock import codec, expiry, policy
@@ -50,6 +54,28 @@ CONNECTION_LOST = Retry("connection_lost", Fault.NETWORK, immediate=True)
 MISSING_TOKEN = Fail("protocol_error", Fault.BROKER)
 
 
+#: Endpoints only the session itself calls.
+SESSION_ENDPOINTS = frozenset({"login", "logout"})
+_ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*")
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswer:
+    """How Firstock answered an application's REST call.
+
+    ``data`` is the answer's ``data`` when ``ok``. Otherwise ``detail`` is a one-line account
+    (HTTP status, Firstock's error name, code, field, message) and ``token_refused`` says whether
+    the session's token was the problem (the session then logs in again, once).
+    """
+
+    ok: bool
+    data: Any
+    status: int
+    name: str | None
+    detail: str
+    token_refused: bool
+
+
 def _susertoken(data: object) -> str | None:
     token = data.get("susertoken") if isinstance(data, dict) else None
     return token if isinstance(token, str) and token else None
@@ -67,6 +93,7 @@ class FirstockSession(LoginModel):
     """
 
     __slots__ = (
+        "app_serial",
         "call_serial",
         "candidate",
         "candidate_created",
@@ -77,6 +104,7 @@ class FirstockSession(LoginModel):
         "socket_attaches",
         "token",
         "token_created",
+        "token_generation",
         "totp_code",
         "totp_retried",
         "wall",
@@ -113,8 +141,13 @@ class FirstockSession(LoginModel):
         self.candidate_created: datetime | None = stored[1] if stored else None
         self.totp_code: Secret | None = None
         self.totp_retried = False
-        self.relogged = False
+        #: What refused the token and caused the one fresh login it earns (the trigger's name),
+        #: until that same thing accepts the new token.
+        self.relogged: str | None = None
+        #: Grows with each token the session takes; a refusal names the token it was about.
+        self.token_generation = 0
         self.call_serial = 0
+        self.app_serial = 0
         self.rest_logins = 0
         self.socket_attaches = 0
         for value in (config.password, config.api_key, config.totp_seed, config.totp,
@@ -145,6 +178,7 @@ class FirstockSession(LoginModel):
         """userDetails says the stored token still works: it is the session's token now."""
         self.token, self.token_created = self.candidate, self.candidate_created
         self.candidate = self.candidate_created = None
+        self.token_generation += 1
         self.schedule_renewal()
 
     def take_token(self, data: object) -> None:
@@ -153,6 +187,7 @@ class FirstockSession(LoginModel):
         self.keep_secret(token)
         self.token = Secret(token)
         self.token_created = self.wall()
+        self.token_generation += 1
         self.candidate = self.candidate_created = None  # a stored token not worth checking
         self.rest_logins += 1
         self.totp_retried = False
@@ -226,6 +261,61 @@ class FirstockSession(LoginModel):
         self._post("logout", codec.session_body(self.config.user_id, self.token.reveal()))
         self.emit(SaveToken(None))
 
+    # -- the application's REST calls
+
+    def application_request(self, endpoint: str,
+                            body: Mapping[str, Any] | None) -> tuple[HttpRequest, int]:
+        """The POST for an application call to ``endpoint`` with the session's ``userId`` and
+        ``jKey`` added to ``body``, and the generation of the token it carries.
+
+        Raises ``ValueError`` for a call the session will not make: an endpoint that is not a
+        name, the session's own login and logout, a body that brings its own jKey or another
+        user's id, or one that is not JSON.
+        """
+        if self.token is None:
+            raise ValueError("the session holds no token")
+        if not isinstance(endpoint, str) or not _ENDPOINT_NAME.fullmatch(endpoint):
+            raise ValueError(f"{endpoint!r} is not an endpoint name (like 'userDetails' or "
+                             "'placeOrder')")
+        if endpoint in SESSION_ENDPOINTS:
+            raise ValueError(f"{endpoint!r} is the session's own call (log in and out by "
+                             "opening and closing the session)")
+        if body is not None and not isinstance(body, Mapping):
+            raise ValueError(f"the body must be a mapping of fields, not {type(body).__name__}")
+        fields = dict(body or {})
+        if "jKey" in fields:
+            raise ValueError("the body brings its own jKey; the session adds its token itself")
+        user = self.config.user_id
+        if fields.setdefault("userId", user) != user:
+            raise ValueError("the body's userId is not the session's user")
+        try:
+            json.dumps(fields)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the body is not JSON: {exc}") from None
+        fields["jKey"] = self.token.reveal()
+        self.app_serial += 1
+        c = self.config
+        request = HttpRequest(endpoint, self.app_serial, c.endpoint(endpoint), fields,
+                              c.request_timeout, c.requests_per_second)
+        return request, self.token_generation
+
+    def read_application_answer(self, event: HttpAnswered, generation: int) -> CallAnswer:
+        """Read Firstock's answer to an application call made with token ``generation``.
+
+        A success with the token the session holds settles a fresh login earned by a refused
+        call: a later refusal may have its own. A refusal of the token is not acted on here;
+        the engine posts ``TokenRefused`` so that the machine acts on it in order.
+        """
+        answer = codec.parse_answer(event.status, event.body, event.retry_after)
+        action = policy.classify(answer, with_token=True)
+        if answer.ok:
+            if generation == self.token_generation and self.relogged == "token_refused":
+                self.relogged = None
+            return CallAnswer(True, answer.data, event.status, None, "", False)
+        refused = isinstance(action, Relogon) and action.credential == "token"
+        return CallAnswer(False, None, event.status, answer.name,
+                          f"{event.call}: {answer.describe()}", refused)
+
     # -- the socket
 
     def config_problems(self) -> list[str]:
@@ -276,6 +366,9 @@ class FirstockSession(LoginModel):
                               detail=f"{call}: {detail}")
             case CredentialReady(value=value, problem=problem):
                 self.fire("credential_ready", value=value, problem=problem)
+            case TokenRefused(generation=generation, detail=detail):
+                self.fire("token_refused", action=policy.TOKEN_REFUSED, generation=generation,
+                          detail=detail)
             case _:
                 super().dispatch(event)
 
