@@ -73,6 +73,7 @@ from machines import (
     StartTimer,
     Stop,
     TimerFired,
+    TokenRefused,
     Transitioned,
 )
 
@@ -487,6 +488,57 @@ class SessionDriver:
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
+
+    async def call(self, endpoint: str, body: Any = None, *, retry: bool = True) -> Any:
+        """One REST call of the application's with the session's token (Firstock)."""
+        model: Any = self.model
+        broker = model.broker
+        build = getattr(model, "application_request", None)
+        if build is None:
+            raise TypeError(f"{broker} has no REST API behind its session: use "
+                            "session.send() or session.request()")
+        for attempt in (1, 2):
+            if model.state != AUTHENTICATED:
+                raise NotAuthenticated(broker, model.state)
+            try:
+                request, generation = build(endpoint, body)
+            except ValueError as exc:
+                raise InvalidMessage(f"{broker}: not sent: {exc}") from None
+            answered = await self._http.call(request)
+            if isinstance(answered, HttpFailed):
+                raise ConnectionLost(f"{broker} {request.call}: {answered.detail}; the broker may "
+                                     "or may not have acted on the call")
+            answer = model.read_application_answer(answered, generation)
+            if answer.ok:
+                return answer.data
+            detail = self._scrub(answer.detail)
+            if answer.token_refused:
+                self.post(TokenRefused(generation, detail))
+                if retry and attempt == 1 and await self._new_token(generation):
+                    continue  # the broker acted on nothing: the same call with the new token
+            raise RequestFailed(broker, answer.status, detail, name=answer.name,
+                                token_refused=answer.token_refused)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _new_token(self, generation: int) -> bool:
+        """Wait until the session is authenticated with a token newer than ``generation``.
+
+        Raise the session's error if it ends instead (a fresh login refused: ``LoginFailed``
+        with reason ``session_invalid``); False if it does not get there within its own login
+        bounds (the caller's error then says what the broker said).
+        """
+        model: Any = self.model
+        limit = self.settings.login_timeout + self.settings.connect_timeout
+        with trio.move_on_after(2 * limit):
+            while True:
+                if model.token_generation != generation and model.state == AUTHENTICATED:
+                    return True
+                state = model.state
+                if state in TERMINAL_STATES or (state == DISCONNECTED and (
+                        self._stopping or model.reason is not None)):
+                    raise self.error()
+                await self._changed.wait()
+        return False
 
     def _take_request_id(self) -> int:
         rid = self._next_request_id

@@ -50,10 +50,16 @@ class RequestFailed(BrokergateError):
 
     fault = Fault.BROKER
 
-    def __init__(self, broker: str, code: int | None, message: str) -> None:
+    def __init__(self, broker: str, code: int | None, message: str, *,
+                 name: str | None = None, token_refused: bool = False) -> None:
         self.broker = broker
+        #: The broker's numeric code (Firstock: the HTTP status).
         self.code = code
         self.message = message
+        #: The broker's error name, where it names its errors (Firstock: ``ORDER_NOT_FOUND``...).
+        self.name = name
+        #: The broker refused the session's token: the session logs in again (once).
+        self.token_refused = token_refused
         shown = f"code {code}: " if code is not None else ""
         super().__init__(f"{broker} rejected the request ({shown}{message!r})")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -153,6 +153,25 @@ class Session:
         if the connection drops first.
         """
         return await self._driver.request(message)
+
+    async def call(self, endpoint: str, body: Mapping[str, Any] | None = None, *,
+                   retry: bool = True) -> Any:
+        """Call one of the broker's REST endpoints with the session's token (Firstock) and
+        return the answer's ``data``.
+
+        The session adds ``userId`` and ``jKey`` to ``body``; the call shares the process's
+        rate limit with every other session's. If Firstock refuses the token (``INVALID_JKEY``,
+        ``SESSION_EXPIRED``, HTTP 401/403) the session logs in again, once, and with ``retry``
+        the call is made once more with the new token (a refused token means Firstock acted on
+        nothing). A second refusal fails the session (``session_invalid``).
+
+        Raises ``NotAuthenticated`` at once, having sent nothing, unless the session is
+        authenticated; ``InvalidMessage`` for a call the session will not make (login, logout,
+        a body with its own jKey); ``RequestFailed`` with Firstock's error name and HTTP status
+        for an error answer (never retried: the broker may have acted on it); ``ConnectionLost``
+        if no answer came (timed out or refused); ``LoginFailed`` if the fresh login failed.
+        """
+        return await self._driver.call(endpoint, body, retry=retry)
 
     def events(self, *, buffer: int = 1024) -> EventStream:
         """Subscribe to this session's events (transitions, notices, broker messages)."""

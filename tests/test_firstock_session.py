@@ -18,10 +18,14 @@ from helpers import session_kwargs, states
 from engine import (
     FileTokenStore,
     FirstockConfig,
+    InvalidMessage,
     LockedOut,
     LoginFailed,
+    NotAuthenticated,
+    RequestFailed,
     Secret,
     StoredToken,
+    Transitioned,
     open_session,
 )
 from machines.firstock import expiry
@@ -216,3 +220,103 @@ async def test_the_token_is_renewed_before_the_daily_expiry(
         assert sim.stats.logins_ok == 2
     renewal = next(e for e in events if e["event"] == "transition" and e["trigger"] == "renew")
     assert renewal["reason"] == "token_renewal"
+
+
+# --- the application's REST calls ---------------------------------------------------------------
+
+
+async def test_application_calls_carry_the_token(clock: trio.testing.MockClock) -> None:
+    events: Events = []
+    async with run_firstock_simulator([account()]) as sim:
+        async with open_session(config(sim, socket="none"), **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            funds = await s.call("limit")
+            assert funds["cash"] == "250000.00" and funds["actid"] == "AA1"
+            details = await s.call("userDetails", {"userId": "AA1"})
+            assert details["actid"] == "AA1"
+            token = sim.token_of("AA1")
+        assert (sim.stats.limits, sim.stats.user_details, sim.stats.logins_ok) == (1, 1, 1)
+    assert token is not None and token not in json.dumps(events, default=str)
+
+
+async def test_an_expired_token_logs_in_again_once_and_the_call_goes_through(
+    clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    async with run_firstock_simulator([account()]) as sim:
+        async with open_session(config(sim), **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            assert sim.expire_tokens("AA1") == 1
+            # Five calls refused at once cost one fresh login, and each goes through after it.
+            answers: list[Any] = []
+
+            async def funds() -> None:
+                answers.append(await s.call("limit"))
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(5):
+                    nursery.start_soon(funds)
+            assert [a["cash"] for a in answers] == ["250000.00"] * 5
+            assert s.state == "authenticated"
+            outcome = s.outcome()
+            assert (outcome["rest_logins"], outcome["socket_attaches"]) == (2, 2)
+            await sim.wait_live_sockets("AA1", 1)  # the old socket went with the old token
+        assert sim.stats.logins_ok == 2 and sim.stats.limits == 5
+    refused = [e for e in events if e["event"] == "transition" and e["trigger"] == "token_refused"]
+    assert len(refused) == 1 and refused[0]["reason"] == "session_invalid"
+    assert "SESSION_EXPIRED" in refused[0]["detail"]
+
+
+async def test_a_second_refusal_after_the_fresh_login_fails_the_session(
+    clock: trio.testing.MockClock,
+) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        async with open_session(config(sim, socket="none"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            sim.expire_tokens("AA1")
+            async with s.events() as stream:
+                with pytest.raises(RequestFailed) as first:
+                    await s.call("limit", retry=False)
+                assert first.value.token_refused and first.value.name == "SESSION_EXPIRED"
+                assert first.value.code == 401
+                async for event in stream:  # the session logs in again by itself
+                    if isinstance(event, Transitioned) and event.trigger == "login_answer":
+                        assert event.dst == "authenticated"
+                        break
+            assert s.outcome()["rest_logins"] == 2
+            sim.expire_tokens("AA1")  # the fresh token dies too, before any call succeeded
+            with pytest.raises(LoginFailed) as caught:
+                await s.call("limit")
+            assert caught.value.reason == "session_invalid"
+            assert s.state == "failed" and sim.stats.logins_ok == 2
+            with pytest.raises(NotAuthenticated):
+                await s.call("limit")
+
+
+async def test_an_error_answer_is_raised_and_never_retried(
+    clock: trio.testing.MockClock,
+) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        async with open_session(config(sim, socket="none"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            before = sim.stats.requests
+            with pytest.raises(RequestFailed) as caught:
+                await s.call("placeOrder", {"tradingSymbol": "IDEA-EQ"})
+            assert caught.value.code == 404 and not caught.value.token_refused
+            assert sim.stats.requests == before + 1 and s.state == "authenticated"
+            token = sim.token_of("AA1")
+            assert token is not None and token not in str(caught.value)
+
+
+async def test_calls_refused_before_anything_is_sent(clock: trio.testing.MockClock) -> None:
+    async with run_firstock_simulator([account(login_delay=2.0)]) as sim:
+        async with open_session(config(sim, socket="none"), **session_kwargs([])) as s:
+            with pytest.raises(NotAuthenticated):
+                await s.call("limit")  # still logging in
+            await s.wait_authenticated()
+            before = sim.stats.requests
+            for endpoint, body in (("logout", None), ("limit", {"jKey": "x"}),
+                                   ("limit?x=1", None)):
+                with pytest.raises(InvalidMessage):
+                    await s.call(endpoint, body)
+            assert sim.stats.requests == before

@@ -1,4 +1,4 @@
-"""A fake Firstock Connect API on loopback: HTTP/1.1 login, userDetails and logout, plus the
+"""A fake Firstock Connect API on loopback: HTTP/1.1 login, userDetails, limit and logout, plus the
 legacy Noren WebSocket and the new one, with scripted faults."""
 
 from simulators.firstock.accounts import (

@@ -144,6 +144,8 @@ class FirstockSimulatorStats:
     status_429: int = 0
     #: Successful userDetails answers.
     user_details: int = 0
+    #: Successful limit (funds) answers.
+    limits: int = 0
     #: Successful logouts.
     logouts: int = 0
     #: A copy of every login body that was a JSON object, for tests that check what was sent.

@@ -1,5 +1,6 @@
-"""The Firstock simulator: a loopback HTTP/1.1 API (login, userDetails, logout) and a loopback
-WebSocket listener (the Noren socket and the new one), sharing accounts, tokens and faults."""
+"""The Firstock simulator: a loopback HTTP/1.1 API (login, userDetails, limit, logout) and a
+loopback WebSocket listener (the Noren socket and the new one), sharing accounts, tokens and
+faults."""
 
 from __future__ import annotations
 
@@ -138,6 +139,7 @@ class FirstockSimulator(LoopbackServer):
         self._routes = {
             f"{prefix}/login": self._login,
             f"{prefix}/userDetails": self._user_details,
+            f"{prefix}/limit": self._limit,
             f"{prefix}/logout": self._logout,
         }
         for account in accounts:
@@ -440,6 +442,17 @@ class FirstockSimulator(LoopbackServer):
         assert account is not None
         self.stats.user_details += 1
         data = {"actid": account.user_id, "userName": account.name, "email": account.email}
+        return replies.success(data, self._case(account))
+
+    async def _limit(self, body: dict[str, object]) -> Reply:
+        """The account's funds, as an application call an order router makes before trading."""
+        account, refusal = self._session(body)
+        if refusal is not None:
+            return refusal
+        assert account is not None
+        self.stats.limits += 1
+        data = {"actid": account.user_id, "cash": "250000.00", "payin": "0.00",
+                "marginused": "0.00", "availableMargin": "250000.00"}
         return replies.success(data, self._case(account))
 
     async def _logout(self, body: dict[str, object]) -> Reply:
