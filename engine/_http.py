@@ -8,7 +8,9 @@ hundreds of accounts never makes the broker answer 429 on our account.
 
 from __future__ import annotations
 
+import math
 import ssl
+from collections import deque
 
 import httpx
 import trio
@@ -19,20 +21,39 @@ from machines import HttpAnswered, HttpFailed, HttpRequest
 
 
 class RateLimiter:
-    """Requests spaced evenly at ``per_second`` at most (no bursts: the broker counts per
-    second, and a burst at a window's edge is what gets answered 429)."""
+    """At most ``per_second`` requests per second to one host, measured as the broker measures
+    them: on the times requests really leave, not the times they were planned for.
 
-    __slots__ = ("_interval", "_next")
+    Requests are spaced evenly (no bursts: a burst at a window's edge is what gets answered
+    429), and no more than ``per_second`` of them leave within any ``1 + margin`` seconds. The
+    margin absorbs what happens between leaving here and arriving there: a request that left
+    late because the process was busy cannot bunch up with the ones after it, and the jitter of
+    the way to the broker cannot push one request too many into its one-second window. Waiters
+    are served in order (``trio.Lock`` is fair).
+    """
 
-    def __init__(self, per_second: float) -> None:
-        self._interval = 1.0 / per_second
-        self._next = -float("inf")
+    __slots__ = ("_count", "_interval", "_lock", "_sent", "_window")
+
+    def __init__(self, per_second: float, *, margin: float = 0.05) -> None:
+        if not per_second > 0:
+            raise ValueError("per_second must be positive")
+        self._window = 1.0 + margin
+        self._interval = self._window / per_second
+        #: How many may leave within one window (a fraction below one still lets one through).
+        self._count = max(1, math.floor(per_second))
+        #: When the last ``_count`` requests really left, oldest first.
+        self._sent: deque[float] = deque(maxlen=self._count)
+        self._lock = trio.Lock()
 
     async def acquire(self) -> None:
-        now = trio.current_time()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        await trio.sleep_until(slot)
+        async with self._lock:  # the holder alone adds to _sent: one wait is enough
+            slot = trio.current_time()
+            if self._sent:
+                slot = max(slot, self._sent[-1] + self._interval)
+            if len(self._sent) == self._count:
+                slot = max(slot, self._sent[0] + self._window)
+            await trio.sleep_until(slot)
+            self._sent.append(trio.current_time())
 
 
 _LIMITERS: RunVar[dict[tuple[str, float], RateLimiter]] = RunVar("brokergate_rate_limiters")

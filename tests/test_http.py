@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import httpx
 import trio
 import trio.testing
@@ -23,8 +26,47 @@ async def test_requests_are_spaced_evenly_at_the_rate(clock: trio.testing.MockCl
         for _ in range(25):
             nursery.start_soon(one)
     gaps = [round(b - a, 6) for a, b in zip(sorted(times), sorted(times)[1:], strict=False)]
-    assert set(gaps) == {0.1}
-    assert round(max(times) - start, 6) == 2.4
+    assert set(gaps) == {0.105}  # 10 per 1.05 s: a margin for the way to the broker
+    assert round(max(times) - start, 6) == 2.52
+
+
+async def test_no_window_ever_holds_more_than_the_rate(clock: trio.testing.MockClock) -> None:
+    """However requests come (bursts, trickles, pauses) and however late a busy process lets
+    them leave, no 1.05 s of real departures holds more than 10, and none follow closer than
+    0.105 s: a late request does not bunch up with the ones planned after it."""
+    limiter = RateLimiter(10.0)
+    times: list[float] = []
+    rng = random.Random(5)
+
+    async def one(delay: float) -> None:
+        await trio.sleep(delay)
+        await limiter.acquire()
+        times.append(trio.current_time())
+
+    async def busy_process() -> None:
+        for _ in range(6):  # the loop stalls now and then: sleepers wake late
+            await trio.sleep(rng.uniform(0.5, 2.0))
+            clock.jump(rng.uniform(0.2, 0.6))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(busy_process)
+        for _ in range(120):
+            nursery.start_soon(one, rng.choice([0.0, 0.0, rng.uniform(0, 3), rng.uniform(8, 9)]))
+    times.sort()
+    assert len(times) == 120
+    assert all(later - first >= 1.05 - 1e-9
+               for first, later in zip(times, times[10:], strict=False))
+    assert all(b - a >= 0.105 - 1e-9 for a, b in itertools.pairwise(times))
+
+
+async def test_a_fractional_rate_still_lets_requests_through(
+    clock: trio.testing.MockClock,
+) -> None:
+    limiter = RateLimiter(0.5)
+    start = trio.current_time()
+    for _ in range(3):
+        await limiter.acquire()
+    assert round(trio.current_time() - start, 6) == 4.2  # one every 2.1 s
 
 
 async def test_one_limiter_per_host_and_rate_in_a_run() -> None:
