@@ -604,10 +604,11 @@ class SessionDriver:
         if stream in self._subscribers:
             self._subscribers.remove(stream)
 
-    async def stop(self) -> None:
-        """Log out if authenticated, otherwise disconnect; return once the session is at rest."""
+    async def stop(self, *, logout: bool = True) -> None:
+        """Log out if authenticated (unless ``logout`` is False and the broker's session outlives
+        the connection), otherwise disconnect; return once the session is at rest."""
         self._stopping = True
-        self.post(Stop())
+        self.post(Stop(logout))
         while self.model.state not in TERMINAL_STATES and self.model.state != DISCONNECTED:
             await self._changed.wait()
 

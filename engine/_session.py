@@ -189,13 +189,16 @@ async def open_session(
     audit: AuditLog | None = None,
     rng: random.Random | None = None,
     token_store: TokenStore | None = None,
+    keep_session: bool = False,
 ) -> AsyncIterator[Session]:
     """Start logging in with ``config``; yield the ``Session``; log out cleanly on exit.
 
     The login proceeds in the background: ``await session.wait_authenticated()`` to wait for
     it. Audit events go to ``audit`` (JSON lines on stderr by default). Brokers whose tokens
     last a day (Firstock) keep them in ``token_store`` (in memory by default; a
-    ``FileTokenStore`` lets a restarted process reuse today's token).
+    ``FileTokenStore`` lets a restarted process reuse today's token). With ``keep_session`` the
+    block's end leaves without logging out, so that the next process reuses the token (brokers
+    whose session outlives the connection only; others raise ``ConfigurationError``).
     """
     factory = _MODELS.get(type(config))
     if factory is None:
@@ -204,6 +207,9 @@ async def open_session(
                                  f"(expected one of: {known})")
     store = token_store if token_store is not None else default_token_store()
     model = await factory(config, rng=rng, store=store)
+    if keep_session and not model.keeps_sessions:
+        raise ConfigurationError(f"{model.broker} sessions end with their connection: "
+                                 "keep_session applies to brokers with day-long tokens (Firstock)")
     session_id = _session_id(config, model.broker)
     audit = audit or AuditLog.stderr()
     logger = audit.session(broker=model.broker, session_id=session_id, account=model.account,
@@ -222,7 +228,7 @@ async def open_session(
                 with trio.CancelScope(shield=True), trio.move_on_after(
                     config.logout_timeout + 1.0
                 ):
-                    await driver.stop()
+                    await driver.stop(logout=not keep_session)
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The driver's tasks keep their failures inside the session, so whatever is here came

@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--token-dir", type=Path, metavar="DIR",
                    help="keep the session token here (one 0600 file per user) so the next "
                         "run reuses today's token")
+    f.add_argument("--keep-session", action="store_true",
+                   help="leave without logging out, so that the token stays valid (and, with "
+                        "--token-dir, is reused by the next run)")
     _common_login_options(f)
     return parser
 
@@ -325,7 +328,9 @@ async def run_login(config: Any, args: argparse.Namespace, audit: AuditLog) -> d
     """Log in, translate and hold as asked, log out; the result line as a dict."""
     token_dir = getattr(args, "token_dir", None)
     store = FileTokenStore(token_dir) if token_dir is not None else None
-    async with open_session(config, audit=audit, token_store=store) as session:
+    keep = bool(getattr(args, "keep_session", False))
+    async with open_session(config, audit=audit, token_store=store,
+                            keep_session=keep) as session:
         try:
             await session.wait_authenticated()
         except SessionError:

@@ -409,6 +409,9 @@ class LoginModel:
     #: Whether the engine should probe the connection with WebSocket pings (``ping_interval``).
     #: A broker with its own application-level ping says False and pings in its machine.
     websocket_pings: ClassVar[bool] = True
+    #: Whether the broker's session outlives the connection, so that leaving without logging
+    #: out (``Stop(logout=False)``) lets a later process reuse it (Firstock's day-long token).
+    keeps_sessions: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -494,8 +497,8 @@ class LoginModel:
                               detail=detail)
                 else:
                     self.fire("start")
-            case Stop():
-                self.fire("stop")
+            case Stop(logout=logout):
+                self.fire("stop", logout=logout)
             case Connected():
                 self.fire("connected")
             case ConnectFailed(detail=detail):

@@ -23,7 +23,13 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class Stop:
-    """The application is done: log out if logged in, otherwise just disconnect."""
+    """The application is done: log out if logged in, otherwise just disconnect.
+
+    ``logout=False`` leaves without logging out where the broker's session outlives the
+    connection (``LoginModel.keeps_sessions``): the next process reuses it.
+    """
+
+    logout: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +270,7 @@ class LoginProtocol(Protocol):
     first_request_id: int
     #: Whether the engine probes the connection with WebSocket pings.
     websocket_pings: bool
+    keeps_sessions: bool
     state: str
     epoch: int
     attempt: int

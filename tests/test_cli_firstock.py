@@ -76,6 +76,20 @@ def test_a_token_directory_holds_nothing_after_a_logout(sim: dict[str, str],
     assert list(tmp_path.iterdir()) == []  # logged out: the token is gone with it
 
 
+def test_a_kept_session_is_reused_by_the_next_run(sim: dict[str, str], tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    code, first, _, stderr = login(sim, "fixed", "--token-dir", str(tokens), "--keep-session")
+    assert code == 0, stderr
+    assert first is not None and first["rest_logins"] == 1
+    assert first["state"] == "disconnected"
+    [kept] = list(tokens.iterdir())
+    assert kept.stat().st_mode & 0o777 == 0o600
+    code, second, _, stderr = login(sim, "fixed", "--token-dir", str(tokens))
+    assert code == 0, stderr
+    assert second is not None and second["rest_logins"] == 0  # today's token, checked and used
+    assert list(tokens.iterdir()) == []  # this run logged out
+
+
 def test_flaky_server_errors_are_retried(sim: dict[str, str]) -> None:
     code, result, _, stderr = login(sim, "flaky")
     assert code == 0, stderr

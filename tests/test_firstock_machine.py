@@ -339,6 +339,15 @@ def test_the_brokers_socket_limit_fails_without_a_relogin() -> None:
     assert s.outcome()["rest_logins"] == 1
 
 
+def test_leaving_without_logging_out_keeps_the_token() -> None:
+    s = noren()
+    attached(s)
+    out = s.handle(Stop(logout=False))
+    assert moves(out) == [("stop", "authenticated", "disconnected")]
+    assert calls(out) == [] and not any(isinstance(c, SaveToken) for c in out)
+    assert s.outcome()["reason"] == "session_kept" and s.outcome()["fault"] is None
+
+
 # --- the application's REST calls ---------------------------------------------------------------
 
 

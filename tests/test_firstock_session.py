@@ -13,9 +13,10 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from helpers import session_kwargs, states
+from helpers import qst_config, session_kwargs, states
 
 from engine import (
+    ConfigurationError,
     FileTokenStore,
     FirstockConfig,
     InvalidMessage,
@@ -220,6 +221,32 @@ async def test_the_token_is_renewed_before_the_daily_expiry(
         assert sim.stats.logins_ok == 2
     renewal = next(e for e in events if e["event"] == "transition" and e["trigger"] == "renew")
     assert renewal["reason"] == "token_renewal"
+
+
+async def test_a_kept_session_is_reused_by_the_next_process(
+    clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        cfg = config(sim)
+        async with open_session(cfg, token_store=FileTokenStore(tmp_path), keep_session=True,
+                                **session_kwargs([])) as s:
+            await s.wait_authenticated()
+        assert s.state == "disconnected" and s.outcome()["reason"] == "session_kept"
+        assert sim.stats.logouts == 0 and sim.token_of("AA1") is not None
+        await sim.wait_live_sockets("AA1", 0)  # the socket went; the token did not
+        async with open_session(cfg, token_store=FileTokenStore(tmp_path),
+                                **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            assert s.outcome()["rest_logins"] == 0 and s.outcome()["socket_attaches"] == 1
+        assert sim.stats.logins_ok == 1 and sim.stats.logouts == 1
+        assert await FileTokenStore(tmp_path).load("firstock", "AA1") is None
+
+
+async def test_only_day_long_sessions_can_be_kept() -> None:
+    qst = qst_config("ws://127.0.0.1:9/", "alice")
+    with pytest.raises(ConfigurationError, match="keep_session"):
+        async with open_session(qst, keep_session=True, **session_kwargs([])):
+            pass
 
 
 # --- the application's REST calls ---------------------------------------------------------------

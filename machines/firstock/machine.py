@@ -15,6 +15,7 @@
         (an application call was refused the token)
     authenticated --renew--> requesting_token     (before the daily expiry)
     authenticated --stop--> logging_out --logout_answer | logout_failed--> disconnected
+    authenticated --stop (keeping the session)--> disconnected   (the token lives on)
 
 The REST policy is ``machines/firstock/policy.py``; the shared failure edges are in
 ``machines/_base.py``.
@@ -128,6 +129,11 @@ def take_socket_slot(ev: EventData) -> bool:
     return model.slots.take(model)
 
 
+def keeps_session(ev: EventData) -> bool:
+    """The application leaves without logging out: the token lives on for the next process."""
+    return ev.kwargs.get("logout") is False
+
+
 def socket_limited(ev: EventData) -> bool:
     return bool(ev.kwargs.get("limit"))
 
@@ -219,6 +225,12 @@ def refuse_credential(ev: EventData) -> None:
     problem = ev.kwargs.get("problem") or "it returned nothing"
     model.conclude("credential_unavailable", Fault.CONFIGURATION,
                    f"the TOTP provider failed: {problem}")
+
+
+def leave_logged_in(ev: EventData) -> None:
+    fs(ev).conclude("session_kept", None,
+                    "left without logging out: the token stays valid (and in the token store, "
+                    "if the session has one) until the daily expiry")
 
 
 def take_renewal(ev: EventData) -> None:
@@ -361,6 +373,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     *login_edges("backoff_elapsed", BACKOFF, [], []),
     {"trigger": "stable", "source": AUTHENTICATED, "dest": None, "after": [reset_attempts]},
     *login_edges("renew", AUTHENTICATED, [], [take_renewal]),
+    {"trigger": "stop", "source": AUTHENTICATED, "dest": DISCONNECTED,
+     "conditions": [keeps_session], "before": [leave_logged_in]},
     {"trigger": "stop", "source": AUTHENTICATED, "dest": LOGGING_OUT},
     {"trigger": "stop",
      "source": [REQUESTING_TOKEN, VALIDATING_TOKEN, REFRESHING_CREDENTIALS, CONNECTING,

@@ -111,6 +111,7 @@ class FirstockSession(LoginModel):
     )
 
     broker: ClassVar[str] = BROKER
+    keeps_sessions: ClassVar[bool] = True
     MACHINE = MACHINE
 
     def __init__(
