@@ -13,12 +13,15 @@ import httpx
 import pytest
 import trio
 import trio.testing
+import trio_websocket
 from helpers import qst_config, session_kwargs, states
 
 from engine import (
     ConfigurationError,
+    Fault,
     FileTokenStore,
     FirstockConfig,
+    GaveUp,
     InvalidMessage,
     LockedOut,
     LoginFailed,
@@ -347,3 +350,112 @@ async def test_calls_refused_before_anything_is_sent(clock: trio.testing.MockClo
                 with pytest.raises(InvalidMessage):
                     await s.call(endpoint, body)
             assert sim.stats.requests == before
+
+
+# --- every scripted scenario of the simulator, through the engine -------------------------------
+
+
+@pytest.mark.parametrize(("field", "override"), [
+    ("userId", {"user_id": "NOBODY"}),
+    ("password", {"password": Secret("wrong")}),
+    ("vendorCode", {"vendor_code": "WRONG_API"}),
+    ("apiKey", {"api_key": Secret("wrong-key")}),
+])
+async def test_each_invalid_field_fails_at_once_naming_it(
+    clock: trio.testing.MockClock, field: str, override: dict[str, Any],
+) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        cfg = config(sim, socket="none", **override)
+        async with open_session(cfg, **session_kwargs([])) as s:
+            with pytest.raises(LoginFailed) as caught:
+                await s.wait_authenticated()
+        assert caught.value.reason == "invalid_credentials"
+        assert f"INVALID_{field.upper()}" in str(caught.value.detail)
+        assert len(sim.stats.login_failures) == 1  # never retried
+
+
+@pytest.mark.parametrize(("options", "failures"), [
+    ({"server_errors": 2}, ["SERVER_ERROR", "SERVER_ERROR"]),  # a 500 whose body says "401"
+    ({"bad_gateway": 1}, ["BAD_GATEWAY"]),  # a proxy's HTML page
+    ({"rate_limited_times": 1, "rate_limit_name": "RATE_LIMIT_EXCEEDED"},
+     ["RATE_LIMIT_EXCEEDED"]),
+    ({"status_case": "lowercase"}, []),
+    ({"status_case": "capitalised"}, []),
+])
+async def test_transient_answers_and_status_spellings(
+    clock: trio.testing.MockClock, options: dict[str, Any], failures: list[str],
+) -> None:
+    async with run_firstock_simulator([account(**options)]) as sim:
+        async with open_session(config(sim, socket="none"), **session_kwargs([])) as s:
+            await s.wait_authenticated()
+            assert s.outcome()["attempts"] == len(failures) + 1
+        assert sim.stats.login_failures == failures and sim.stats.logins_ok == 1
+
+
+async def test_an_invalid_totp_with_a_seed_is_tried_once_more_in_the_next_window(
+    clock: trio.testing.MockClock,
+) -> None:
+    seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    acct = FirstockAccount("AA1", "AA1-pw", totp_seed=seed, invalid_totp_times=1)
+    async with run_firstock_simulator([acct]) as sim:
+        cfg = config(sim, socket="none", totp=None, totp_seed=Secret(seed))
+        async with open_session(cfg, **session_kwargs([])) as s:
+            await s.wait_authenticated()
+        assert sim.stats.login_failures == ["INVALID_TOTP"] and sim.stats.logins_ok == 1
+        first, second = sim.stats.request_times[:2]
+        assert 0 < second - first <= 30.5  # the wait is for the next 30 s window, no longer
+
+
+async def test_slow_answers_time_out_and_are_retried_within_bounds(
+    clock: trio.testing.MockClock,
+) -> None:
+    async with run_firstock_simulator([account(login_delay=30.0)]) as sim:
+        cfg = config(sim, socket="none", request_timeout=5.0)
+        async with open_session(cfg, **session_kwargs([])) as s:
+            with pytest.raises(GaveUp) as caught:
+                await s.wait_authenticated()
+        assert caught.value.reason == "gave_up"
+        assert "timed out waiting for the answer" in str(caught.value.detail)
+        patient = config(sim, socket="none", request_timeout=45.0)
+        async with open_session(patient, **session_kwargs([])) as s:
+            await s.wait_authenticated()
+
+
+async def test_an_unauthenticated_socket_gets_one_fresh_login(
+    clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    async with run_firstock_simulator([account()]) as sim:
+        async with open_session(config(sim, socket="v2"), **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            sim.expire_tokens("AA1")  # the reattach will carry a dead token
+            await sim.drop_sockets("AA1")
+            await sim.wait_live_sockets("AA1", 1)
+            await s.wait_authenticated()
+            assert s.outcome()["rest_logins"] == 2 and s.outcome()["socket_attaches"] == 2
+        assert sim.stats.socket_auth_failures == 1
+    assert ("socket_verdict", "requesting_token") in [
+        (e["trigger"], e["dst"]) for e in events if e["event"] == "transition"]
+
+
+async def test_the_brokers_socket_limit_fails_the_session_without_a_fresh_login(
+    clock: trio.testing.MockClock,
+) -> None:
+    async with run_firstock_simulator([account()]) as sim:
+        cfg = config(sim, socket="v2")
+        # Another process of this user holds three sockets already.
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(f"{sim.base_url}/login", json={
+                "userId": "AA1", "password": "AA1-pw", "TOTP": TOTP,
+                "vendorCode": cfg.vendor_code, "apiKey": cfg.api_key.reveal()})
+        elsewhere = answer.json()["data"]["susertoken"]
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(3):
+                ws = await stack.enter_async_context(trio_websocket.open_websocket_url(
+                    sim.socket_url_for("AA1", elsewhere)))
+                assert "Authentication successful" in str(await ws.get_message())
+            async with open_session(cfg, **session_kwargs([])) as s:
+                with pytest.raises(LoginFailed) as caught:
+                    await s.wait_authenticated()
+            assert caught.value.reason == "socket_limit" and caught.value.fault == Fault.ACCOUNT
+            assert sim.stats.sockets_refused == 1 and sim.stats.logins_ok == 2
