@@ -4,6 +4,7 @@
     python3 tasks.py demo      run `brokergate demo` against the built-in simulators
     python3 tasks.py test      lint, type-check and run the whole test suite
     python3 tasks.py proto     regenerate the protobuf modules from proto/
+    python3 tasks.py diagrams  regenerate diagrams/ from the machine tables
     python3 tasks.py lint      ruff and mypy only
 
 Each task creates .venv on first use and installs the project with its dev extra into it;
@@ -54,7 +55,7 @@ def lint() -> None:
 def main(argv: list[str]) -> None:
     task = argv[0] if argv else "help"
     rest = argv[1:]
-    if task not in ("demo", "test", "proto", "lint"):
+    if task not in ("demo", "test", "proto", "lint", "diagrams"):
         print(__doc__)
         sys.exit(0 if task in ("help", "-h", "--help") else 2)
     ensure_venv()
@@ -67,6 +68,8 @@ def main(argv: list[str]) -> None:
         run(PY, "proto/generate.py", *rest)
     elif task == "lint":
         lint()
+    elif task == "diagrams":
+        run(BIN / "brokergate", "diagrams", "--out", ROOT / "diagrams", *rest)
 
 
 if __name__ == "__main__":

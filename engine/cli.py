@@ -3,6 +3,7 @@
     brokergate demo                         the main job, against the built-in simulators
     brokergate simulate qst|cqg|firstock    run a broker simulator in the foreground
     brokergate login qst|cqg|firstock ...   log in, optionally hold the session, log out
+    brokergate diagrams [--trace AUDIT]     state diagrams and policy pages (or one session's path)
 
 ``login`` prints one JSON result line on stdout and audit events as JSON lines on stderr (or to
 ``--audit-log``). Passwords come from an environment variable, a file or a prompt, never from the
@@ -24,7 +25,7 @@ from typing import Any, NoReturn
 import trio
 
 from engine._audit import AuditLog
-from engine._errors import BrokergateError, SessionError
+from engine._errors import BrokergateError, ConfigurationError, SessionError
 from engine._session import open_session
 from engine._tokens import FileTokenStore
 from machines import DISCONNECTED, TERMINAL_STATES, Backoff, Secret, Transitioned
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                           allow_abbrev=False)
     demo.add_argument("--out", default="demo-output", help="folder for the audit log")
 
+    _add_diagrams_parser(sub)
     sim = sub.add_parser("simulate", help="run a broker simulator in the foreground",
                          allow_abbrev=False)
     sim_sub = sim.add_subparsers(dest="broker", required=True, metavar="BROKER")
@@ -183,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "--token-dir, is reused by the next run)")
     _common_login_options(f)
     return parser
+
+
+def _add_diagrams_parser(sub: Any) -> None:
+    diagrams = sub.add_parser(
+        "diagrams", allow_abbrev=False,
+        help="write the state diagrams and policy pages, or draw a session's trace")
+    diagrams.add_argument("--out", type=Path, default=Path("diagrams"),
+                          help="folder to write into (default %(default)s)")
+    diagrams.add_argument("--trace", type=Path, metavar="AUDIT.jsonl",
+                          help="draw the path one session took, from its audit log, over its "
+                               "broker's diagram")
+    diagrams.add_argument("--session", metavar="ID",
+                          help="the session of --trace to draw (needed when it holds several)")
 
 
 def _common_login_options(p: argparse.ArgumentParser) -> None:
@@ -464,6 +479,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _login(args)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "diagrams":
+            from engine import diagrams  # noqa: PLC0415
+
+            try:
+                diagrams.main(args.out, args.trace, args.session)
+            except ConfigurationError as exc:
+                raise UsageError(str(exc)) from None
+            return EXIT_OK
         from engine.demo import run_demo  # noqa: PLC0415 - pulls in the simulators
 
         return run_demo(Path(args.out))

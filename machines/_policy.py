@@ -186,6 +186,10 @@ class PolicyRow:
     signal: str
     action: Action
     note: str = ""
+    #: The machine triggers that carry this signal (the diagrams label those edges with it)...
+    triggers: tuple[str, ...] = ()
+    #: ...from these states only (empty: from any state).
+    states: tuple[str, ...] = ()
 
 
 def policy_markdown(rows: list[PolicyRow]) -> str:

@@ -496,3 +496,37 @@ def _states() -> list[dict[str, Any]]:
 STATES = _states()
 
 MACHINE = build_machine(STATES, TRANSITIONS, name="cqg")
+
+
+# --- words for the diagrams (machines/diagrams.py) ---------------------------------------------
+
+#: Each trigger as CQG WebAPI or the engine would say it.
+TRIGGER_WORDS = {
+    "start": "start",
+    "connected": "WebSocket open (Logon or RestoreOrJoinSession sent)",
+    "logon_result": "LogonResult",
+    "restore_result": "RestoreOrJoinSessionResult",
+    "logged_off": "LoggedOff",
+    "credential_ready": "provider answered",
+    "inactive": "inactivity timeout reached (Logoff sent)",
+    "closed": "close",
+    "connect_failed": "connection refused / handshake failed",
+    "timeout": "timeout",
+    "malformed_frame": "malformed frame",
+    "backoff_elapsed": "backoff elapsed",
+    "stable": "up for the stability window",
+    "stop": "application stops",
+}
+#: Conditions other than the policy's action kinds (those are labelled with the policy's signals).
+CONDITION_WORDS = {
+    "start:acts_fail": "configuration invalid",
+    "needs_token": "only an access-token provider: fetch a token first",
+    "quota_spent": "daily logon cap reached",
+    "logon_spaced": "too soon after the last logon",
+    "can_refresh": "a provider can give a fresh one",
+    "redirect_allowed": "allowed host, within the redirect limit",
+    "has_credential": "with a value",
+    "restore_enabled": "restore on, a session token held",
+    "settled": "was up for the stability window",
+    "restore_possible": "within the restore window",
+}

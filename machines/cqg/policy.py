@@ -8,6 +8,8 @@ successful logons per user per day.
 
 from __future__ import annotations
 
+from typing import Any
+
 from machines._policy import (
     Action,
     Disconnect,
@@ -21,6 +23,7 @@ from machines._policy import (
     Succeed,
 )
 from machines._sansio import Fault
+from machines.cqg import cqg_session_pb2 as pb
 
 #: LogonResult.result_code.
 LOGON_RESULTS: dict[int, Action] = {
@@ -87,22 +90,46 @@ def logoff_action(reason: int) -> Action:
     return LOGOFF_REASONS.get(reason, UNKNOWN_LOGOFF_REASON)
 
 
+def _name(message: Any, enum: str, code: int, prefix: str) -> str:
+    """``106 REDIRECTED``: a code with its name in CQG's protocol, where it has one."""
+    values = message.DESCRIPTOR.enum_types_by_name[enum].values_by_number
+    return f"{code} {values[code].name.removeprefix(prefix)}" if code in values else str(code)
+
+
 def policy_rows() -> list[PolicyRow]:
     """The whole policy as reviewer-facing rows, in the order the README shows them."""
-    rows = [PolicyRow(f"LogonResult {c}", a) for c, a in LOGON_RESULTS.items()]
-    rows.append(PolicyRow("LogonResult, any other code", UNKNOWN_LOGON_RESULT))
-    rows += [PolicyRow(f"RestoreOrJoinSessionResult {c}", a) for c, a in RESTORE_RESULTS.items()]
-    rows.append(PolicyRow("RestoreOrJoinSessionResult, any other code", UNKNOWN_RESTORE_RESULT))
-    rows += [PolicyRow(f"LoggedOff reason {c}", a) for c, a in LOGOFF_REASONS.items()]
-    rows.append(PolicyRow("LoggedOff, any other reason", UNKNOWN_LOGOFF_REASON))
+    logon, restore, off = ("logon_result",), ("restore_result",), ("logged_off",)
+    malformed = ("malformed_frame",)
+    rows = [PolicyRow(f"LogonResult {_name(pb.LogonResult, 'ResultCode', c, 'RESULT_CODE_')}", a,
+                      triggers=logon) for c, a in LOGON_RESULTS.items()]
+    rows.append(PolicyRow("LogonResult, any other code", UNKNOWN_LOGON_RESULT, triggers=logon))
+    rows += [PolicyRow("RestoreOrJoinSessionResult "
+                       f"{_name(pb.RestoreOrJoinSessionResult, 'ResultCode', c, 'RESULT_CODE_')}",
+                       a, triggers=restore) for c, a in RESTORE_RESULTS.items()]
+    rows.append(PolicyRow("RestoreOrJoinSessionResult, any other code", UNKNOWN_RESTORE_RESULT,
+                          triggers=restore))
+    rows += [PolicyRow("LoggedOff reason "
+                       f"{_name(pb.LoggedOff, 'LogoffReason', c, 'LOGOFF_REASON_')}", a,
+                       triggers=off) for c, a in LOGOFF_REASONS.items()]
+    rows.append(PolicyRow("LoggedOff, any other reason", UNKNOWN_LOGOFF_REASON, triggers=off))
     rows.append(PolicyRow("connection lost while authenticated (close, read error, no Pong)",
-                          CONNECTION_LOST))
-    rows.append(PolicyRow("connection lost while logging on or restoring", CONNECTION_LOST_EARLY))
-    rows.append(PolicyRow("connection refused / handshake failed", CONNECT_FAILED))
-    rows.append(PolicyRow("connect, logon-result or restore-result timeout", TIMEOUT))
-    rows.append(PolicyRow("malformed frame before the logon result", MALFORMED_DURING_LOGON))
-    rows.append(PolicyRow("malformed frame before the restore result", MALFORMED_DURING_RESTORE))
-    rows.append(PolicyRow("malformed frame while authenticated", MALFORMED_AFTER_LOGON))
-    rows.append(PolicyRow("credential provider failed", CREDENTIAL_FAILED))
+                          CONNECTION_LOST, triggers=("closed", "timeout"),
+                          states=("authenticated",)))
+    rows.append(PolicyRow("connection lost while logging on or restoring", CONNECTION_LOST_EARLY,
+                          triggers=("closed",),
+                          states=("connecting", "awaiting_login_response", "restoring")))
+    rows.append(PolicyRow("connection refused / handshake failed", CONNECT_FAILED,
+                          triggers=("connect_failed",)))
+    rows.append(PolicyRow("connect, logon-result or restore-result timeout", TIMEOUT,
+                          triggers=("timeout",),
+                          states=("connecting", "awaiting_login_response", "restoring")))
+    rows.append(PolicyRow("malformed frame before the logon result", MALFORMED_DURING_LOGON,
+                          triggers=malformed, states=("awaiting_login_response",)))
+    rows.append(PolicyRow("malformed frame before the restore result", MALFORMED_DURING_RESTORE,
+                          triggers=malformed, states=("restoring",)))
+    rows.append(PolicyRow("malformed frame while authenticated", MALFORMED_AFTER_LOGON,
+                          triggers=malformed, states=("authenticated",)))
+    rows.append(PolicyRow("credential provider failed", CREDENTIAL_FAILED,
+                          triggers=("credential_ready",)))
     rows.append(PolicyRow("daily logon cap reached before a full logon", LOGON_QUOTA))
     return rows

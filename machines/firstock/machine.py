@@ -409,3 +409,46 @@ def _states() -> list[dict[str, Any]]:
 STATES = _states()
 
 MACHINE = build_machine(STATES, TRANSITIONS, name="firstock")
+
+
+# --- words for the diagrams (machines/diagrams.py) ---------------------------------------------
+
+#: Each trigger as Firstock or the engine would say it.
+TRIGGER_WORDS = {
+    "start": "start",
+    "credential_ready": "TOTP provider answered",
+    "login_answer": "POST login answered",
+    "login_failed": "no answer to the REST call",
+    "validation_answer": "POST userDetails answered",
+    "connected": "WebSocket open",
+    "socket_verdict": "socket verdict (ck / first message)",
+    "token_refused": "an application call was refused the jKey",
+    "closed": "close",
+    "connect_failed": "connection refused / handshake failed",
+    "timeout": "timeout",
+    "malformed_frame": "malformed frame",
+    "backoff_elapsed": "backoff elapsed",
+    "stable": "up for the stability window",
+    "renew": "daily expiry in 5 minutes",
+    "stop": "application stops",
+    "logout_answer": "POST logout answered",
+    "logout_failed": "no answer to the logout",
+}
+#: Conditions other than the policy's action kinds (those are labelled with the policy's signals).
+CONDITION_WORDS = {
+    "start:acts_fail": "configuration invalid",
+    "has_current_stored_token": "a stored token from today",
+    "uses_totp_provider": "a TOTP provider is set",
+    "wants_socket": "a socket is configured",
+    "take_socket_slot": "fewer than 3 sockets of this user here",
+    "can_retry_totp": "a TOTP seed, not yet retried",
+    "socket_limited": "Maximum sessions limit",
+    "socket_accepted": "OK / Authentication successful",
+    "socket_refused": "Not_Ok / unauthenticated",
+    "can_relogin": "no fresh login spent on this yet",
+    "is_current_token": "about the token held now",
+    "holds_candidate": "a stored token to check",
+    "holds_token": "a token in hand",
+    "keeps_session": "keeping the session",
+    "has_credential": "with a code",
+}

@@ -74,16 +74,22 @@ def classify(answer: Answer, *, with_token: bool = False) -> Action:
 
 def policy_rows() -> list[PolicyRow]:
     """The whole policy as reviewer-facing rows, in the order the README shows them."""
-    rows = [PolicyRow('status "success" (any case)', SUCCESS)]
-    rows.append(PolicyRow('message containing "User Blocked"', BLOCKED))
-    rows += [PolicyRow(f"name {n}", a) for n, a in NAMES.items()]
+    rest = ("login_answer", "validation_answer")
+    with_token = ("validation_answer", "token_refused")
+    rows = [PolicyRow('status "success" (any case)', SUCCESS, triggers=rest)]
+    rows.append(PolicyRow('message containing "User Blocked"', BLOCKED, triggers=rest))
+    rows += [PolicyRow(f"name {n}", a, triggers=with_token if a is TOKEN_REFUSED else rest)
+             for n, a in NAMES.items()]
     rows.append(PolicyRow("name INVALID_<field> (password, userid, apikey, vendorcode...)",
-                          INVALID_FIELD))
-    rows.append(PolicyRow("HTTP 429, no known name (Retry-After honoured)", HTTP_429))
-    rows.append(PolicyRow("HTTP 5xx, no known name (JSON or not)", SERVER_ERROR))
-    rows.append(PolicyRow("a body that is not JSON, below 500", UNREADABLE))
-    rows.append(PolicyRow("HTTP 401/403 on a call with the token", TOKEN_REFUSED))
-    rows.append(PolicyRow("anything else", UNKNOWN))
-    rows.append(PolicyRow("connection refused / TLS failed", CONNECT_FAILED))
-    rows.append(PolicyRow("connect or read timeout", TIMEOUT))
+                          INVALID_FIELD, triggers=rest))
+    rows.append(PolicyRow("HTTP 429, no known name (Retry-After honoured)", HTTP_429,
+                          triggers=rest))
+    rows.append(PolicyRow("HTTP 5xx, no known name (JSON or not)", SERVER_ERROR, triggers=rest))
+    rows.append(PolicyRow("a body that is not JSON, below 500", UNREADABLE, triggers=rest))
+    rows.append(PolicyRow("HTTP 401/403 on a call with the token", TOKEN_REFUSED,
+                          triggers=with_token))
+    rows.append(PolicyRow("anything else", UNKNOWN, triggers=rest))
+    rows.append(PolicyRow("connection refused / TLS failed", CONNECT_FAILED,
+                          triggers=("login_failed", "connect_failed")))
+    rows.append(PolicyRow("connect or read timeout", TIMEOUT, triggers=("login_failed", "timeout")))
     return rows

@@ -233,3 +233,27 @@ class QstSession(LoginModel):
         during_login = self.state == AWAITING_LOGIN_RESPONSE
         action = policy.MALFORMED_DURING_LOGIN if during_login else policy.MALFORMED_AFTER_LOGIN
         self.fire("malformed_frame", action=action, detail=f"QST sent an invalid frame: {what}")
+
+
+# --- words for the diagrams (machines/diagrams.py) ---------------------------------------------
+
+#: Each trigger as QST or the engine would say it.
+TRIGGER_WORDS = {
+    "start": "start",
+    "connected": "WebSocket open (LoginRequest sent)",
+    "login_response": "LoginResponse",
+    "provisioning_messages": "LoginResponse with provisioning messages",
+    "error_message": "ErrorMessage",
+    "closed": "close",
+    "connect_failed": "connection refused / handshake failed",
+    "timeout": "timeout",
+    "malformed_frame": "malformed frame",
+    "backoff_elapsed": "backoff elapsed",
+    "stable": "up for the stability window",
+    "stop": "application stops",
+    "logout_response": "LogoutResponse",
+}
+#: Conditions other than the policy's action kinds (those are labelled with the policy's signals).
+CONDITION_WORDS: dict[str, str] = {
+    "start:acts_fail": "configuration invalid",
+}

@@ -77,13 +77,19 @@ def classify_close(code: int) -> Action:
 
 def policy_rows() -> list[PolicyRow]:
     """The whole policy as reviewer-facing rows, in the order the README shows them."""
-    rows = [PolicyRow(f"ErrorMessage code {c}", a) for c, a in ERROR_CODES.items()]
-    rows += [PolicyRow(f'ErrorMessage "{t}…" (no code)', a) for t, a in ERROR_TEXTS.items()]
-    rows.append(PolicyRow("ErrorMessage, any other code or text", UNKNOWN_ERROR))
-    rows += [PolicyRow(f"close {c}", a) for c, a in CLOSE_CODES.items()]
-    rows.append(PolicyRow("close, any other code (1006: connection dropped)", CONNECTION_LOST))
-    rows.append(PolicyRow("connection refused / handshake failed", CONNECT_FAILED))
-    rows.append(PolicyRow("connect or login-response timeout", TIMEOUT))
-    rows.append(PolicyRow("malformed frame before the login response", MALFORMED_DURING_LOGIN))
-    rows.append(PolicyRow("malformed frame while authenticated", MALFORMED_AFTER_LOGIN))
+    err, close = ("error_message",), ("closed",)
+    rows = [PolicyRow(f"ErrorMessage code {c}", a, triggers=err) for c, a in ERROR_CODES.items()]
+    rows += [PolicyRow(f'ErrorMessage "{t}…" (no code)', a, triggers=err)
+             for t, a in ERROR_TEXTS.items()]
+    rows.append(PolicyRow("ErrorMessage, any other code or text", UNKNOWN_ERROR, triggers=err))
+    rows += [PolicyRow(f"close {c}", a, triggers=close) for c, a in CLOSE_CODES.items()]
+    rows.append(PolicyRow("close, any other code (1006: connection dropped)", CONNECTION_LOST,
+                          triggers=close))
+    rows.append(PolicyRow("connection refused / handshake failed", CONNECT_FAILED,
+                          triggers=("connect_failed",)))
+    rows.append(PolicyRow("connect or login-response timeout", TIMEOUT, triggers=("timeout",)))
+    rows.append(PolicyRow("malformed frame before the login response", MALFORMED_DURING_LOGIN,
+                          triggers=("malformed_frame",), states=("awaiting_login_response",)))
+    rows.append(PolicyRow("malformed frame while authenticated", MALFORMED_AFTER_LOGIN,
+                          triggers=("malformed_frame",), states=("authenticated",)))
     return rows

@@ -1,0 +1,129 @@
+"""``brokergate diagrams``: write the machines' diagrams and policy pages, or draw one session's
+trace over its broker's diagram. The text comes from ``machines.diagrams``; this module writes
+files and runs Graphviz's ``dot`` for the SVGs when it is installed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine._errors import ConfigurationError
+from machines import diagrams as d
+
+#: How to get ``dot`` where it is missing (only the .svg files need it).
+INSTALL_DOT = ("Graphviz's `dot` is not installed, so no .svg was written (the .mmd and .dot "
+               "files were). Install it with `apt-get install graphviz` (Debian, Ubuntu), "
+               "`brew install graphviz` (macOS) or from https://graphviz.org/download/.")
+
+
+def dot_program() -> str | None:
+    return shutil.which("dot")
+
+
+def render_svg(dot_file: Path, program: str) -> Path:
+    """``<name>.svg`` beside ``dot_file``, rendered by ``dot``."""
+    svg = dot_file.with_suffix(".svg")
+    subprocess.run([program, "-Tsvg", str(dot_file), "-o", str(svg)], check=True,
+                   capture_output=True, timeout=60)
+    return svg
+
+
+def write_all(out: Path, *, svg: bool = True) -> tuple[list[Path], str | None]:
+    """Every broker's .mmd, .dot, -policy.md (and .svg with ``dot``), and README.md, into
+    ``out``. Returns the files written and a note for the user (``dot`` missing), if any."""
+    out.mkdir(parents=True, exist_ok=True)
+    graphs = [d.graph(name) for name in d.BROKERS]
+    written: list[Path] = []
+    for g in graphs:
+        for path, text in ((out / f"{g.broker}.mmd", d.mermaid(g)),
+                           (out / f"{g.broker}.dot", d.dot(g)),
+                           (out / f"{g.broker}-policy.md", d.policy_page(g))):
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    index = out / "README.md"
+    index.write_text(d.index_page(graphs), encoding="utf-8")
+    written.append(index)
+    note = None
+    if svg:
+        program = dot_program()
+        if program is None:
+            note = INSTALL_DOT
+        else:
+            written += [render_svg(out / f"{g.broker}.dot", program) for g in graphs]
+    return written, note
+
+
+def load_trace(audit_file: Path, session: str | None) -> d.Trace:
+    """One session's trace from a JSON-lines audit log (the only session, or ``session``)."""
+    try:
+        lines = audit_file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the audit log {audit_file}: "
+                                 f"{exc.strerror or exc}") from None
+    events = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise ConfigurationError(f"{audit_file}:{number} is not a JSON line; is this an "
+                                     "audit log (--audit-log)?") from None
+        if isinstance(event, dict):
+            events.append(event)
+    found = d.traces(events)
+    if not found:
+        raise ConfigurationError(f"{audit_file} holds no transitions")
+    if session is None:
+        if len(found) > 1:
+            raise ConfigurationError(
+                f"{audit_file} holds {len(found)} sessions; pick one with --session: "
+                + ", ".join(sorted(found)))
+        return next(iter(found.values()))
+    if session not in found:
+        raise ConfigurationError(f"no session {session!r} in {audit_file} (it holds: "
+                                 f"{', '.join(sorted(found))})")
+    return found[session]
+
+
+def write_trace(trace: d.Trace, out: Path, *, svg: bool = True) -> tuple[list[Path], str | None]:
+    """``trace-<session>.mmd``, ``.dot``, ``.md`` (and ``.svg``) into ``out``."""
+    if trace.broker not in d.BROKERS:
+        raise ConfigurationError(f"the session's broker {trace.broker!r} has no machine here")
+    g = d.graph(trace.broker)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "trace-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in trace.session_id)
+    written = []
+    for path, text in ((out / f"{stem}.mmd", d.mermaid(g, trace)),
+                       (out / f"{stem}.dot", d.dot(g, trace)),
+                       (out / f"{stem}.md", d.trace_page(g, trace, f"{g.broker}.mmd"))):
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    note = None
+    if svg:
+        program = dot_program()
+        if program is None:
+            note = INSTALL_DOT
+        else:
+            written.append(render_svg(out / f"{stem}.dot", program))
+    return written, note
+
+
+def main(out: Path, trace_file: Path | None, session: str | None) -> Sequence[Path]:
+    """What the CLI runs; prints what it wrote, and how to get ``dot`` when it is missing."""
+    import sys  # noqa: PLC0415
+
+    if trace_file is not None:
+        written, note = write_trace(load_trace(trace_file, session), out)
+    else:
+        if session is not None:
+            raise ConfigurationError("--session picks a session of --trace AUDIT.jsonl")
+        written, note = write_all(out)
+    for path in written:
+        print(path)
+    if note:
+        print(note, file=sys.stderr)
+    return written
