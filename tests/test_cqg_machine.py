@@ -771,7 +771,8 @@ def test_every_policy_row_is_shown_once() -> None:
     rows = policy.policy_rows()
     signals = [r.signal for r in rows]
     assert len(signals) == len(set(signals))
-    assert "LogonResult 103" in signals and "LoggedOff reason 4" in signals
+    assert "LogonResult 103 NO_ONETIME_PASSWORD" in signals
+    assert "LoggedOff reason 4 REASSIGNED" in signals
 
 
 def test_no_secret_in_the_repr_of_a_configuration_or_a_session() -> None:
