@@ -14,6 +14,7 @@ from typing import Final, Literal
 import trio
 
 from machines.cqg import cqg_session_pb2 as pb
+from simulators._accounts import AccountBook
 from simulators._websocket import (
     CLOSE_TIMEOUT,
     NORMAL_CLOSURE,
@@ -41,7 +42,7 @@ DEFAULT_BASE_TIME: Final = "2026-11-21T00:00:00"
 DEFAULT_SESSION_LIFETIME: Final = 60.0
 
 
-class CqgSimulator(LoopbackServer):
+class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
     """A fake CQG WebAPI server (session layer only; application messages can be echoed).
 
     ``client_app_ids=None`` accepts any non-empty client_app_id. ``session_lifetime`` is how
@@ -62,8 +63,6 @@ class CqgSimulator(LoopbackServer):
         base_time: str = DEFAULT_BASE_TIME,
     ) -> None:
         super().__init__()
-        self._accounts: dict[str, CqgAccount] = {}
-        self._countdowns: dict[str, Countdowns] = {}
         self._app_ids = None if client_app_ids is None else frozenset(client_app_ids)
         self._numbers = itertools.count(1)
         self._sessions: dict[str, ServerSession] = {}
@@ -74,23 +73,13 @@ class CqgSimulator(LoopbackServer):
         self.echo_application = echo_application
         self.base_time = base_time
         self.stats = CqgSimulatorStats()
-        for account in accounts:
-            self.add_account(account)
+        self._open_book(accounts)
 
-    def add_account(self, account: CqgAccount) -> None:
-        """Add or replace an account; its countdowns start afresh."""
-        self._accounts[account.user_name] = account
-        self._countdowns[account.user_name] = Countdowns.arm(account)
+    def _account_key(self, account: CqgAccount) -> str:
+        return account.user_name
 
-    def account(self, user_name: str) -> CqgAccount | None:
-        return self._accounts.get(user_name)
-
-    def account_names(self) -> list[str]:
-        """The user names this simulator knows, in the order they were added."""
-        return list(self._accounts)
-
-    def countdowns(self, user_name: str) -> Countdowns:
-        return self._countdowns[user_name]
+    def _arm(self, account: CqgAccount) -> Countdowns:
+        return Countdowns.arm(account)
 
     def token_owner(self, token: str) -> tuple[CqgAccount, bool] | None:
         """(account, expired) for an access token any account knows; None for a stranger."""

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 import pyotp
 import trio
 
+from simulators._accounts import AccountBook
 from simulators._websocket import CLOSE_TIMEOUT, LoopbackServer, running
 from simulators.firstock import replies
 from simulators.firstock.accounts import (
@@ -71,7 +72,7 @@ class _Token:
         return "ok"
 
 
-class FirstockSimulator(LoopbackServer):
+class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]):
     """A fake Firstock Connect API (``api_version`` "v3": plain passwords; "v4": the body carries
     sha256 hex of the password) plus both of its WebSockets.
 
@@ -128,8 +129,6 @@ class FirstockSimulator(LoopbackServer):
         self.ws_port = ws_port
         self.stats = FirstockSimulatorStats()
         self.sockets = FirstockSocketServer(self)
-        self._accounts: dict[str, FirstockAccount] = {}
-        self._countdowns: dict[str, Countdowns] = {}
         self._tokens: dict[str, _Token] = {}
         self._live: list[SocketConnection] = []
         #: Set (and replaced) whenever a socket starts or stops counting.
@@ -142,8 +141,7 @@ class FirstockSimulator(LoopbackServer):
             f"{prefix}/limit": self._limit,
             f"{prefix}/logout": self._logout,
         }
-        for account in accounts:
-            self.add_account(account)
+        self._open_book(accounts)
 
     # -- addresses ------------------------------------------------------------------------------
 
@@ -173,20 +171,12 @@ class FirstockSimulator(LoopbackServer):
 
     # -- accounts and controls ------------------------------------------------------------------
 
-    def add_account(self, account: FirstockAccount) -> None:
-        """Add or replace an account; its countdowns (and wrong-password tally) start afresh."""
-        self._accounts[account.user_id] = account
-        self._countdowns[account.user_id] = Countdowns.arm(account)
+    def _account_key(self, account: FirstockAccount) -> str:
+        return account.user_id
 
-    def account(self, user_id: str) -> FirstockAccount | None:
-        return self._accounts.get(user_id)
-
-    def account_names(self) -> list[str]:
-        """The user ids this simulator knows, in the order they were added."""
-        return list(self._accounts)
-
-    def countdowns(self, user_id: str) -> Countdowns:
-        return self._countdowns[user_id]
+    def _arm(self, account: FirstockAccount) -> Countdowns:
+        """Its countdowns and its wrong-password tally, afresh."""
+        return Countdowns.arm(account)
 
     def reset_stats(self) -> None:
         """Start counting afresh. Tokens, sockets, countdowns and blocks are left as they are."""

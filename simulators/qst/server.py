@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from simulators._accounts import AccountBook
 from simulators._websocket import (
     STALL_SECONDS,
     Ending,
@@ -23,7 +24,7 @@ from simulators.qst.session import Connection, Countdowns
 log = logging.getLogger(__name__)
 
 
-class QstSimulator(LoopbackServer):
+class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
     """A fake QST server. ``client_ids=None`` accepts any non-empty client_id."""
 
     name = "QST"
@@ -32,28 +33,16 @@ class QstSimulator(LoopbackServer):
         self, accounts: Iterable[QstAccount] = (), *, client_ids: Collection[str] | None = None
     ) -> None:
         super().__init__()
-        self._accounts: dict[str, QstAccount] = {}
-        self._countdowns: dict[str, Countdowns] = {}
         self._client_ids = None if client_ids is None else frozenset(client_ids)
         self._numbers = itertools.count(1)
         self.stats = SimulatorStats()
-        for account in accounts:
-            self.add_account(account)
+        self._open_book(accounts)
 
-    def add_account(self, account: QstAccount) -> None:
-        """Add or replace an account; its countdowns start afresh."""
-        self._accounts[account.user_name] = account
-        self._countdowns[account.user_name] = Countdowns.arm(account)
+    def _account_key(self, account: QstAccount) -> str:
+        return account.user_name
 
-    def account(self, user_name: str) -> QstAccount | None:
-        return self._accounts.get(user_name)
-
-    def account_names(self) -> list[str]:
-        """The user names this simulator knows, in the order they were added."""
-        return list(self._accounts)
-
-    def countdowns(self, user_name: str) -> Countdowns:
-        return self._countdowns[user_name]
+    def _arm(self, account: QstAccount) -> Countdowns:
+        return Countdowns.arm(account)
 
     def knows_client(self, client_id: str) -> bool:
         return self._client_ids is None or client_id in self._client_ids
