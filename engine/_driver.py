@@ -533,9 +533,7 @@ class SessionDriver:
             while True:
                 if model.token_generation != generation and model.state == AUTHENTICATED:
                     return True
-                state = model.state
-                if state in TERMINAL_STATES or (state == DISCONNECTED and (
-                        self._stopping or model.reason is not None)):
+                if self._ended():
                     raise self.error()
                 await self._changed.wait()
         return False
@@ -569,13 +567,19 @@ class SessionDriver:
 
     async def wait_authenticated(self) -> None:
         while True:
-            state = self.model.state
-            if state == AUTHENTICATED:
+            if self.model.state == AUTHENTICATED:
                 return
-            ended = state == DISCONNECTED and (self._stopping or self.model.reason is not None)
-            if state in TERMINAL_STATES or ended:
+            if self._ended():
                 raise self.error()
             await self._changed.wait()
+
+    def _ended(self) -> bool:
+        """The session will not become authenticated by itself: terminal, or disconnected for a
+        reason (stopped, logged off, displaced)."""
+        state = self.model.state
+        if state in TERMINAL_STATES:
+            return True
+        return state == DISCONNECTED and (self._stopping or self.model.reason is not None)
 
     def outcome(self) -> dict[str, Any]:
         """The model's outcome, with any secret a broker echoed scrubbed from its detail."""

@@ -46,14 +46,18 @@ def write_all(out: Path, *, svg: bool = True) -> tuple[list[Path], str | None]:
     index = out / "README.md"
     index.write_text(d.index_page(graphs), encoding="utf-8")
     written.append(index)
-    note = None
-    if svg:
-        program = dot_program()
-        if program is None:
-            note = INSTALL_DOT
-        else:
-            written += [render_svg(out / f"{g.broker}.dot", program) for g in graphs]
-    return written, note
+    if not svg:
+        return written, None
+    svgs, note = _render_all([out / f"{g.broker}.dot" for g in graphs])
+    return written + svgs, note
+
+
+def _render_all(dot_files: list[Path]) -> tuple[list[Path], str | None]:
+    """The .svg of each file with ``dot``; or none, and how to install it."""
+    program = dot_program()
+    if program is None:
+        return [], INSTALL_DOT
+    return [render_svg(path, program) for path in dot_files], None
 
 
 def load_trace(audit_file: Path, session: str | None) -> d.Trace:
@@ -102,14 +106,10 @@ def write_trace(trace: d.Trace, out: Path, *, svg: bool = True) -> tuple[list[Pa
                        (out / f"{stem}.md", d.trace_page(g, trace, f"{g.broker}.mmd"))):
         path.write_text(text, encoding="utf-8")
         written.append(path)
-    note = None
-    if svg:
-        program = dot_program()
-        if program is None:
-            note = INSTALL_DOT
-        else:
-            written.append(render_svg(out / f"{stem}.dot", program))
-    return written, note
+    if not svg:
+        return written, None
+    svgs, note = _render_all([out / f"{stem}.dot"])
+    return written + svgs, note
 
 
 def main(out: Path, trace_file: Path | None, session: str | None) -> Sequence[Path]:

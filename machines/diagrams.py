@@ -89,8 +89,12 @@ class Trace:
     steps: tuple[Step, ...]
 
     def visited(self) -> set[str]:
-        states = {s.src for s in self.steps} | {s.dst for s in self.steps}
-        return states
+        return {s.src for s in self.steps} | {s.dst for s in self.steps}
+
+    @property
+    def last(self) -> str | None:
+        """Where the session ended up."""
+        return self.steps[-1].dst if self.steps else None
 
     def taken(self) -> dict[tuple[str, str], list[Step]]:
         taken: dict[tuple[str, str], list[Step]] = {}
@@ -231,8 +235,7 @@ def mermaid(g: Graph, trace: Trace | None = None) -> str:
     lines.append(styles.rstrip("\n"))
     terminal = sorted(g.terminal)
     if trace:
-        visited = trace.visited()
-        last = trace.steps[-1].dst if trace.steps else None
+        visited, last = trace.visited(), trace.last
         terminal = [s for s in terminal if s not in visited]
         passed = sorted(visited - {last} if last else visited)
         if passed:
@@ -274,7 +277,7 @@ def dot(g: Graph, trace: Trace | None = None) -> str:
     states and edges amber and bold with their step numbers."""
     taken = trace.taken() if trace else {}
     visited = trace.visited() if trace else set()
-    last = trace.steps[-1].dst if trace and trace.steps else None
+    last = trace.last if trace else None
     name = g.broker if trace is None else f"{g.broker}_trace"
     title = _dot_text(g.title + (f" — trace of {trace.session_id}" if trace else ""))
     lines = [
