@@ -189,13 +189,15 @@ def take_exhausted(ev: EventData) -> None:
     model.conclude(reason, action.fault, f"after {model.attempt} attempts; last: {cause}")
 
 
-def failure_edges(trigger: str, sources: Sequence[str]) -> list[dict[str, Any]]:
-    """The four ways a failure signal can end, decided by the policy action it carries.
+def failure_edges(trigger: str, sources: Sequence[str], *, lockout: bool = True
+                  ) -> list[dict[str, Any]]:
+    """The four ways a failure signal can end, decided by the policy action it carries (three
+    for a broker with no lockout, whose machine has no ``locked_out`` state).
 
     Order matters: transitions takes the first edge whose conditions hold.
     """
     src = list(sources)
-    return [
+    locks = [
         {
             "trigger": trigger,
             "source": src,
@@ -203,6 +205,9 @@ def failure_edges(trigger: str, sources: Sequence[str]) -> list[dict[str, Any]]:
             "conditions": [acts_lock_out],
             "before": [take_outcome],
         },
+    ]
+    return [
+        *(locks if lockout else []),
         {
             "trigger": trigger,
             "source": src,

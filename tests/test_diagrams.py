@@ -106,10 +106,11 @@ def test_terminal_states_are_styled_apart() -> None:
 
 
 def test_edges_speak_the_brokers_words() -> None:
-    qst, cqg = d.mermaid(d.graph("qst")), d.mermaid(d.graph("cqg"))
+    qst = d.mermaid(d.graph("qst"))
     assert "awaiting_login_response --> locked_out : ErrorMessage [code 5]" in qst
     assert "close [4101]" in qst
-    assert "LogonResult [106 REDIRECTED & allowed host, within the redirect limit]" in cqg
+    assert "LogonResult [106 REDIRECTED & allowed host, within the redirect limit &" in " ".join(
+        e.label for e in d.graph("cqg").edges)
     fs = d.mermaid(d.graph("firstock"))
     assert "POST login answered [name INVALID_(field)" in fs
 
@@ -121,6 +122,50 @@ def test_policy_pages_come_from_the_runtime_rows() -> None:
     for row in policy_rows():
         assert row.signal in page
     assert "at most 8 attempts in a row" in page
+
+
+@pytest.mark.parametrize("broker", list(d.BROKERS))
+def test_every_policy_row_is_drawn_on_an_edge(broker: str) -> None:
+    """Each row's signal, through each of its triggers, from each state it applies in, is carried
+    by an edge in use: a policy row the machine could not act on would show up here."""
+    g = d.graph(broker)
+    for row in g.policy:
+        for trigger in row.triggers:
+            sources = row.states or {e.source for e in g.edges if e.trigger == trigger}
+            for source in sources:
+                assert any(row.signal in e.signals and not e.unused for e in g.edges
+                           if e.trigger == trigger and e.source == source), (
+                    f"{broker}: {row.signal!r} via {trigger} in {source} is on no edge")
+
+
+def test_a_later_row_says_what_the_earlier_ones_ruled_out() -> None:
+    fs = [e.label for e in d.graph("firstock").edges
+          if e.trigger == "login_answer" and e.dest == "failed"]
+    assert any("a socket is configured & 3 sockets of this user here already" in x for x in fs)
+    cqg = {e.label for e in d.graph("cqg").edges if e.source == "awaiting_login_response"}
+    assert "LogonResult [106 REDIRECTED & host not allowed, or over the redirect limit]" in cqg
+    assert ("LogonResult [106 REDIRECTED & allowed host, within the redirect limit & under the "
+            "daily logon cap]") in cqg
+    qst = {e.label for e in d.graph("qst").edges if e.dest == "failed"}
+    assert "ErrorMessage [code 1, 2, 3, 4 / any other code & attempts used up]" not in qst
+
+
+@pytest.mark.parametrize("broker", list(d.BROKERS))
+def test_long_labels_wrap_so_the_diagrams_grow_down_not_across(broker: str) -> None:
+    g = d.graph(broker)
+    assert any(len(e.label) > d.WRAP for e in g.edges)
+    for line in d.mermaid(g).splitlines():
+        if " --> " in line and " : " in line:
+            for part in line.split(" : ", 1)[1].split("<br/>"):
+                assert len(part) <= d.WRAP + 2 or " " not in part.strip("… ")
+    for label in re.findall(r'label="([^"]*)"', d.dot(g)):
+        assert all(len(part) <= d.WRAP for part in label.split("\\l"))
+
+
+def test_no_machine_has_an_edge_to_a_state_it_does_not_declare() -> None:
+    for broker in d.BROKERS:
+        g = d.graph(broker)
+        assert {e.dest for e in g.edges} <= set(g.states), broker
 
 
 # --- traces -------------------------------------------------------------------------------------

@@ -409,7 +409,8 @@ def loss_edges(trigger: str, sources: list[str]) -> list[dict[str, Any]]:
     return [
         {"trigger": trigger, "source": AUTHENTICATED, "dest": RESTORING,
          "conditions": [acts_restore, restore_enabled, settled], "before": [take_loss]},
-        *[{**e, "before": [note_loss, *e["before"]]} for e in failure_edges(trigger, sources)],
+        *[{**e, "before": [note_loss, *e["before"]]}
+          for e in failure_edges(trigger, sources, lockout=False)],
     ]
 
 
@@ -459,7 +460,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     *loss_edges("closed", LIVE),
     *loss_edges("timeout", LIVE),
     *loss_edges("malformed_frame", LIVE[1:]),
-    *failure_edges("connect_failed", [CONNECTING, RESTORING]),
+    *failure_edges("connect_failed", [CONNECTING, RESTORING], lockout=False),
     # Backoff ends in a restore while the window lasts, else in a (throttled) full logon.
     {"trigger": "backoff_elapsed", "source": BACKOFF, "dest": RESTORING,
      "conditions": [restore_possible]},
@@ -529,4 +530,9 @@ CONDITION_WORDS = {
     "restore_enabled": "restore on, a session token held",
     "settled": "was up for the stability window",
     "restore_possible": "within the restore window",
+    # What a later row of the same trigger implies when an earlier row needed these.
+    "not:quota_spent": "under the daily logon cap",
+    "not:logon_spaced": "the minimum interval since the last logon has passed",
+    "not:can_refresh": "no provider, or it was asked since the last logon",
+    "not:redirect_allowed": "host not allowed, or over the redirect limit",
 }

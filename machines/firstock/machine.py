@@ -451,4 +451,10 @@ CONDITION_WORDS = {
     "holds_token": "a token in hand",
     "keeps_session": "keeping the session",
     "has_credential": "with a code",
+    # What a later row of the same trigger implies when an earlier row needed these.
+    "not:wants_socket": "no socket configured",
+    "not:take_socket_slot": "3 sockets of this user here already",
+    "not:can_retry_totp": "no seed, or retried once already",
+    "not:uses_totp_provider": "no TOTP provider",
+    "not:can_relogin": "a fresh login already spent on this",
 }
