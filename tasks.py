@@ -4,7 +4,7 @@
     python3 tasks.py demo      run `brokergate demo` against the built-in simulators
     python3 tasks.py test      lint, type-check and run the whole test suite
     python3 tasks.py proto     regenerate the protobuf modules from proto/
-    python3 tasks.py diagrams  regenerate diagrams/ from the machine tables
+    python3 tasks.py diagrams  regenerate diagrams/ and the README's policy tables
     python3 tasks.py lint      ruff and mypy only
 
 Each task creates .venv on first use and installs the project with its dev extra into it;
@@ -70,6 +70,9 @@ def main(argv: list[str]) -> None:
         lint()
     elif task == "diagrams":
         run(BIN / "brokergate", "diagrams", "--out", ROOT / "diagrams", *rest)
+        # The README carries each policy table too, between markers.
+        run(PY, "-c", "from pathlib import Path; from engine.diagrams import refresh_readme; "
+            "print('README.md', 'rewritten' if refresh_readme(Path('README.md')) else 'unchanged')")
 
 
 if __name__ == "__main__":

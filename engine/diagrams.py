@@ -5,13 +5,15 @@ files and runs Graphviz's ``dot`` for the SVGs when it is installed."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine._errors import ConfigurationError
 from machines import diagrams as d
+from machines import policy_markdown
 
 #: How to get ``dot`` where it is missing (only the .svg files need it).
 INSTALL_DOT = ("Graphviz's `dot` is not installed, so no .svg was written (the .mmd and .dot "
@@ -58,6 +60,35 @@ def _render_all(dot_files: list[Path]) -> tuple[list[Path], str | None]:
     if program is None:
         return [], INSTALL_DOT
     return [render_svg(path, program) for path in dot_files], None
+
+
+def readme_with_policy_tables(text: str) -> str:
+    """``text`` (the project README) with each broker's policy table, between its
+    ``<!-- policy table: <broker> ... -->`` and ``<!-- end of policy table: <broker> -->``
+    markers, replaced by the runtime's table."""
+    for name in d.BROKERS:
+        g = d.graph(name)
+        pattern = re.compile(rf"(<!-- policy table: {name}\b[^>]*-->\n)(.*?)"
+                             rf"(<!-- end of policy table: {name} -->)", re.S)
+        # A callable replacement: the table is inserted as it is, backslashes and all.
+        text, count = pattern.subn(_between(policy_markdown(list(g.policy))), text)
+        if count != 1:
+            raise ConfigurationError(f"the README has {count} policy-table markers for {name}; "
+                                     "it needs one pair")
+    return text
+
+
+def _between(table: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: m.group(1) + table + m.group(3)
+
+
+def refresh_readme(path: Path) -> bool:
+    """Rewrite the policy tables in the README at ``path``; True when something changed."""
+    old = path.read_text(encoding="utf-8")
+    new = readme_with_policy_tables(old)
+    if new != old:
+        path.write_text(new, encoding="utf-8")
+    return new != old
 
 
 def load_trace(audit_file: Path, session: str | None) -> d.Trace:

@@ -3,22 +3,28 @@ draw one session's path from its audit log."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
-from helpers import qst_config
+from helpers import cqg_config, qst_config
 from transitions.extensions import GraphMachine
 
-from engine import AuditLog, open_session
+from engine import AuditLog, FirstockConfig, Notice, Secret, open_session
 from engine import diagrams as writer
 from machines import diagrams as d
+from machines._policy import Action
+from simulators.cqg import CqgAccount, run_cqg_simulator
+from simulators.firstock import FirstockAccount, run_firstock_simulator
 from simulators.qst import QstAccount, run_qst_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +118,7 @@ def test_edges_speak_the_brokers_words() -> None:
     assert "LogonResult [106 REDIRECTED & allowed host, within the redirect limit &" in " ".join(
         e.label for e in d.graph("cqg").edges)
     fs = d.mermaid(d.graph("firstock"))
-    assert "POST login answered [name INVALID_(field)" in fs
+    assert "name INVALID_(field) (password, userid," in fs
 
 
 def test_policy_pages_come_from_the_runtime_rows() -> None:
@@ -136,6 +142,22 @@ def test_every_policy_row_is_drawn_on_an_edge(broker: str) -> None:
                 assert any(row.signal in e.signals and not e.unused for e in g.edges
                            if e.trigger == trigger and e.source == source), (
                     f"{broker}: {row.signal!r} via {trigger} in {source} is on no edge")
+
+
+@pytest.mark.parametrize("broker", list(d.BROKERS))
+def test_every_action_a_broker_module_defines_is_a_policy_row(broker: str) -> None:
+    """An action constant kept outside the policy table would act without a row a reviewer can
+    read (Firstock's socket close once did): every one in the broker's package is a row's."""
+    package = importlib.import_module(f"machines.{broker}")
+    in_rows = {id(row.action) for row in d.graph(broker).policy}
+    stray = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"machines.{broker}.{info.name}")
+        for name, value in vars(module).items():
+            values = value.values() if isinstance(value, dict) else [value]
+            stray += [f"{info.name}.{name}" for v in values
+                      if isinstance(v, Action) and id(v) not in in_rows]
+    assert stray == []
 
 
 def test_a_later_row_says_what_the_earlier_ones_ruled_out() -> None:
@@ -207,6 +229,89 @@ async def test_a_trace_highlights_the_path_a_session_took(
     assert '"failed" [style="rounded,filled,bold", fillcolor="#fde2e1"' in dot  # not visited
     page = (tmp_path / "out" / "trace-flaky-fran.md").read_text()
     assert page.count("| awaiting_login_response | backoff |") == 2 and "```mermaid" in page
+
+
+async def _traced(tmp_path: Path, body: Callable[[AuditLog], Awaitable[None]]) -> d.Trace:
+    """Run ``body`` with an audit log written to a file, and read its one session back."""
+    audit_file = tmp_path / "audit.jsonl"
+    audit = AuditLog.to_file(audit_file)
+    try:
+        await body(audit)
+    finally:
+        audit.close()
+    return writer.load_trace(audit_file, None)
+
+
+def _edge_line(mmd: str, src: str, dst: str) -> str:
+    return next(line for line in mmd.splitlines() if line.startswith(f"    {src} --> {dst} :"))
+
+
+async def test_a_cqg_trace_shows_the_restore_after_a_drop(
+    clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async def body(audit: AuditLog) -> None:
+        async with run_cqg_simulator([CqgAccount("alice", "alice-pw")]) as sim:
+            config = cqg_config(sim.url, "alice", session_id="dropped-alice")
+            async with open_session(config, audit=audit) as session:
+                await session.wait_authenticated()
+                await trio.sleep(15)  # settled: the restore starts at once
+                async with session.events() as events:
+                    assert await sim.drop("alice") == 1
+                    async for event in events:
+                        if isinstance(event, Notice) and event.kind == "restored":
+                            break
+            assert sim.stats.logons_ok == 1 and sim.stats.restores_ok == 1
+
+    trace = await _traced(tmp_path, body)
+    assert trace.broker == "cqg"
+    path = [(s.trigger, s.src, s.dst) for s in trace.steps]
+    assert ("closed", "authenticated", "restoring") in path
+    assert ("restore_result", "restoring", "authenticated") in path
+    assert [s.dst for s in trace.steps].count("awaiting_login_response") == 1  # one logon only
+    written, _ = writer.write_trace(trace, tmp_path / "out", svg=False)
+    mmd = next(p for p in written if p.suffix == ".mmd").read_text()
+    [marked] = re.findall(r"    class (.*) visited", mmd)
+    assert "restoring" in marked.split(", ")
+    lost = next(s for s in trace.steps if s.dst == "restoring")
+    assert f"STEP {lost.number}" in _edge_line(mmd, "authenticated", "restoring")
+    assert "STEP" not in _edge_line(mmd, "awaiting_login_response", "failed")
+    dot = next(p for p in written if p.suffix == ".dot").read_text()
+    line = next(x for x in dot.splitlines() if x.startswith('    "authenticated" -> "restoring"'))
+    assert f'xlabel="step {lost.number}' in line and "penwidth=3" in line
+
+
+async def test_a_firstock_trace_shows_the_wait_for_the_next_totp_window(
+    clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+    async def body(audit: AuditLog) -> None:
+        account = FirstockAccount("AA1", "AA1-pw", totp_seed=seed, invalid_totp_times=1)
+        async with run_firstock_simulator([account]) as sim:
+            known = sim.account("AA1")
+            assert known is not None and known.api_key is not None
+            config = FirstockConfig(
+                base_url=sim.base_url, user_id="AA1", password=Secret("AA1-pw"),
+                api_key=Secret(known.api_key), vendor_code=known.vendor_code,
+                totp_seed=Secret(seed), socket="noren", socket_url=sim.noren_url,
+                session_id="totp-AA1")
+            async with open_session(config, audit=audit) as session:
+                await session.wait_authenticated()
+            assert sim.stats.login_failures == ["INVALID_TOTP"]
+
+    trace = await _traced(tmp_path, body)
+    assert trace.broker == "firstock" and trace.last == "disconnected"
+    assert trace.visited() == {"disconnected", "requesting_token", "backoff", "connecting",
+                               "awaiting_login_response", "authenticated", "logging_out"}
+    [wait] = [s for s in trace.steps if s.dst == "backoff"]
+    assert wait.src == "requesting_token" and wait.delay is not None and 0 < wait.delay <= 30.5
+    mmd = d.mermaid(d.graph("firstock"), trace)
+    assert f"STEP {wait.number} (after {wait.delay:.2f} s)" in _edge_line(
+        mmd, "requesting_token", "backoff")
+    assert "    class failed, locked_out terminal" in mmd  # not visited: still styled terminal
+    page = d.trace_page(d.graph("firstock"), trace, "firstock.mmd")
+    assert "| requesting_token | backoff | relogon |" not in page  # reasons are words, not kinds
+    assert f"| {wait.number} | login_answer | requesting_token | backoff |" in page
 
 
 def test_trace_errors_are_clear(tmp_path: Path) -> None:

@@ -25,7 +25,16 @@ def test_readme_carries_each_policy_table_exactly(
     broker: str, rows: Callable[[], list[PolicyRow]]
 ) -> None:
     table = policy_markdown(rows())
-    assert table in README, f"README's {broker} policy table drifted; paste this:\n" + table
+    assert table in README, (
+        f"README's {broker} policy table drifted: run `python3 tasks.py diagrams`")
+
+
+def test_the_readme_policy_tables_are_refreshed_between_their_markers() -> None:
+    from engine.diagrams import readme_with_policy_tables
+
+    assert readme_with_policy_tables(README) == README
+    stale = README.replace("| ErrorMessage code 1 |", "| ErrorMessage code one |", 1)
+    assert readme_with_policy_tables(stale) == README
 
 
 def test_quick_start_has_exactly_the_demo_and_test_commands() -> None:

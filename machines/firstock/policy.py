@@ -47,6 +47,10 @@ UNKNOWN = Fail("unknown_error", Fault.BROKER)
 
 CONNECT_FAILED = Retry("connect_failed", Fault.NETWORK)
 TIMEOUT = Retry("timeout", Fault.NETWORK)
+#: The socket closed, whatever the code: reattach with the token in hand (no REST login).
+CONNECTION_LOST = Retry("connection_lost", Fault.NETWORK, immediate=True)
+#: A login "success" without a token: nothing to work with.
+MISSING_TOKEN = Fail("protocol_error", Fault.BROKER)
 
 
 def classify(answer: Answer, *, with_token: bool = False) -> Action:
@@ -77,6 +81,8 @@ def policy_rows() -> list[PolicyRow]:
     rest = ("login_answer", "validation_answer")
     with_token = ("validation_answer", "token_refused")
     rows = [PolicyRow('status "success" (any case)', SUCCESS, triggers=rest)]
+    rows.append(PolicyRow('status "success" without a susertoken', MISSING_TOKEN,
+                          triggers=("login_answer",)))
     rows.append(PolicyRow('message containing "User Blocked"', BLOCKED, triggers=rest))
     rows += [PolicyRow(f"name {n}", a, triggers=with_token if a is TOKEN_REFUSED else rest)
              for n, a in NAMES.items()]
@@ -92,4 +98,6 @@ def policy_rows() -> list[PolicyRow]:
     rows.append(PolicyRow("connection refused / TLS failed", CONNECT_FAILED,
                           triggers=("login_failed", "connect_failed")))
     rows.append(PolicyRow("connect or read timeout", TIMEOUT, triggers=("login_failed", "timeout")))
+    rows.append(PolicyRow("socket closed or dropped (any close code)", CONNECTION_LOST,
+                          triggers=("closed",)))
     return rows

@@ -16,12 +16,11 @@ from machines._base import (
     AWAITING_LOGIN_RESPONSE,
     LoginModel,
 )
-from machines._policy import Action, Fail, Relogon, Retry
+from machines._policy import Action, Relogon
 from machines._sansio import (
     Command,
     CredentialReady,
     Deliver,
-    Fault,
     FetchCredential,
     FrameReceived,
     HttpAnswered,
@@ -49,9 +48,6 @@ _ANSWER_TRIGGERS = {"login": "login_answer", "userDetails": "validation_answer",
 _FAILURE_TRIGGERS = {"login": "login_failed", "userDetails": "login_failed",
                      "logout": "logout_failed"}
 
-CONNECTION_LOST = Retry("connection_lost", Fault.NETWORK, immediate=True)
-#: A login "success" without a token: nothing to work with.
-MISSING_TOKEN = Fail("protocol_error", Fault.BROKER)
 
 
 #: Endpoints only the session itself calls.
@@ -339,7 +335,7 @@ class FirstockSession(LoginModel):
         raise AssertionError("Firstock logs out over REST")
 
     def close_action(self, code: int) -> Action:
-        return CONNECTION_LOST
+        return policy.CONNECTION_LOST
 
     def connect_failed_action(self) -> Action:
         return policy.CONNECT_FAILED
@@ -378,7 +374,7 @@ class FirstockSession(LoginModel):
         action = policy.classify(answer, with_token=event.call != "login")
         detail = f"{event.call}: {answer.describe()}" if not answer.ok else None
         if event.call == "login" and answer.ok and _susertoken(answer.data) is None:
-            action = MISSING_TOKEN
+            action = policy.MISSING_TOKEN
             detail = "login: Firstock answered success without a susertoken"
         self.fire(_ANSWER_TRIGGERS[event.call], action=action, data=answer.data, detail=detail,
                   error_code=event.status if not answer.ok else None,
