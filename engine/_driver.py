@@ -45,6 +45,7 @@ from engine._transport import describe_connect_error, open_stream, websocket_han
 from machines import (
     AUTHENTICATED,
     DISCONNECTED,
+    DISPLACED,
     FAILED,
     LOCKED_OUT,
     PROVISIONING,
@@ -162,6 +163,7 @@ _ERRORS_BY_STATE: dict[str, type[SessionError]] = {
     FAILED: LoginFailed,
     LOCKED_OUT: LockedOut,
     PROVISIONING: ProvisioningRequired,
+    DISPLACED: Displaced,
 }
 
 
@@ -592,9 +594,7 @@ class SessionDriver:
         """The error that describes why the session is not authenticated."""
         outcome = self.outcome()
         kind = _ERRORS_BY_STATE.get(outcome["state"], SessionClosed)
-        if outcome.get("reason") == "displaced":
-            kind = Displaced
-        elif outcome.get("reason") == "gave_up":
+        if outcome.get("reason") == "gave_up":
             kind = GaveUp
         return kind(outcome, broker=self.model.broker, session_id=self.session_id,
                     account=self.model.account)

@@ -48,7 +48,8 @@ _EXIT_BY_REASON = {
     "gave_up": EXIT_GAVE_UP,
     "displaced": EXIT_DISPLACED,
 }
-_EXIT_BY_STATE = {"locked_out": EXIT_LOCKED_OUT, "provisioning": EXIT_PROVISIONING}
+_EXIT_BY_STATE = {"locked_out": EXIT_LOCKED_OUT, "provisioning": EXIT_PROVISIONING,
+                  "displaced": EXIT_DISPLACED}
 
 _COALESCING = {
     "uncoalesced": Coalescing.UNCOALESCED,

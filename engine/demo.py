@@ -58,7 +58,7 @@ SCENARIOS = [
              "QST answers 'Server error (6)' twice: retried with backoff, third login succeeds"),
     Scenario("second-device", QstAccount("kim", "kim-pw", close_after_login=4101,
                                          close_after_login_delay=0.5),
-             "failed:displaced",
+             "displaced",
              "another device logs in as the same user (close 4101): brokergate steps aside"),
     Scenario("early-requests", QstAccount("eve", "eve-pw", login_delay=0.5), "authenticated",
              "the application asks for data before the login answer: refused, nothing sent",

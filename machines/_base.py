@@ -20,6 +20,7 @@ from transitions.core import Transition
 from machines._policy import (
     Action,
     Disconnect,
+    Displace,
     Fail,
     FullLogon,
     LockOut,
@@ -57,11 +58,12 @@ AUTHENTICATED = "authenticated"
 PROVISIONING = "provisioning"
 FAILED = "failed"
 LOCKED_OUT = "locked_out"
+DISPLACED = "displaced"
 BACKOFF = "backoff"
 LOGGING_OUT = "logging_out"
 
 #: States a session never leaves on its own: a person must act (or a new session be opened).
-TERMINAL_STATES = frozenset({FAILED, LOCKED_OUT, PROVISIONING})
+TERMINAL_STATES = frozenset({FAILED, LOCKED_OUT, PROVISIONING, DISPLACED})
 
 # Timer names.
 CONNECT_TIMER = "connect_timeout"
@@ -103,6 +105,10 @@ def _as_retry(action: Action | None) -> Retry | None:
 
 def acts_lock_out(ev: EventData) -> bool:
     return isinstance(action_of(ev), LockOut)
+
+
+def acts_displace(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Displace)
 
 
 def acts_fail(ev: EventData) -> bool:
@@ -189,10 +195,11 @@ def take_exhausted(ev: EventData) -> None:
     model.conclude(reason, action.fault, f"after {model.attempt} attempts; last: {cause}")
 
 
-def failure_edges(trigger: str, sources: Sequence[str], *, lockout: bool = True
-                  ) -> list[dict[str, Any]]:
-    """The four ways a failure signal can end, decided by the policy action it carries (three
-    for a broker with no lockout, whose machine has no ``locked_out`` state).
+def failure_edges(trigger: str, sources: Sequence[str], *, lockout: bool = True,
+                  displace: bool = False) -> list[dict[str, Any]]:
+    """The ways a failure signal can end, decided by the policy action it carries: locked out
+    (unless the broker has no lockout, and no ``locked_out`` state), displaced (where another
+    login can take the session's place), failed, or retried through backoff.
 
     Order matters: transitions takes the first edge whose conditions hold.
     """
@@ -206,8 +213,18 @@ def failure_edges(trigger: str, sources: Sequence[str], *, lockout: bool = True
             "before": [take_outcome],
         },
     ]
+    displaces = [
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": DISPLACED,
+            "conditions": [acts_displace],
+            "before": [take_outcome],
+        },
+    ]
     return [
         *(locks if lockout else []),
+        *(displaces if displace else []),
         {
             "trigger": trigger,
             "source": src,
@@ -353,6 +370,7 @@ COMMON_STATES: list[dict[str, Any]] = [
     {"name": PROVISIONING, "on_enter": [close_connection]},
     {"name": FAILED, "on_enter": [close_connection]},
     {"name": LOCKED_OUT, "on_enter": [close_connection]},
+    {"name": DISPLACED, "on_enter": [close_connection]},
     {"name": BACKOFF, "on_enter": [enter_backoff], "on_exit": [exit_backoff]},
     {"name": LOGGING_OUT, "on_enter": [enter_logging_out], "on_exit": [exit_logging_out]},
 ]

@@ -42,6 +42,22 @@ class LockOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Displace:
+    """Another login took this session's place: stop, and do not take it back (two processes
+    that each reconnect would displace each other for ever)."""
+
+    reason: str = "displaced"
+    fault: Fault = Fault.ACCOUNT
+
+    @property
+    def kind(self) -> str:
+        return "displace"
+
+    def describe(self) -> str:
+        return "displaced, never fought back"
+
+
+@dataclass(frozen=True, slots=True)
 class Retry:
     """Connect and log in again after a backoff delay.
 
@@ -176,7 +192,8 @@ class Disconnect:
         return "disconnected, not retried"
 
 
-Action = Fail | LockOut | Retry | Succeed | Restore | FullLogon | Redirect | Relogon | Disconnect
+Action = (Fail | LockOut | Displace | Retry | Succeed | Restore | FullLogon | Redirect | Relogon
+          | Disconnect)
 
 
 @dataclass(frozen=True, slots=True)

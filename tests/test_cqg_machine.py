@@ -558,7 +558,7 @@ def test_the_daily_logon_cap_fails_the_session() -> None:
 @pytest.mark.parametrize(("reason", "state", "why"), [
     (1, "disconnected", "logged_off"),
     (3, "failed", "forced_logoff"),
-    (4, "failed", "displaced"),
+    (4, "displaced", "displaced"),
     (9, "failed", "forced_logoff"),
 ])
 def test_logged_off_reasons(reason: int, state: str, why: str) -> None:

@@ -416,11 +416,11 @@ async def test_a_second_connection_restoring_the_token_displaces_the_session(
                 await other.send_message(msg.SerializeToString())
                 answer = pb.ServerMsg.FromString(await other.get_message())
                 assert answer.restore_or_join_session_result.result_code == 0
-                await until(s, lambda: s.state == "failed")
+                await until(s, lambda: s.state == "displaced")
                 with pytest.raises(Displaced):
                     await s.wait_authenticated()
                 await trio.sleep(120)
-                assert s.state == "failed"  # no restore fights back
+                assert s.state == "displaced"  # no restore fights back
     assert token not in audit_text(events)
 
 

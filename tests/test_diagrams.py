@@ -106,7 +106,7 @@ def test_the_same_edges_as_transitions_own_diagram(broker: str) -> None:
 
 def test_terminal_states_are_styled_apart() -> None:
     g = d.graph("qst")
-    assert "    class failed, locked_out, provisioning terminal" in d.mermaid(g)
+    assert "    class displaced, failed, locked_out, provisioning terminal" in d.mermaid(g)
     assert '"failed" [style="rounded,filled,bold"' in d.dot(g)
     assert '"connecting";' in d.dot(g)  # a transient state: plain
 

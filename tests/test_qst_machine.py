@@ -233,7 +233,7 @@ def test_close_4101_is_displaced_and_never_reconnects() -> None:
     s = session()
     authenticated(s)
     out = s.handle(Closed(1, 4101, "connected from another device"))
-    assert s.state == "failed" and s.reason == "displaced"
+    assert s.state == "displaced" and s.reason == "displaced"
     assert not [c for c in out if isinstance(c, OpenConnection | StartTimer)]
     assert last(out).close_code == 4101
 

@@ -287,7 +287,7 @@ async def test_close_4101_displaced_is_not_fought(clock: trio.testing.MockClock)
         async with open_session(qst_config(sim.url, "kicked"), **session_kwargs([])) as s:
             await s.wait_authenticated()
             await trio.sleep(60)
-            assert s.state == "failed"
+            assert s.state == "displaced"
             with pytest.raises(Displaced, match="displaced"):
                 await s.wait_authenticated()
         assert sim.stats.connections == 1 and sim.stats.logins_ok == 1

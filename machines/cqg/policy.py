@@ -13,6 +13,7 @@ from typing import Any
 from machines._policy import (
     Action,
     Disconnect,
+    Displace,
     Fail,
     FullLogon,
     PolicyRow,
@@ -56,7 +57,7 @@ LOGOFF_REASONS: dict[int, Action] = {
     3: Fail("forced_logoff", Fault.ACCOUNT),
     # Another connection restored this session: taking it back would make two processes
     # displace each other forever.
-    4: Fail("displaced", Fault.ACCOUNT),
+    4: Displace(),
 }
 UNKNOWN_LOGOFF_REASON = Fail("forced_logoff", Fault.BROKER)
 

@@ -34,6 +34,7 @@ from machines._base import (
     COMMON_STATES,
     CONNECTING,
     DISCONNECTED,
+    DISPLACED,
     FAILED,
     LOCKED_OUT,
     LOGGING_OUT,
@@ -388,7 +389,8 @@ TRANSITIONS: list[dict[str, Any]] = [
 
 
 def _states() -> list[dict[str, Any]]:
-    states = [dict(s) for s in COMMON_STATES if s["name"] not in (PROVISIONING, LOGGING_OUT)]
+    states = [dict(s) for s in COMMON_STATES
+              if s["name"] not in (PROVISIONING, LOGGING_OUT, DISPLACED)]
     for state in states:
         if state["name"] == AUTHENTICATED:
             state["on_enter"] = [*state["on_enter"], start_heartbeat]

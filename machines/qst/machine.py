@@ -83,7 +83,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     *failure_edges("error_message", [AWAITING_LOGIN_RESPONSE]),
     *failure_edges("connect_failed", [CONNECTING]),
     *failure_edges("timeout", [CONNECTING, AWAITING_LOGIN_RESPONSE]),
-    *failure_edges("closed", ACTIVE),
+    *failure_edges("closed", ACTIVE, displace=True),
     *failure_edges("malformed_frame", [AWAITING_LOGIN_RESPONSE, AUTHENTICATED]),
     {"trigger": "backoff_elapsed", "source": BACKOFF, "dest": CONNECTING},
     {"trigger": "stable", "source": AUTHENTICATED, "dest": None, "after": [reset_attempts]},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from machines._policy import Action, Fail, LockOut, PolicyRow, Retry
+from machines._policy import Action, Displace, Fail, LockOut, PolicyRow, Retry
 from machines._sansio import Fault
 
 #: ErrorMessage.code in answer to a LoginRequest.
@@ -35,7 +35,7 @@ UNKNOWN_ERROR = Fail("unknown_error", Fault.BROKER)
 CLOSE_CODES: dict[int, Action] = {
     # Only one connection per user: another device took over. Fighting back would make two
     # processes kick each other off forever.
-    4101: Fail("displaced", Fault.ACCOUNT),
+    4101: Displace(),
     4102: Retry("slow_reader", Fault.BROKER),
     # Our side closes with 1009 when the broker sends a frame above max_frame_size.
     1009: Retry("frame_too_large", Fault.BROKER),
