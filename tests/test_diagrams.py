@@ -104,6 +104,14 @@ def test_the_same_edges_as_transitions_own_diagram(broker: str) -> None:
     assert ours == theirs
 
 
+@pytest.mark.parametrize("broker", list(d.BROKERS))
+def test_the_runtime_machines_are_built_without_the_diagram_extension(broker: str) -> None:
+    """GraphMachine keeps a graph per model and is slower: it is for the tests above only."""
+    machine = importlib.import_module(f"machines.{broker}.machine").MACHINE
+    assert type(machine).__module__ == "transitions.core"
+    assert not isinstance(machine, GraphMachine)
+
+
 def test_terminal_states_are_styled_apart() -> None:
     g = d.graph("qst")
     assert "    class displaced, failed, locked_out, provisioning terminal" in d.mermaid(g)
