@@ -6,6 +6,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,9 @@ from machines.firstock import FirstockConfig
 from machines.firstock.session import FirstockSession
 from machines.firstock.slots import SocketSlots
 from machines.qst import QstConfig, QstSession
+
+#: A wall clock: now, as an aware datetime.
+WallClock = Callable[[], datetime]
 
 #: The token store of sessions that name none: in memory, one per trio run.
 _DEFAULT_STORE: RunVar[TokenStore] = RunVar("brokergate_token_store")
@@ -51,12 +55,12 @@ def logon_history(config: CqgConfig) -> LogonHistory:
 
 
 async def _cqg_model(config: CqgConfig, *, rng: random.Random | None,
-                     store: TokenStore) -> CqgSession:
+                     store: TokenStore, wall: WallClock | None) -> CqgSession:
     return CqgSession(config, rng=rng, clock=trio.current_time, history=logon_history(config))
 
 
 async def _qst_model(config: QstConfig, *, rng: random.Random | None,
-                     store: TokenStore) -> QstSession:
+                     store: TokenStore, wall: WallClock | None) -> QstSession:
     return QstSession(config, rng=rng)
 
 
@@ -75,11 +79,12 @@ def socket_slots(config: FirstockConfig) -> SocketSlots:
 
 
 async def _firstock_model(config: FirstockConfig, *, rng: random.Random | None,
-                          store: TokenStore) -> FirstockSession:
+                          store: TokenStore, wall: WallClock | None) -> FirstockSession:
     kept = await store.load(FirstockSession.broker, config.user_id) if config.user_id else None
+    extra = {"wall": wall} if wall is not None else {}
     return FirstockSession(config, rng=rng, clock=trio.current_time,
                            stored=(kept.token, kept.created) if kept else None,
-                           slots=socket_slots(config))
+                           slots=socket_slots(config), **extra)
 
 
 #: How to build a session's machine model from its configuration, per broker.
@@ -190,6 +195,7 @@ async def open_session(
     rng: random.Random | None = None,
     token_store: TokenStore | None = None,
     keep_session: bool = False,
+    wall_clock: WallClock | None = None,
 ) -> AsyncIterator[Session]:
     """Start logging in with ``config``; yield the ``Session``; log out cleanly on exit.
 
@@ -199,6 +205,8 @@ async def open_session(
     ``FileTokenStore`` lets a restarted process reuse today's token). With ``keep_session`` the
     block's end leaves without logging out, so that the next process reuses the token (brokers
     whose session outlives the connection only; others raise ``ConfigurationError``).
+    ``wall_clock`` (aware UTC datetimes; the system clock by default) is what TOTP windows and a
+    token's day are read from: tests and the demo move it, nothing else should.
     """
     factory = _MODELS.get(type(config))
     if factory is None:
@@ -206,7 +214,7 @@ async def open_session(
         raise ConfigurationError(f"{type(config).__name__} is not a broker configuration "
                                  f"(expected one of: {known})")
     store = token_store if token_store is not None else default_token_store()
-    model = await factory(config, rng=rng, store=store)
+    model = await factory(config, rng=rng, store=store, wall=wall_clock)
     if keep_session and not model.keeps_sessions:
         raise ConfigurationError(f"{model.broker} sessions end with their connection: "
                                  "keep_session applies to brokers with day-long tokens (Firstock)")

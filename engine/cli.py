@@ -106,10 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run sessions against the built-in simulators",
-                          allow_abbrev=False)
-    demo.add_argument("--out", default="demo-output", help="folder for the audit log")
-
+    _add_demo_parser(sub)
     _add_diagrams_parser(sub)
     sim = sub.add_parser("simulate", help="run a broker simulator in the foreground",
                          allow_abbrev=False)
@@ -186,6 +183,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "--token-dir, is reused by the next run)")
     _common_login_options(f)
     return parser
+
+
+def _add_demo_parser(sub: Any) -> None:
+    demo = sub.add_parser("demo", help="run sessions against the built-in simulators",
+                          allow_abbrev=False)
+    demo.add_argument("--out", default="demo-output",
+                      help="folder for the audit log, summary and traced diagrams "
+                           "(default %(default)s)")
+    demo.add_argument("--scenario", action="append", metavar="NAME",
+                      help="run only this scenario, or all of one broker's (qst, cqg, "
+                           "firstock); repeatable")
+    demo.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    demo.add_argument("--plain", action="store_true",
+                      help="progress lines instead of a live table (the default when stdout "
+                           "is not a terminal)")
 
 
 def _add_diagrams_parser(sub: Any) -> None:
@@ -488,9 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ConfigurationError as exc:
                 raise UsageError(str(exc)) from None
             return EXIT_OK
-        from engine.demo import run_demo  # noqa: PLC0415 - pulls in the simulators
+        from engine.demo import list_scenarios, run_demo  # noqa: PLC0415 - the simulators
 
-        return run_demo(Path(args.out))
+        if args.list:
+            list_scenarios()
+            return EXIT_OK
+        return run_demo(Path(args.out), args.scenario, live=False if args.plain else None)
     except UsageError as exc:
         _fail_usage(str(exc))
     except KeyboardInterrupt:

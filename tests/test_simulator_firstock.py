@@ -307,6 +307,14 @@ async def test_invalid_totp_times(clock: trio.testing.MockClock) -> None:
     assert sim.stats.login_failures == ["INVALID_PASSWORD", "INVALID_TOTP", "INVALID_TOTP"]
 
 
+async def test_an_account_blocked_from_the_start(clock: trio.testing.MockClock) -> None:
+    async with run_firstock_simulator([FirstockAccount("bo", "bo-pw", blocked=True)]) as sim, \
+            api(sim) as client:
+        response = await login(client, user="bo", password="bo-pw")
+        assert response.status_code == 401 and "User Blocked" in response.text
+    assert sim.stats.logins_ok == 0 and sim.stats.login_failures == ["INVALID_INPUT"]
+
+
 async def test_blocked_after_wrong_passwords(clock: trio.testing.MockClock) -> None:
     account = FirstockAccount("alice", "alice-pw", block_after=2)
     blocked = failed("INVALID_INPUT", "userId",

@@ -46,6 +46,9 @@ class FirstockAccount:
     #: After this many wrong passwords every login, right password or not, gets Noren's
     #: "User Blocked due to multiple wrong attempts" (the fix is to call support).
     block_after: int | None = None
+    #: Blocked before the simulator starts (someone else's wrong passwords): every login gets
+    #: "User Blocked ...".
+    blocked: bool = False
     #: ``data.userName`` of a successful login; None means the user id.
     name: str | None = None
     #: ``data.email`` of a successful login; None means ``<user_id>@example.invalid``.

@@ -368,7 +368,8 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
             return reply, account.rate_limit_name
         if countdowns.take("server_errors"):
             return replies.server_error(case), "SERVER_ERROR"
-        if account.block_after is not None and countdowns.wrong_passwords >= account.block_after:
+        if account.blocked or (account.block_after is not None
+                               and countdowns.wrong_passwords >= account.block_after):
             return replies.blocked(case), "INVALID_INPUT"
         if fields["password"] != self._expected_password(account):
             countdowns.wrong_passwords += 1
