@@ -86,6 +86,7 @@ def test_no_secret_in_anything_the_demo_writes(
                                           for p in out.rglob("*") if p.is_file()]
     for secret in SECRETS:
         assert not any(secret in text for text in texts), secret
+    assert '"123456"' not in (out / "audit.jsonl").read_text()  # the fleet's fixed TOTP
 
 
 def test_list_and_one_scenario_and_an_unknown_name(tmp_path: Path) -> None:

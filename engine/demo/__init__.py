@@ -201,7 +201,7 @@ async def _narrate(session: Session, scenario: str, sid: str, view: View,
         task_status.started()
         async for event in events:
             if isinstance(event, Transitioned):
-                view.transition(scenario, sid, event)
+                view.transition(scenario, sid, event, session.outcome())
 
 
 def _record(sc: Scenario, row: Row, sid: str, session: Session) -> None:
@@ -217,8 +217,7 @@ def _record(sc: Scenario, row: Row, sid: str, session: Session) -> None:
         row.counts[key] = int(o.get(key) or 0) if sc.sessions == 1 else row.counts.get(key, 0)
         if o.get(key) != value:
             row.problems.append(f"{sid}: {key} {o.get(key)}, expected {value}")
-    row.attempts = max(row.attempts, int(o.get("attempts") or 0))
-    row.restores += int(o.get("restores") or 0)
+    row.progress(sid, o)
     row.outcome = got if row.outcome in (None, got) else "mixed"
 
 

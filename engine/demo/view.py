@@ -26,8 +26,8 @@ class Row:
     sessions: int = 1
     states: dict[str, str] = field(default_factory=dict)  # session id -> state
     last: str = ""
-    attempts: int = 0
-    restores: int = 0
+    tries: dict[str, int] = field(default_factory=dict)  # session id -> attempts
+    restored: dict[str, int] = field(default_factory=dict)  # session id -> restores
     refused: int = 0
     time_to_auth: float | None = None
     outcome: str | None = None
@@ -35,6 +35,21 @@ class Row:
     ok: bool | None = None
     note: str | None = None
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def attempts(self) -> int:
+        """The most attempts any of its sessions needed."""
+        return max(self.tries.values(), default=0)
+
+    @property
+    def restores(self) -> int:
+        return sum(self.restored.values())
+
+    def progress(self, session_id: str, outcome: dict[str, Any]) -> None:
+        # The most it took: a session that stays up resets its count.
+        self.tries[session_id] = max(self.tries.get(session_id, 0),
+                                     int(outcome.get("attempts") or 0))
+        self.restored[session_id] = int(outcome.get("restores") or 0)
 
     def state_text(self) -> str:
         if self.sessions == 1:
@@ -65,8 +80,10 @@ class View:
     def elapsed(self) -> float:
         return trio.current_time() - self.start
 
-    def transition(self, scenario: str, session_id: str, event: Transitioned) -> None:
+    def transition(self, scenario: str, session_id: str, event: Transitioned,
+                   outcome: dict[str, Any]) -> None:
         row = self.by_name[scenario]
+        row.progress(session_id, outcome)
         before = row.state_text()
         row.states[session_id] = event.dst
         extra = [x for x in (event.reason,
