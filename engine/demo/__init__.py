@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import random
 import sys
-import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from engine.demo.scenarios import (
     FIRSTOCK_RATE_LIMIT,
     SCENARIOS,
     TOTP_WINDOW_AFTER,
+    DemoClock,
     Scenario,
     Setup,
     Stage,
@@ -91,15 +91,9 @@ def run_demo(out_dir: Path, names: list[str] | None = None, *, live: bool | None
     return 0 if ok else 1
 
 
-def _wall_offset(now: float) -> float:
-    """Seconds to add to the system clock so that the next 30 s TOTP window opens
-    ``TOTP_WINDOW_AFTER`` seconds from ``now``."""
-    return (30.0 - TOTP_WINDOW_AFTER - now % 30.0) % 30.0
-
-
 async def _demo(chosen: list[Scenario], audit: AuditLog, out: TextIO,
                 live: bool) -> tuple[list[Row], list[str], dict[str, Any]]:
-    offset = _wall_offset(time.time())
+    clock = DemoClock.with_window_in(TOTP_WINDOW_AFTER)
     async with AsyncExitStack() as stack:
         second = await stack.enter_async_context(
             run_cqg_simulator([CqgAccount("rita", "rita-pw")]))
@@ -114,8 +108,8 @@ async def _demo(chosen: list[Scenario], audit: AuditLog, out: TextIO,
             cqg_second=second,
             firstock=await stack.enter_async_context(run_firstock_simulator(
                 accounts("firstock"), rate_limit=FIRSTOCK_RATE_LIMIT,
-                wall_clock=lambda: time.time() + offset)),
-            wall_offset=offset,
+                wall_clock=clock.seconds)),
+            clock=clock,
         )
         print("Simulators on loopback:", file=out)
         print(f"  QST       {stage.qst.url}\n  CQG       {stage.cqg.url} (and {second.url}, "
@@ -167,7 +161,7 @@ async def _run_one(run: _Run, sc: Scenario, row: Row, n: int) -> None:
     started = trio.current_time()
     row.states[sid] = "disconnected"
     async with open_session(config, audit=audit, rng=random.Random(sid),
-                            wall_clock=stage.wall) as session, trio.open_nursery() as watch:
+                            wall_clock=stage.clock.now) as session, trio.open_nursery() as watch:
         await watch.start(_narrate, session, sc.name, sid, view)
         for _ in range(sc.early_requests):
             if session.state == "authenticated":
@@ -214,7 +208,8 @@ def _record(sc: Scenario, row: Row, sid: str, session: Session) -> None:
         row.problems.append(f"{sid}: ended {got}, expected {want}"
                             + (f" ({o['detail']})" if o.get("detail") else ""))
     for key, value in sc.expect.counts.items():
-        row.counts[key] = int(o.get(key) or 0) if sc.sessions == 1 else row.counts.get(key, 0)
+        if sc.sessions == 1:
+            row.counts[key] = int(o.get(key) or 0)
         if o.get(key) != value:
             row.problems.append(f"{sid}: {key} {o.get(key)}, expected {value}")
     row.progress(sid, o)

@@ -7,6 +7,7 @@ whole fleet finishes in seconds. The scripts use only the public session API.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from typing import Any
 
 import trio
 
-from engine._errors import NotAuthenticated, SessionError
+from engine._errors import NotAuthenticated
 from engine._session import Session
 from machines import Backoff, Secret, SessionSettings
 from machines.cqg import CqgConfig
@@ -38,6 +39,25 @@ DEMO_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 FIXED_TOTP = "123456"
 
 
+@dataclass(frozen=True)
+class DemoClock:
+    """The system clock moved by ``offset`` seconds: the demo's sessions and its Firstock
+    simulator read TOTP windows from it."""
+
+    offset: float
+
+    def seconds(self) -> float:
+        return time.time() + self.offset
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.seconds(), UTC)
+
+    @classmethod
+    def with_window_in(cls, seconds: float) -> DemoClock:
+        """A clock whose next 30 s TOTP window opens ``seconds`` from now."""
+        return cls((30.0 - seconds - time.time() % 30.0) % 30.0)
+
+
 @dataclass
 class Stage:
     """What the scenarios run against: the simulators, and the demo's wall clock."""
@@ -46,15 +66,7 @@ class Stage:
     cqg: CqgSimulator
     cqg_second: CqgSimulator
     firstock: FirstockSimulator
-    wall_offset: float
-
-    def wall(self) -> datetime:
-        return datetime.fromtimestamp(self.wall_seconds(), UTC)
-
-    def wall_seconds(self) -> float:
-        import time  # noqa: PLC0415 - the one place the demo reads the system clock
-
-        return time.time() + self.wall_offset
+    clock: DemoClock
 
 
 @dataclass(frozen=True)
@@ -147,13 +159,10 @@ async def _translate(stage: Stage, session: Session) -> str:
 async def _until_ended(stage: Stage, session: Session) -> str | None:
     """Hold the session until the broker ends it (or a few seconds pass)."""
     with trio.move_on_after(5):
-        try:
-            async with session.events() as events:
-                async for _ in events:
-                    if session.state not in ("authenticated",):
-                        break
-        except SessionError:
-            pass
+        async with session.events() as events:
+            async for _ in events:
+                if session.state != "authenticated":
+                    break
     return None
 
 
@@ -309,7 +318,7 @@ async def _expire_and_call(stage: Stage, session: Session) -> str:
     return "token expired at the broker; the next call logged in again and went through"
 
 
-async def _morning_note(stage: Stage, session: Session) -> str | None:
+async def _hold(stage: Stage, session: Session) -> str | None:
     await trio.sleep(1.0)  # hold while the rest of the fleet logs in
     return None
 
@@ -320,7 +329,7 @@ FIRSTOCK = [
              f"{FIRSTOCK_RATE_LIMIT:g} req/s limit",
              Expect("authenticated", counts={"rest_logins": 1}),
              lambda setup: [_fs_account(f"FS{n + 1:03d}") for n in range(MORNING_ACCOUNTS)],
-             _firstock(None), _morning_note, sessions=MORNING_ACCOUNTS),
+             _firstock(None), _hold, sessions=MORNING_ACCOUNTS),
     Scenario("firstock-invalid-totp", "firstock",
              "its TOTP is refused once: waits for the next 30 s window, tries once more",
              Expect("authenticated", counts={"rest_logins": 1}),
