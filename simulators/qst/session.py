@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -12,7 +11,7 @@ import trio_websocket
 from google.protobuf.message import DecodeError
 
 from machines.qst import qst_pb2 as pb
-from simulators._websocket import Ending
+from simulators._websocket import Close, QueuedConnection
 from simulators.qst import frames
 from simulators.qst.accounts import QstAccount
 
@@ -61,51 +60,21 @@ class Phase(enum.Enum):
     CLOSING = "closing"  # answered with an error, logged out, or about to close: frames ignored
 
 
-class Connection:
+class Connection(QueuedConnection):
     """Reads every client frame as it arrives (so early requests are caught) and answers each
-    from its own task (so answers can overtake one another, as QST allows)."""
+    from its own task (so answers can overtake one another, as QST allows); every frame leaves
+    through the one ordered writer of ``QueuedConnection``."""
 
     def __init__(self, sim: QstSimulator, ws: trio_websocket.WebSocketConnection, label: str):
+        super().__init__(ws)
         self._sim = sim
-        self._ws = ws
         self._label = label
         self._user: str | None = None
         self._account: QstAccount | None = None
         self._phase = Phase.AWAITING_LOGIN
-        self._ending: Ending = None
-        self._ended = False
-        self._nursery: trio.Nursery | None = None
 
-    async def run(self) -> Ending:
-        """Serve the connection until either side ends it; returns how the server should end."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self._spawn(self._read_loop)
-        return self._ending
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._guarded, fn, *args)
-
-    async def _guarded(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
-        try:
-            await fn(*args)
-        except trio_websocket.ConnectionClosed:
-            self._end(None)
-
-    def _end(self, how: Ending) -> None:
-        """Stop every task of this connection; the first caller decides how it ends."""
-        if not self._ended:
-            self._ended = True
-            self._ending = how
+    def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
-        assert self._nursery is not None
-        self._nursery.cancel_scope.cancel()
-
-    async def _send(self, frame: bytes | str) -> None:
-        await self._ws.send_message(frame)
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self._label} (no login yet)"
@@ -135,7 +104,7 @@ class Connection:
             self._spawn(self._login, req)
             return
         if req is None:
-            self._spawn(self._send, frames.error(None, text="malformed request"))
+            self._post(frames.error(None, text="malformed request"))
             return
         rid = req.request_id if req.HasField("request_id") else None
         kind = req.WhichOneof("request")
@@ -147,14 +116,14 @@ class Connection:
             self._spawn(self._logout, rid)
         elif kind == "login":
             self._violation("a second login on a logged-in connection")
-            self._spawn(self._send, frames.error(rid, text="already logged in"))
+            self._post(frames.error(rid, text="already logged in"))
         else:
-            self._spawn(self._answer, frames.error(rid, text="unknown request"))
+            self._answer(frames.error(rid, text="unknown request"))
 
     # -- after login ----------------------------------------------------------------------------
 
-    async def _answer(self, frame: bytes) -> None:
-        await self._send(frame)
+    def _answer(self, frame: bytes) -> None:
+        self._post(frame)
         self._sim.stats.requests += 1
 
     async def _translate(self, rid: int | None, symbols: list[str]) -> None:
@@ -162,12 +131,12 @@ class Connection:
         delay = delays.get(symbols[0], 0.0) if symbols else 0.0
         if delay > 0:
             await trio.sleep(delay)
-        await self._answer(frames.translation(rid, symbols))
+        self._answer(frames.translation(rid, symbols))
 
     async def _logout(self, rid: int | None) -> None:
         self._sim.stats.logouts += 1
-        await self._send(frames.logout_ok(rid))
-        self._end((1000, "logged out"))
+        self._post(frames.logout_ok(rid))
+        self._post(Close((1000, "logged out")))
 
     async def _stall_later(self, delay: float) -> None:
         await trio.sleep(delay)
@@ -175,7 +144,7 @@ class Connection:
 
     async def _close_later(self, code: int, delay: float) -> None:
         await trio.sleep(delay)
-        self._end((code, _CLOSE_REASONS.get(code, "closed by the simulator")))
+        self._post(Close((code, _CLOSE_REASONS.get(code, "closed by the simulator"))))
 
     # -- login ----------------------------------------------------------------------------------
 
@@ -206,7 +175,7 @@ class Connection:
             await trio.sleep(max(0.0, account.login_delay - LOGIN_SETTLE))
         if account.misbehave_before_login is not None:
             # Instead of an answer: the login stays unanswered, so anything more is a violation.
-            await self._send(frames.bad_frame(account.misbehave_before_login))
+            self._post(frames.bad_frame(account.misbehave_before_login))
             return
         refusal = self._refusal(login, account, countdowns, rid)
         if refusal is not None:
@@ -249,9 +218,9 @@ class Connection:
         if counted:
             self._sim.stats.logins_rejected += 1
         self._phase = Phase.CLOSING  # before sending: the client may answer at once
-        await self._send(frame)
+        self._post(frame)
         await trio.sleep(CLOSE_GRACE)
-        self._end((1000, None))
+        self._post(Close((1000, None)))
 
     async def _accept(
         self, login: pb.LoginRequest, account: QstAccount, countdowns: Countdowns, rid: int | None
@@ -266,9 +235,9 @@ class Connection:
         # Logged in from the moment the answer is on its way: a client may send its next
         # request as soon as it reads the answer, possibly before send_message() returns here.
         self._phase = Phase.LOGGED_IN
-        await self._send(frames.login_ok(rid, interval, last_trade))
+        self._post(frames.login_ok(rid, interval, last_trade))
         if account.misbehave is not None:
-            await self._send(frames.bad_frame(account.misbehave))
+            self._post(frames.bad_frame(account.misbehave))
         if kick and account.close_after_login is not None:
             code, delay = account.close_after_login, account.close_after_login_delay
             self._spawn(self._close_later, code, delay)
