@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 import trio_websocket
+from ws_raw import RawSocket
 
 from machines.cqg import cqg_session_pb2 as pb
 from simulators.cqg import CqgSimulator
@@ -72,30 +72,16 @@ def logoff(text: str | None = None) -> pb.ClientMsg:
     return msg
 
 
-class RawClient:
-    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
-        self.ws = ws
-
+class RawClient(RawSocket):
     async def send(self, msg: pb.ClientMsg | bytes | str) -> None:
         """A message (partially serialized: tests send incomplete ones on purpose) or a frame."""
         data = msg.SerializePartialToString() if isinstance(msg, pb.ClientMsg) else msg
         await self.ws.send_message(data)
 
-    async def raw(self) -> bytes | str:
-        return await self.ws.get_message()
-
     async def recv(self) -> pb.ServerMsg:
         data = await self.ws.get_message()
         assert isinstance(data, bytes)
         return pb.ServerMsg.FromString(data)
-
-    async def close_code(self) -> int:
-        """Read until the server closes; the close code the client saw (1006: dropped)."""
-        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
-            while True:
-                await self.ws.get_message()
-        assert closed.value.reason is not None
-        return closed.value.reason.code
 
     async def logon(self, msg: pb.ClientMsg | None = None) -> pb.LogonResult:
         await self.send(msg or logon())

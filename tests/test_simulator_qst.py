@@ -10,6 +10,7 @@ import trio
 import trio.testing
 import trio_websocket
 from google.protobuf.message import DecodeError
+from ws_raw import RawSocket
 
 from machines.qst import qst_pb2 as pb
 from simulators.qst import QstAccount, QstSimulator, demo_accounts, run_qst_simulator
@@ -61,28 +62,14 @@ def translate(request_id: int, *symbols: str) -> pb.Request:
     return req
 
 
-class Client:
-    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
-        self.ws = ws
-
+class Client(RawSocket):
     async def send(self, req: pb.Request) -> None:
         await self.ws.send_message(req.SerializeToString())
-
-    async def raw(self) -> bytes | str:
-        return await self.ws.get_message()
 
     async def recv(self) -> pb.Response:
         data = await self.ws.get_message()
         assert isinstance(data, bytes)
         return pb.Response.FromString(data)
-
-    async def close_code(self) -> int:
-        """Read until the server closes; the close code the client saw."""
-        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
-            while True:
-                await self.ws.get_message()
-        assert closed.value.reason is not None
-        return closed.value.reason.code
 
     async def login(self, req: pb.Request | None = None) -> pb.Response:
         await self.send(req or login())
