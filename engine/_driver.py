@@ -41,7 +41,12 @@ from engine._errors import (
 )
 from engine._http import HttpCaller
 from engine._tokens import StoredToken, TokenStore
-from engine._transport import describe_connect_error, open_stream, websocket_handshake
+from engine._transport import (
+    describe_connect_error,
+    open_stream,
+    plaintext_problem,
+    websocket_handshake,
+)
 from machines import (
     AUTHENTICATED,
     DISCONNECTED,
@@ -62,6 +67,7 @@ from machines import (
     Fault,
     FetchCredential,
     FrameReceived,
+    HttpAnswered,
     HttpFailed,
     HttpRequest,
     LoginProtocol,
@@ -79,6 +85,9 @@ from machines import (
 )
 
 _MAX_REQUEST_ID = 2**32 - 1
+#: How trio-websocket starts the reason of the 1009 close it sends for a message above its
+#: max_message_size (our max_frame_size).
+_TOO_LARGE_REASON = "Exceeded maximum message size"
 #: Every field of a Transitioned goes into its audit event.
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Transitioned))
 
@@ -213,7 +222,7 @@ class SessionDriver:
         self._changed = trio.Event()
         self._stopping = False
         self._nursery: trio.Nursery | None = None
-        self._http = HttpCaller(settings.ca_file)
+        self._http = HttpCaller(settings.ca_file, max_body=settings.max_frame_size)
 
     # ------------------------------------------------------------------ the loop
 
@@ -297,7 +306,8 @@ class SessionDriver:
         with conn.scope:
             try:
                 stream = await open_stream(url, self.settings.ca_file)
-            except (OSError, trio.BrokenResourceError) as exc:
+            except Exception as exc:  # refused, DNS, TLS; also a host name that cannot be
+                # encoded (a label over 63 characters in a broker's redirect URL)
                 self.post(ConnectFailed(epoch, describe_connect_error(exc)))
                 return
             try:
@@ -320,8 +330,9 @@ class SessionDriver:
                         self.post(FrameReceived(epoch, await ws.get_message()))
                 except trio_websocket.ConnectionClosed as exc:
                     reason = exc.reason
-                    self.post(Closed(epoch, reason.code if reason else 1006,
-                                     reason.reason if reason else None))
+                    code = reason.code if reason else 1006
+                    text = reason.reason if reason else None
+                    self.post(Closed(epoch, code, self._close_reason(code, text)))
                 ws_tasks.cancel_scope.cancel()
         except* trio_websocket.HandshakeError as group:
             self.post(ConnectFailed(epoch, describe_connect_error(group.exceptions[0])))
@@ -330,6 +341,23 @@ class SessionDriver:
         except* Exception as group:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(group.exceptions[0]))
             self.post(Closed(epoch, 1011, f"internal error: {type(group.exceptions[0]).__name__}"))
+
+    def _close_reason(self, code: int, reason: str | None) -> str | None:
+        """The reason of a close, naming the broker where its frames were at fault.
+
+        Our side closes with 1009 when a frame is above max_frame_size, and with 1002 or 1007
+        when a frame breaks the WebSocket protocol or a text frame is not UTF-8. A broker that
+        closes with 1002 or 1007 itself is at fault too: we never send such frames.
+        """
+        name = self.model.broker_name
+        if code == 1009 and reason and reason.startswith(_TOO_LARGE_REASON):
+            return (f"{name} sent a frame larger than max_frame_size "
+                    f"({self.settings.max_frame_size} bytes)")
+        if code in (1002, 1007):
+            what = "text that is not valid UTF-8" if code == 1007 else "an invalid frame"
+            return f"{name} broke the WebSocket protocol: {what}" + (
+                f" ({reason})" if reason else "")
+        return reason
 
     async def _heartbeat(self, ws: trio_websocket.WebSocketConnection, epoch: int) -> None:
         """Ping the broker every ping_interval; no pong within ping_timeout is a dead connection.
@@ -403,11 +431,18 @@ class SessionDriver:
     async def _http_call(self, request: HttpRequest) -> None:
         """One REST call; its answer (or why there is none) goes back to the machine."""
         try:
-            self.post(await self._http.call(request))
+            self.post(await self._http_request(request))
         except Exception as exc:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(exc))
             self.post(HttpFailed(request.call, request.serial,
                                  f"internal error: {type(exc).__name__}"))
+
+    async def _http_request(self, request: HttpRequest) -> HttpAnswered | HttpFailed:
+        """A REST call, unless it would carry plaintext to a name that is not loopback."""
+        problem = await plaintext_problem(request.url)
+        if problem is not None:
+            return HttpFailed(request.call, request.serial, problem)
+        return await self._http.call(request)
 
     async def _keep_token(self, command: SaveToken) -> None:
         """Save (or delete) the session token in the store; a store that fails costs only the
@@ -506,7 +541,7 @@ class SessionDriver:
                 request, generation = build(endpoint, body)
             except ValueError as exc:
                 raise InvalidMessage(f"{broker}: not sent: {exc}") from None
-            answered = await self._http.call(request)
+            answered = await self._http_request(request)
             if isinstance(answered, HttpFailed):
                 raise ConnectionLost(f"{broker} {request.call}: {answered.detail}; the broker may "
                                      "or may not have acted on the call")
@@ -557,8 +592,8 @@ class SessionDriver:
         if waiter is None:
             self._notice(Notice(
                 "unknown_request_id",
-                f"{self.model.broker} answered request {rid}, which no request is waiting for; "
-                "ignored",
+                f"{self.model.broker_name} answered request {rid}, which no request is waiting "
+                "for; ignored",
                 Fault.BROKER,
             ))
         elif command.error is not None:

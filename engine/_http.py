@@ -92,13 +92,19 @@ def describe_http_error(exc: httpx.HTTPError) -> str:
 
 
 class HttpCaller:
-    """One session's HTTP client (keep-alive to the broker), closed with the session."""
+    """One session's HTTP client (keep-alive to the broker), closed with the session.
 
-    __slots__ = ("_ca_file", "_client")
+    An answer's body is read as a stream and never beyond ``max_body`` bytes (the session's
+    ``max_frame_size``): a larger one is reported as such (``HttpAnswered.body_limit``) with an
+    empty body, so a broker cannot make the process hold an arbitrary amount of memory.
+    """
 
-    def __init__(self, ca_file: str | None) -> None:
+    __slots__ = ("_ca_file", "_client", "_max_body")
+
+    def __init__(self, ca_file: str | None, *, max_body: int = 1 << 20) -> None:
         self._ca_file = ca_file
         self._client: httpx.AsyncClient | None = None
+        self._max_body = max_body
 
     def _get(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -111,14 +117,31 @@ class HttpCaller:
         if request.per_second is not None:
             await limiter_for(host, request.per_second).acquire()
         try:
-            response = await self._get().post(
-                request.url, json=request.body, timeout=httpx.Timeout(request.timeout)
-            )
+            async with self._get().stream(
+                "POST", request.url, json=request.body, timeout=httpx.Timeout(request.timeout)
+            ) as response:
+                body = await self._read_body(response)
         except httpx.HTTPError as exc:
             return HttpFailed(request.call, request.serial, describe_http_error(exc),
                               timed_out=isinstance(exc, httpx.TimeoutException))
         return HttpAnswered(request.call, request.serial, response.status_code,
-                            response.content, response.headers.get("retry-after"))
+                            body if body is not None else b"",
+                            response.headers.get("retry-after"),
+                            body_limit=None if body is not None else self._max_body)
+
+    async def _read_body(self, response: httpx.Response) -> bytes | None:
+        """The body, or None once it runs past ``max_body`` bytes (leaving the stream then
+        closes the connection rather than read the rest)."""
+        limit = self._max_body
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return None
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -4,7 +4,8 @@ cheap validity check) instead of logging in again.
 A store keeps one token per (broker, user) with the time it was created. ``MemoryTokenStore``
 lives as long as the process; ``FileTokenStore`` writes one file per user, created with mode
 0600 in a directory created with mode 0700, replaced atomically, and never named in logs with
-its content.
+its content. A token file that someone else could read (or that is not the user's own, or is a
+symlink) is not trusted: the session logs in again and replaces it with a private one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,11 +62,19 @@ class MemoryTokenStore:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+def _private(st: os.stat_result) -> bool:
+    """Only the owner may read or write the file, and the owner is this process's user."""
+    if os.name != "posix":
+        return True
+    return stat.S_IMODE(st.st_mode) & 0o077 == 0 and st.st_uid == os.geteuid()
+
+
 class FileTokenStore:
     """One JSON file per user in ``directory``: ``{"token": ..., "created": ISO 8601}``.
 
-    A file that cannot be read or parsed counts as no token: the session logs in again and
-    overwrites it.
+    A file that cannot be read or parsed, or that is not private (group or others may read or
+    write it, another user owns it, it is a symlink), counts as no token: the session logs in
+    again and overwrites it.
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -87,10 +98,14 @@ class FileTokenStore:
     @staticmethod
     def _load(path: Path) -> StoredToken | None:
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with open(fd, encoding="utf-8") as source:
+                if not _private(os.fstat(fd)):
+                    return None
+                doc = json.loads(source.read())
             created = datetime.fromisoformat(doc["created"])
             token = doc["token"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return None
         if not isinstance(token, str) or not token or created.tzinfo is None:
             return None
@@ -99,11 +114,15 @@ class FileTokenStore:
     def _save(self, path: Path, stored: StoredToken) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         doc = {"token": stored.token.reveal(), "created": stored.created.isoformat()}
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8") as out:
-            json.dump(doc, out)
-        os.replace(tmp, path)
+        # A new file of our own (O_EXCL, mode 0600 whatever the umask), never one found there.
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with open(fd, "w", encoding="utf-8") as out:
+                json.dump(doc, out)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     @staticmethod
     def _delete(path: Path) -> None:

@@ -8,6 +8,7 @@ certificate it cannot verify), where we want an immediate, named error.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import ssl
 from urllib.parse import urlsplit
 
@@ -26,14 +27,68 @@ def _tls(url: str) -> bool:
     return urlsplit(url).scheme in ("wss", "https")
 
 
+class NotLoopback(OSError):
+    """A plaintext connection to a loopback *name* whose address is not loopback."""
+
+
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def loopback_addresses(host: str, port: int, scheme: str) -> list[str]:
+    """Where a plaintext (``ws://``, ``http://``) connection to ``host`` may go.
+
+    The configuration lets plaintext through only to a loopback host, which may be a name
+    (``localhost``); a resolver that maps that name elsewhere must not carry plaintext (and the
+    login in it) off the machine, so every address it resolves to must be loopback, and the
+    connection goes to those addresses, not to the name resolved again. Raises ``NotLoopback``.
+    """
+    if _ip_literal(host):
+        return [host]  # the configuration checked it
+    infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:
+            raise NotLoopback(f"plaintext {scheme}:// to {host} refused: it resolves to "
+                              f"{address}, which is not a loopback address")
+    return addresses
+
+
+async def plaintext_problem(url: str) -> str | None:
+    """Why a plaintext request to ``url`` must not be made (see ``loopback_addresses``), or
+    None (TLS, an IP address, or a name resolving to loopback addresses only)."""
+    if _tls(url):
+        return None
+    parts = urlsplit(url)
+    try:
+        await loopback_addresses(parts.hostname or "", parts.port or 80, parts.scheme)
+    except NotLoopback as exc:
+        return str(exc)
+    except OSError:
+        return None  # cannot resolve: the request itself will say so
+    return None
+
+
 async def open_stream(url: str, ca_file: str | None) -> trio.abc.Stream:
-    """TCP to the URL's host, plus a verified TLS handshake for ``wss://``."""
+    """TCP to the URL's host, plus a verified TLS handshake for ``wss://``; plaintext only to
+    loopback addresses."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if _tls(url) else 80)
-    tcp = await trio.open_tcp_stream(host, port)
     if not _tls(url):
-        return tcp
+        failure: OSError | None = None
+        for address in await loopback_addresses(host, port, parts.scheme):
+            try:
+                return await trio.open_tcp_stream(address, port)
+            except OSError as exc:
+                failure = exc
+        assert failure is not None  # getaddrinfo returns an address or raises
+        raise failure
+    tcp = await trio.open_tcp_stream(host, port)
     stream = trio.SSLStream(tcp, tls_context(ca_file), server_hostname=host,
                             https_compatible=True)
     try:

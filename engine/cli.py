@@ -17,6 +17,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,16 +77,51 @@ def exit_code(outcome: dict[str, Any]) -> int:
 # argument parsing
 
 
-def _refuse_password_arguments(argv: Sequence[str]) -> None:
-    """Refuse ``--password VALUE`` before argparse could echo the value in an error message."""
+#: An option whose name says it carries a secret (``--password``, ``--api-key``, ``--token``,
+#: ``--totp-seed``...). The parser's own options that merely say where a secret is
+#: (``--password-env``, ``--password-file``, ``--token-dir``...) are known and let through.
+_SECRET_OPTION = re.compile(r"pass|pw|secret|token|key|otp|seed|cred", re.IGNORECASE)
+
+_SECRETS_HELP = (
+    "secrets are never taken from the command line (it shows up in process listings and shell "
+    "history): give the password in the environment variable BROKERGATE_PASSWORD (or "
+    "--password-env VAR), in a file (--password-file FILE), or let brokergate prompt for it; "
+    "API keys, tokens and TOTP seeds in environment variables (--api-key-env, "
+    "--access-token-env, --totp-seed-env, --totp-env, --otp-seed-env VAR)"
+)
+
+
+def _option_names(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of the parser and its subcommands."""
+    names: set[str] = set()
+    for action in parser._actions:
+        names.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= _option_names(sub)
+    return names
+
+
+def _refuse_secret_arguments(argv: Sequence[str], known: set[str]) -> None:
+    """Refuse ``--password VALUE`` (or ``--api-key``, ``-pVALUE``...) before argparse could echo
+    the value in an error message; the refusal names the option, never its value."""
     for arg in argv:
+        if not arg.startswith("-") or arg == "--":
+            continue
         name = arg.split("=", 1)[0]
-        if name in ("--password", "-p", "--pass", "--pw"):
-            raise UsageError(
-                "passwords are never taken from the command line (it shows up in process "
-                "listings and shell history); use --password-env VAR, --password-file FILE, "
-                "or let brokergate prompt for it"
-            )
+        if name in known:
+            continue
+        if not name.startswith("--"):
+            name = name[:2]  # -pVALUE: the value follows the letter
+        if name in ("-p", "-P") or _SECRET_OPTION.search(name):
+            raise UsageError(f"{name}: {_SECRETS_HELP}")
+
+
+def _unrecognized(extras: Sequence[str]) -> str:
+    """argparse would repeat unrecognized arguments whole; a stray value may be a secret."""
+    names = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
+    shown = f" {' '.join(names)}" if names else ""
+    return f"unrecognized arguments{shown} (values are not repeated: they may be secrets)"
 
 
 def _positive(text: str) -> float:
@@ -483,11 +519,19 @@ def _fail_usage(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser()
+    _refuse_secret_arguments(argv, _option_names(parser))
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        raise UsageError(_unrecognized(extras))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        _refuse_password_arguments(argv)
-        args = build_parser().parse_args(argv)
+        args = _parse(argv)
         if args.command == "login":
             return _login(args)
         if args.command == "simulate":

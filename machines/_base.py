@@ -427,6 +427,8 @@ class LoginModel:
     )
 
     broker: ClassVar[str]
+    #: The broker's name as people write it ("QST", "CQG", "Firstock"), for error texts.
+    broker_name: ClassVar[str]
     MACHINE: ClassVar[Machine]
     first_request_id: ClassVar[int] = 1
     #: Whether the engine should probe the connection with WebSocket pings (``ping_interval``).

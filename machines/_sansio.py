@@ -91,6 +91,9 @@ class HttpAnswered:
     status: int
     body: bytes
     retry_after: str | None = None
+    #: Set when the body ran past this many bytes (the session's ``max_frame_size``): the
+    #: engine stopped reading it there, and ``body`` is empty.
+    body_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +269,8 @@ class LoginProtocol(Protocol):
     """What the engine needs from a broker's machine model (one per session)."""
 
     broker: str
+    #: The broker's name as people write it ("QST", "CQG", "Firstock").
+    broker_name: str
     #: Application requests are numbered from here (the session's own requests use lower ids).
     first_request_id: int
     #: Whether the engine probes the connection with WebSocket pings.

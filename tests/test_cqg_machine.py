@@ -782,3 +782,78 @@ def test_no_secret_in_the_repr_of_a_configuration_or_a_session() -> None:
     text = repr(c) + str(c) + repr(s) + str(s.outcome())
     assert "pw-Zz9" not in text and SEED not in text and TOKEN not in text
     assert "logon=password" in repr(c)
+
+
+# --- hostile input ------------------------------------------------------------------------------
+
+
+def _not_utf8(frame: bytes, text: str) -> bytes:
+    raw = text.encode()
+    return frame.replace(raw, b"\xff" + raw[1:], 1)
+
+
+@pytest.mark.parametrize(("frame", "what"), [
+    (_not_utf8(logon_result(101, "Access denied"), "Access"), "LogonResult whose text_message"),
+    (_not_utf8(logon_ok(), BASE_TIME), "LogonResult whose base_time"),
+    (_not_utf8(logon_ok(), TOKEN), "LogonResult whose session_token"),
+    (_not_utf8(logon_result(106, redirect_url="wss://api2.cqg.com/"), "wss"),
+     "LogonResult whose redirect_url"),
+])
+def test_a_logon_result_string_that_is_not_utf8_is_a_malformed_frame(frame: bytes,
+                                                                     what: str) -> None:
+    s = session()
+    awaiting(s)
+    s.handle(FrameReceived(1, frame))
+    assert (s.state, s.outcome()["reason"], s.outcome()["fault"]) == (
+        "failed", "protocol_error", "broker")
+    assert s.outcome()["detail"] == f"CQG sent an invalid frame: a {what} is not valid UTF-8"
+
+
+def test_a_pong_whose_token_is_not_utf8_does_not_raise() -> None:
+    s = session()
+    settled(s)
+    out = s.handle(FrameReceived(1, _not_utf8(pong("brokergate-1", 5), "brokergate")))
+    assert moves(out) == [("malformed_frame", "authenticated", "restoring")]
+    assert s.outcome()["reason"] == "protocol_error"
+
+
+@pytest.mark.parametrize(("frame", "detail"), [
+    (logon_result(999, "new"), "CQG LogonResult 999: 'new'"),
+    (logged_off(77), "CQG LoggedOff reason 77"),
+])
+def test_results_name_cqg(frame: bytes, detail: str) -> None:
+    s = session()
+    awaiting(s)
+    s.handle(FrameReceived(1, frame))
+    assert s.state == "failed" and s.outcome()["detail"] == detail
+
+
+def test_a_refused_redirect_says_what_cqg_answered() -> None:
+    s = session()
+    awaiting(s)
+    s.handle(FrameReceived(1, logon_result(106, redirect_url="wss://evil.example.net/")))
+    assert s.outcome()["detail"].startswith("CQG LogonResult 106; redirect to evil.example.net")
+
+
+def test_a_connection_cqg_redirected_to_names_cqg_when_it_fails() -> None:
+    s = session()
+    awaiting(s)
+    s.handle(FrameReceived(1, logon_result(106, redirect_url="wss://api2.cqg.com/")))
+    out = s.handle(ConnectFailed(s.epoch, "connection refused"))
+    assert last(out).detail == ("connection refused (at wss://api2.cqg.com/, where CQG "
+                                "redirected the session)")
+
+
+@pytest.mark.parametrize(("setup", "code", "state", "reason"), [
+    ("awaiting", 1009, "backoff", "frame_too_large"),
+    ("settled", 1009, "restoring", "frame_too_large"),
+    ("awaiting", 1007, "failed", "protocol_error"),
+    ("awaiting", 1002, "failed", "protocol_error"),
+    ("settled", 1002, "restoring", "protocol_error"),
+])
+def test_frames_the_websocket_layer_refused_are_blamed_on_cqg(setup: str, code: int,
+                                                              state: str, reason: str) -> None:
+    s = session()
+    awaiting(s) if setup == "awaiting" else settled(s)
+    s.handle(Closed(1, code, "CQG sent something"))
+    assert (s.state, s.outcome()["reason"], s.outcome()["fault"]) == (state, reason, "broker")

@@ -145,7 +145,9 @@ def test_401_with_a_token_is_a_dead_session_but_not_at_login() -> None:
 
 
 @pytest.mark.parametrize(("header", "seconds"), [("2", 2.0), (" 0.5 ", 0.5), ("soon", None),
-                                                 ("-1", None), (None, None)])
+                                                 ("-1", None), (None, None), ("inf", None),
+                                                 ("nan", None), ("1e400", None),
+                                                 ("86400", 300.0)])
 def test_retry_after(header: str | None, seconds: float | None) -> None:
     assert parse_answer(429, body(status="failed"), header).retry_after == seconds
 
@@ -175,3 +177,58 @@ def test_the_newer_socket_url_and_answers() -> None:
     assert read_socket_message('{"status":"failed","message":"unauthenticated"}').ok is False
     assert read_socket_message("Maximum sessions limit (3) reached").ok is False
     assert read_socket_message(b"\xff garbage").ok is None
+
+
+# --- hostile answers ----------------------------------------------------------------------------
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize("raw", [b"[" * DEEP + b"]" * DEEP, b'{"a": ' * 5000 + b"1" + b"}" * 5000,
+                                 b'{"status": "Success\xff"}', b'{"code": ' + b"9" * 5000 + b"}",
+                                 b"[]", b"null", b"42", b'"success"', b""])
+def test_a_body_that_is_not_a_json_object_is_unreadable_never_an_exception(raw: bytes) -> None:
+    # json.loads raises RecursionError (not ValueError) on deep nesting: it must not escape.
+    answer = parse_answer(200, raw)
+    assert answer.not_json and not answer.ok
+    assert classify(answer).reason == "unreadable_answer"
+
+
+def test_a_body_over_the_limit_is_answer_too_large() -> None:
+    answer = parse_answer(200, b"", body_limit=4096)
+    assert answer.over_limit == 4096 and not answer.ok
+    assert answer.describe() == (
+        "HTTP 200 with a body larger than 4096 bytes (max_frame_size), not read")
+    assert classify(answer) == Fail("answer_too_large", Fault.BROKER)
+    assert classify(parse_answer(503, b"", body_limit=4096)).reason == "server_error"
+    assert classify(parse_answer(429, b"", body_limit=4096)).reason == "rate_limited"
+
+
+def test_fields_of_the_wrong_type_are_named_not_printed() -> None:
+    answer = parse_answer(400, body(status="Failed", name=["INVALID_PASSWORD"], code={"a": 1},
+                                    error={"field": 7, "message": [[[]]]}))
+    assert (answer.name, answer.code, answer.field, answer.message) == (
+        "(an array)", "(an object)", "7", "(an array)")
+    assert classify(answer).reason == "unknown_error"
+
+
+@pytest.mark.parametrize(("message", "why"), [
+    (b"\xff\xfe", "a binary frame of 2 bytes that is not UTF-8"),
+    ("not json", "8 characters that are not JSON"),
+    ("[1, 2]", "JSON an array where an object belongs"),
+    ("null", "JSON null where an object belongs"),
+    ("[" * DEEP + "]" * DEEP, f"{2 * DEEP} characters of JSON nested too deeply"),
+    (b"[" * DEEP + b"]" * DEEP, f"{2 * DEEP} characters of JSON nested too deeply"),
+])
+def test_an_unreadable_socket_message_says_why_without_quoting_it(message: bytes | str,
+                                                                  why: str) -> None:
+    answer = read_socket_message(message)
+    assert answer.ok is None and answer.unreadable == why
+
+
+def test_a_readable_socket_message_is_not_unreadable() -> None:
+    assert read_socket_message('{"t":"tf","lp":"100"}').unreadable is None
+    assert read_socket_message(b'{"t":"ck","s":"OK"}').ok is True
+    assert read_socket_message("Maximum sessions limit (3) reached").unreadable is None
+    nested = read_socket_message('{"t":"ck","s":' + "[" * 900 + "]" * 900 + "}")
+    assert nested.ok is False and nested.text == "(an array)"

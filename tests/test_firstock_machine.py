@@ -16,11 +16,13 @@ from machines import (
     Command,
     Connected,
     CredentialReady,
+    Deliver,
     FetchCredential,
     FrameReceived,
     HttpAnswered,
     HttpFailed,
     HttpRequest,
+    Notice,
     OpenConnection,
     SaveToken,
     Secret,
@@ -448,3 +450,109 @@ def test_an_error_answer_to_a_call_is_reported_not_acted_on() -> None:
     assert (got.ok, got.token_refused, got.name, got.status) == (
         False, False, "ORDERS_NOT_FOUND", 400)
     assert "No orders today" in got.detail and s.state == "authenticated"
+
+
+# --- hostile answers ----------------------------------------------------------------------------
+
+
+def awaiting_verdict(s: FirstockSession) -> None:
+    s.handle(Start())
+    answer(s, 200, OK)
+    s.handle(Connected(s.epoch))
+    assert s.state == "awaiting_login_response"
+
+
+@pytest.mark.parametrize(("message", "why"), [
+    (b"\xff\xfe", "a binary frame of 2 bytes that is not UTF-8"),
+    ("<html>tok-1</html>", "18 characters that are not JSON"),
+    ("[1, 2, 3]", "JSON an array where an object belongs"),
+    ("[" * 100_000 + "]" * 100_000, "200000 characters of JSON nested too deeply"),
+])
+def test_an_unreadable_socket_message_before_the_verdict_fails_the_session(
+    message: bytes | str, why: str,
+) -> None:
+    s = noren()
+    awaiting_verdict(s)
+    out = s.handle(FrameReceived(1, message))
+    assert moves(out) == [("malformed_frame", "awaiting_login_response", "failed")]
+    outcome = s.outcome()
+    assert (outcome["reason"], outcome["fault"]) == ("protocol_error", "broker")
+    assert outcome["detail"] == f"Firstock sent an unreadable socket message: {why}"
+    assert "tok-1" not in outcome["detail"]  # never the content: it may carry the token
+
+
+def test_the_unreadable_socket_message_row_is_in_the_policy() -> None:
+    from machines import Fail, Fault
+    from machines.firstock import policy
+
+    assert Fail("protocol_error", Fault.BROKER) == policy.MALFORMED_BEFORE_VERDICT
+    [row] = [r for r in policy.policy_rows()
+             if r.signal == "unreadable socket message before the verdict"]
+    assert row.action is policy.MALFORMED_BEFORE_VERDICT
+    assert (row.triggers, row.states) == (("malformed_frame",), ("awaiting_login_response",))
+
+
+def test_messages_once_authenticated_go_to_the_application_as_they_are() -> None:
+    s = noren()
+    attached(s)
+    for message in (b"\xff\xfe", "not json", '{"t":"tf","lp":"1"}'):
+        out = s.handle(FrameReceived(1, message))
+        assert s.state == "authenticated" and [c.message for c in out
+                                               if isinstance(c, Deliver)] == [message]
+
+
+def test_a_second_verdict_while_authenticated_is_a_notice() -> None:
+    s = noren()
+    attached(s)
+    out = s.handle(FrameReceived(1, '{"t":"ck","s":"Not_Ok","emsg":"Invalid Session Key"}'))
+    assert s.state == "authenticated" and not moves(out)
+    [notice] = [c for c in out if isinstance(c, Notice)]
+    assert notice.kind == "unexpected_frame" and notice.detail.startswith("Firstock's socket")
+
+
+@pytest.mark.parametrize(("code", "setup", "state", "reason"), [
+    (1007, awaiting_verdict, "failed", "protocol_error"),
+    (1002, awaiting_verdict, "failed", "protocol_error"),
+    (1002, attached, "backoff", "protocol_error"),
+    (1009, awaiting_verdict, "backoff", "frame_too_large"),
+    (1009, attached, "backoff", "frame_too_large"),
+    (1006, attached, "backoff", "connection_lost"),
+])
+def test_socket_close_codes(code: int, setup: Any, state: str, reason: str) -> None:
+    s = noren()
+    setup(s)
+    s.handle(Closed(1, code))
+    assert (s.state, s.outcome()["reason"]) == (state, reason)
+    assert s.outcome()["fault"] == ("network" if code == 1006 else "broker")
+
+
+def test_an_oversized_login_answer_fails_naming_firstock() -> None:
+    s = session()
+    s.handle(Start())
+    out = s.handle(HttpAnswered("login", s.call_serial, 200, b"", None, body_limit=4096))
+    assert moves(out) == [("login_answer", "requesting_token", "failed")]
+    assert s.outcome()["reason"] == "answer_too_large" and s.outcome()["fault"] == "broker"
+    assert s.outcome()["detail"] == ("login: Firstock answered HTTP 200 with a body larger than "
+                                     "4096 bytes (max_frame_size), not read")
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    ({"susertoken": 12345}, "a number where a string belongs"),
+    ({"susertoken": ["t"]}, "an array where a string belongs"),
+    ({"susertoken": ""}, "empty"),
+    ({"actid": "AA1"}, "absent"),
+    ("tok-1", "data is a string, not an object"),
+])
+def test_a_success_without_a_usable_token_says_what_was_wrong(data: Any, why: str) -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 200, {"status": "Success", "data": data})
+    assert s.state == "failed" and s.outcome()["reason"] == "protocol_error"
+    assert s.outcome()["detail"] == f"login: Firstock answered success without a susertoken ({why})"
+
+
+def test_an_infinite_retry_after_does_not_park_the_session() -> None:
+    s = session()
+    s.handle(Start())
+    answer(s, 429, failed("API_RATE_LIMIT"), retry_after="inf")
+    assert s.state == "backoff" and s.delay is not None and s.delay < 60

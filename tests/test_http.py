@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 
@@ -10,7 +11,7 @@ import trio
 import trio.testing
 
 from engine._http import HttpCaller, RateLimiter, describe_http_error, limiter_for
-from machines import HttpFailed, HttpRequest
+from machines import HttpAnswered, HttpFailed, HttpRequest
 
 
 async def test_requests_are_spaced_evenly_at_the_rate(clock: trio.testing.MockClock) -> None:
@@ -89,3 +90,65 @@ async def test_a_refused_connection_is_a_failure_not_an_exception() -> None:
 def test_timeouts_say_where_they_happened() -> None:
     assert describe_http_error(httpx.ReadTimeout("x")) == "timed out waiting for the answer"
     assert describe_http_error(httpx.ConnectTimeout("x")) == "timed out connecting"
+
+
+# --- answers are never read past the limit ----------------------------------------------------
+
+
+async def _answer_with(head: bytes, body: bytes) -> tuple[HttpAnswered | HttpFailed, float]:
+    """Call a loopback server that answers ``head`` and ``body`` and then stalls; the answer
+    and how long (virtual seconds) the call took."""
+
+    async def serve(stream: trio.SocketStream) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await stream.receive_some(65536)
+        await stream.send_all(head + body)
+        await trio.sleep_forever()
+
+    caller = HttpCaller(None, max_body=4096)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, serve, 0,
+                                                          host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        start = trio.current_time()
+        try:
+            answer = await caller.call(HttpRequest("login", 1, f"http://127.0.0.1:{port}/login",
+                                                   {"password": "Zq-secret"}, timeout=10.0))
+        finally:
+            await caller.aclose()
+        nursery.cancel_scope.cancel()
+    return answer, trio.current_time() - start
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+async def test_a_body_that_runs_past_the_limit_is_not_read_on(
+    clock: trio.testing.MockClock,
+) -> None:
+    # Chunked, no length, and it never ends: reading it whole would wait for the timeout.
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    answer, took = await _answer_with(head, _chunk(b" " * 3000) + _chunk(b" " * 3000))
+    assert isinstance(answer, HttpAnswered)
+    assert answer.body == b"" and answer.body_limit == 4096 and answer.status == 200
+    assert took < 1.0
+
+
+async def test_a_declared_length_past_the_limit_is_not_read_at_all(
+    clock: trio.testing.MockClock,
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n"
+    answer, took = await _answer_with(head, b"{" * 100)
+    assert isinstance(answer, HttpAnswered) and answer.body_limit == 4096 and took < 1.0
+
+
+async def test_a_body_within_the_limit_is_read_whole(clock: trio.testing.MockClock) -> None:
+    body = b'{"status": "Success", "pad": "' + b" " * 4000 + b'"}'
+    assert len(body) <= 4096
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    answer, _ = await _answer_with(head, body)
+    assert isinstance(answer, HttpAnswered) and answer.body == body
+    assert answer.body_limit is None

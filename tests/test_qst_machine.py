@@ -419,3 +419,53 @@ def test_events_in_terminal_states_change_nothing() -> None:
 def test_repr_hides_the_password() -> None:
     s = session(password=Secret("hunter2-xyz"))
     assert "hunter2-xyz" not in repr(s) and "hunter2-xyz" not in repr(s.config)
+
+
+# --- hostile input ------------------------------------------------------------------------------
+
+
+def _not_utf8(frame: bytes, text: str) -> bytes:
+    raw = text.encode()
+    return frame.replace(raw, b"\xff" + raw[1:], 1)
+
+
+@pytest.mark.parametrize(("frame", "field"), [
+    (_not_utf8(error(6, "Server error (6)"), "Server"), "error.message"),
+    (_not_utf8(error(None, "Populate all mandatory fields"), "Populate"), "error.message"),
+    (_not_utf8(provisioning("Terms"), "Terms"), "provisioning_messages.messages.title"),
+])
+def test_a_string_field_that_is_not_utf8_is_a_malformed_frame(frame: bytes, field: str) -> None:
+    # protobuf hands such a field back as bytes; the policy's text matching would raise on it.
+    s = session()
+    awaiting(s)
+    s.handle(FrameReceived(1, frame))
+    assert s.state == "failed" and s.reason == "protocol_error" and s.fault is Fault.BROKER
+    assert s.detail == f"QST sent an invalid frame: a Response whose {field} is not valid UTF-8"
+
+
+def test_an_answer_that_is_not_utf8_after_login_reconnects() -> None:
+    s = session()
+    authenticated(s)
+    s.handle(FrameReceived(1, _not_utf8(translated(16, "ESZ6"), "ESZ6")))
+    assert s.state == "backoff" and s.reason == "protocol_error" and s.fault is Fault.BROKER
+
+
+@pytest.mark.parametrize("code", [1002, 1007])
+def test_an_invalid_websocket_frame_is_a_malformed_frame(code: int) -> None:
+    s = session()
+    awaiting(s)
+    s.handle(Closed(1, code, "QST broke the WebSocket protocol: an invalid frame"))
+    assert (s.state, s.reason, s.fault) == ("failed", "protocol_error", Fault.BROKER)
+    assert s.detail == f"close {code} QST broke the WebSocket protocol: an invalid frame"
+    s = session()
+    authenticated(s)
+    s.handle(Closed(1, code))
+    assert (s.state, s.reason, s.fault) == ("backoff", "protocol_error", Fault.BROKER)
+
+
+def test_a_frame_above_the_size_limit_is_retried_and_blamed_on_qst() -> None:
+    s = session()
+    awaiting(s)
+    s.handle(Closed(1, 1009, "QST sent a frame larger than max_frame_size (4096 bytes)"))
+    assert (s.state, s.reason, s.fault) == ("backoff", "frame_too_large", Fault.BROKER)
+    assert "QST sent a frame larger than max_frame_size" in (s.detail or "")

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from google.protobuf.message import DecodeError, EncodeError, Message
 
+from machines._protobuf import invalid_strings
 from machines.cqg import cqg_session_pb2 as pb
 
 PROTOCOL_VERSION_MAJOR: Final = pb.PROTOCOL_VERSION_MAJOR
@@ -163,10 +164,13 @@ def decode_server(data: bytes | str) -> pb.ServerMsg:
         value = getattr(msg, name)
         parts = value if isinstance(value, Sequence) else [value] if msg.HasField(name) else []
         for part in parts:
+            kind = type(part).__name__
             missing = part.FindInitializationErrors()
             if missing:
-                kind = type(part).__name__
                 raise MalformedFrame(f"a {kind} without its required {', '.join(missing)}")
+            not_text = invalid_strings(part)
+            if not_text:
+                raise MalformedFrame(f"a {kind} whose {', '.join(not_text)} is not valid UTF-8")
     return msg
 
 

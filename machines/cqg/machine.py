@@ -249,7 +249,8 @@ def refuse_redirect(ev: EventData) -> None:
     assert isinstance(action, Redirect)
     model = cqg(ev)
     problem = model.redirect_problem(ev.kwargs.get("redirect_url"))
-    model.conclude(action.reason, action.fault, problem)
+    detail = ev.kwargs.get("detail")
+    model.conclude(action.reason, action.fault, f"{detail}; {problem}" if detail else problem)
 
 
 def forget_session(ev: EventData) -> None:
@@ -258,7 +259,7 @@ def forget_session(ev: EventData) -> None:
     action = action_of(ev)
     if isinstance(action, FullLogon):
         model.reason, model.fault = action.reason, action.fault
-        model.detail = f"CQG refused the restore ({ev.kwargs.get('detail')}); logging on again"
+        model.detail = f"the restore was refused ({ev.kwargs.get('detail')}); logging on again"
         model.emit(Notice("session_lost", model.detail, action.fault))
     elif model.session_token is not None and model.lost_at is not None:
         model.reason, model.fault = "restore_window_passed", None
@@ -283,8 +284,11 @@ def take_spacing(ev: EventData) -> None:
     wait = model.history.wait(model.clock(), model.config.min_logon_interval)
     model.delay = wait
     model.reason, model.fault = "logon_spacing", None
-    model.detail = (f"the last logon of this user was under {model.config.min_logon_interval:g} s "
-                    f"ago; the next may go in {wait:.1f} s")
+    spacing = (f"the last logon of this user was under {model.config.min_logon_interval:g} s "
+               f"ago; the next may go in {wait:.1f} s")
+    # After a refused restore, say what CQG said too: it is why a logon is needed at all.
+    cause = ev.kwargs.get("detail")
+    model.detail = f"{cause}; {spacing}" if cause else spacing
 
 
 def take_credential(ev: EventData) -> None:

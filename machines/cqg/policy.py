@@ -73,6 +73,14 @@ MALFORMED_DURING_LOGON = Fail("protocol_error", Fault.BROKER)
 MALFORMED_AFTER_LOGON = Restore("protocol_error", Fault.BROKER)
 #: A restore sends no password, so a garbled answer to it is only worth another try.
 MALFORMED_DURING_RESTORE = Retry("protocol_error", Fault.BROKER)
+#: Close codes that say a frame from CQG was invalid at the WebSocket level (1002: it broke the
+#: protocol; 1007: a text frame that is not UTF-8). Our side closes with them before the codec
+#: sees the frame: they are malformed frames, acted on like the ones the codec refuses.
+INVALID_FRAME_CLOSES = (1002, 1007)
+#: Our side closes with 1009 when CQG sends a frame above max_frame_size.
+FRAME_TOO_LARGE_CLOSE = 1009
+FRAME_TOO_LARGE = Restore("frame_too_large", Fault.BROKER)
+FRAME_TOO_LARGE_EARLY = Retry("frame_too_large", Fault.BROKER)
 #: A credential provider raised, timed out or returned nothing.
 CREDENTIAL_FAILED = Fail("credential_unavailable", Fault.CONFIGURATION)
 #: The daily cap on successful logons is reached: stop before CQG's own cap locks us out.
@@ -113,11 +121,11 @@ def policy_rows() -> list[PolicyRow]:
                        f"{_name(pb.LoggedOff, 'LogoffReason', c, 'LOGOFF_REASON_')}", a,
                        triggers=off) for c, a in LOGOFF_REASONS.items()]
     rows.append(PolicyRow("LoggedOff, any other reason", UNKNOWN_LOGOFF_REASON, triggers=off))
-    rows.append(PolicyRow("connection lost while authenticated (close, read error, no Pong)",
-                          CONNECTION_LOST, triggers=("closed", "timeout"),
+    rows.append(PolicyRow("connection lost while authenticated (any other close code, read "
+                          "error, no Pong)", CONNECTION_LOST, triggers=("closed", "timeout"),
                           states=("authenticated",)))
-    rows.append(PolicyRow("connection lost while logging on or restoring", CONNECTION_LOST_EARLY,
-                          triggers=("closed",),
+    rows.append(PolicyRow("connection lost (any other close code) while logging on or restoring",
+                          CONNECTION_LOST_EARLY, triggers=("closed",),
                           states=("connecting", "awaiting_login_response", "restoring")))
     rows.append(PolicyRow("connection refused / handshake failed", CONNECT_FAILED,
                           triggers=("connect_failed",)))
@@ -130,6 +138,18 @@ def policy_rows() -> list[PolicyRow]:
                           triggers=malformed, states=("restoring",)))
     rows.append(PolicyRow("malformed frame while authenticated", MALFORMED_AFTER_LOGON,
                           triggers=malformed, states=("authenticated",)))
+    invalid = "close 1002 / 1007 (an invalid WebSocket frame)"
+    rows.append(PolicyRow(f"{invalid} before the logon result", MALFORMED_DURING_LOGON,
+                          triggers=("closed",), states=("awaiting_login_response",)))
+    rows.append(PolicyRow(f"{invalid} before the restore result", MALFORMED_DURING_RESTORE,
+                          triggers=("closed",), states=("restoring",)))
+    rows.append(PolicyRow(f"{invalid} while authenticated", MALFORMED_AFTER_LOGON,
+                          triggers=("closed",), states=("authenticated",)))
+    rows.append(PolicyRow("close 1009 (a frame above max_frame_size) while authenticated",
+                          FRAME_TOO_LARGE, triggers=("closed",), states=("authenticated",)))
+    rows.append(PolicyRow("close 1009 (a frame above max_frame_size) while logging on or "
+                          "restoring", FRAME_TOO_LARGE_EARLY, triggers=("closed",),
+                          states=("awaiting_login_response", "restoring")))
     rows.append(PolicyRow("credential provider failed", CREDENTIAL_FAILED,
                           triggers=("credential_ready",)))
     rows.append(PolicyRow("daily logon cap reached before a full logon", LOGON_QUOTA))

@@ -22,6 +22,7 @@ from machines._policy import Action
 from machines._sansio import (
     CancelTimer,
     Command,
+    ConnectFailed,
     CredentialReady,
     Deliver,
     Fault,
@@ -85,6 +86,7 @@ class CqgSession(LoginModel):
     )
 
     broker: ClassVar[str] = BROKER
+    broker_name: ClassVar[str] = "CQG"
     MACHINE = MACHINE
     websocket_pings: ClassVar[bool] = False
 
@@ -236,6 +238,12 @@ class CqgSession(LoginModel):
         return SendFrame(codec.encode_logoff(f"brokergate: {text}"), "Logoff")
 
     def close_action(self, code: int) -> Action:
+        if code in policy.INVALID_FRAME_CLOSES:
+            return self._malformed_action()
+        if code == policy.FRAME_TOO_LARGE_CLOSE:
+            if self.state == AUTHENTICATED:
+                return policy.FRAME_TOO_LARGE
+            return policy.FRAME_TOO_LARGE_EARLY
         if self.state == AUTHENTICATED:
             return policy.CONNECTION_LOST
         return policy.CONNECTION_LOST_EARLY
@@ -261,6 +269,10 @@ class CqgSession(LoginModel):
     def dispatch(self, event: Any) -> None:
         if isinstance(event, CredentialReady):
             self.fire("credential_ready", value=event.value, problem=event.problem)
+        elif isinstance(event, ConnectFailed) and self.logon_url != self.config.url:
+            # A server CQG redirected us to: say so, it is not the one configured.
+            super().dispatch(ConnectFailed(event.epoch, f"{event.detail} (at {self.logon_url}, "
+                                                        "where CQG redirected the session)"))
         else:
             super().dispatch(event)
 
@@ -339,7 +351,7 @@ class CqgSession(LoginModel):
             self._unexpected("a LogonResult")
             return
         code = result.result_code
-        detail = f"LogonResult {code}"
+        detail = f"CQG LogonResult {code}"
         if result.HasField("text_message") and result.text_message:
             detail += f": {result.text_message!r}"
         redirect_url = result.redirect_url if result.HasField("redirect_url") else None
@@ -351,7 +363,7 @@ class CqgSession(LoginModel):
             self._unexpected("a RestoreOrJoinSessionResult")
             return
         code = result.result_code
-        detail = f"RestoreOrJoinSessionResult {code}"
+        detail = f"CQG RestoreOrJoinSessionResult {code}"
         if result.HasField("text_message") and result.text_message:
             detail += f": {result.text_message!r}"
         self.fire("restore_result", action=policy.restore_action(code), error_code=code,
@@ -359,7 +371,7 @@ class CqgSession(LoginModel):
 
     def _logged_off(self, logged_off: pb.LoggedOff) -> None:
         reason = logged_off.logoff_reason
-        detail = f"LoggedOff reason {reason}"
+        detail = f"CQG LoggedOff reason {reason}"
         if logged_off.HasField("text_message") and logged_off.text_message:
             detail += f": {logged_off.text_message!r}"
         redirect_url = logged_off.redirect_url if logged_off.HasField("redirect_url") else None
@@ -394,11 +406,13 @@ class CqgSession(LoginModel):
             self.emit(CancelTimer(PONG_TIMER))
         self.rtt = max(0.0, (self.server_now_ms() - pong.ping_utc_time) / 1000.0)
 
-    def _malformed(self, what: str) -> None:
+    def _malformed_action(self) -> Action:
         if self.state == AWAITING_LOGIN_RESPONSE:
-            action: Action = policy.MALFORMED_DURING_LOGON
-        elif self.state == RESTORING:
-            action = policy.MALFORMED_DURING_RESTORE
-        else:
-            action = policy.MALFORMED_AFTER_LOGON
-        self.fire("malformed_frame", action=action, detail=f"CQG sent an invalid frame: {what}")
+            return policy.MALFORMED_DURING_LOGON
+        if self.state == RESTORING:
+            return policy.MALFORMED_DURING_RESTORE
+        return policy.MALFORMED_AFTER_LOGON
+
+    def _malformed(self, what: str) -> None:
+        self.fire("malformed_frame", action=self._malformed_action(),
+                  detail=f"CQG sent an invalid frame: {what}")

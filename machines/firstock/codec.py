@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -23,6 +24,9 @@ PLAIN_PASSWORD_VERSIONS: Final = frozenset({"v2", "v3"})
 
 #: Status values Firstock has used for success (compared case-insensitively).
 _SUCCESS: Final = "success"
+#: The longest wait a Retry-After may ask for, in seconds; a longer one is cut to this (a
+#: hostile or broken server must not park a session for ever; the retries stay bounded).
+MAX_RETRY_AFTER: Final = 300.0
 
 
 def password_for(version: str, password: str) -> str:
@@ -54,6 +58,7 @@ class Answer:
 
     ``ok`` is the body's own verdict. ``name``/``code``/``field``/``message`` describe a failure
     (``name`` is ``None`` when the body was not Firstock's JSON at all: a proxy's error page).
+    ``over_limit`` is set (to the limit, in bytes) when the body was too large to be read.
     """
 
     http_status: int
@@ -65,9 +70,13 @@ class Answer:
     message: str | None = None
     retry_after: float | None = None
     not_json: bool = False
+    over_limit: int | None = None
 
     def describe(self) -> str:
         """A one-line account of a failed answer, for details and errors."""
+        if self.over_limit is not None:
+            return (f"HTTP {self.http_status} with a body larger than {self.over_limit} bytes "
+                    "(max_frame_size), not read")
         if self.not_json:
             return f"HTTP {self.http_status} with a body that is not Firstock's JSON"
         parts = [f"HTTP {self.http_status}"]
@@ -82,22 +91,32 @@ class Answer:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (the HTTP-date form is not worth supporting here)."""
+    """Seconds from a Retry-After header (the HTTP-date form is not worth supporting here),
+    at most ``MAX_RETRY_AFTER``; None for anything that is not a finite number of seconds."""
     if value is None:
         return None
     try:
         seconds = float(value.strip())
     except ValueError:
         return None
-    return seconds if seconds >= 0 else None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
 
 
-def parse_answer(http_status: int, body: bytes, retry_after: str | None = None) -> Answer:
-    """Read a REST answer: the JSON body decides, the HTTP status fills in."""
+def parse_answer(http_status: int, body: bytes, retry_after: str | None = None, *,
+                 body_limit: int | None = None) -> Answer:
+    """Read a REST answer: the JSON body decides, the HTTP status fills in.
+
+    ``body_limit`` says the body ran past that many bytes and was not read (``body`` is then
+    empty). Never raises: a body that cannot be read is an answer that says so.
+    """
     wait = parse_retry_after(retry_after)
+    if body_limit is not None:
+        return Answer(http_status, False, retry_after=wait, over_limit=body_limit)
     try:
         doc = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
         doc = None
     if not isinstance(doc, dict):
         return Answer(http_status, False, retry_after=wait, not_json=True)
@@ -123,9 +142,26 @@ def parse_answer(http_status: int, body: bytes, retry_after: str | None = None) 
 
 
 def _text(value: object) -> str | None:
+    """A JSON value as text: strings as they are, numbers and booleans written out, and an
+    array or object named rather than written out (it may be nested too deeply to print)."""
     if value is None:
         return None
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return f"({json_kind(value)})"
+
+
+def json_kind(value: object) -> str:
+    """What kind of JSON value ``value`` is, in words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = {str: "a string", int: "a number", float: "a number", list: "an array",
+             dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 # --- sockets ------------------------------------------------------------------------------------
@@ -149,29 +185,41 @@ def socket_url(base: str, user_id: str, token: str) -> str:
 @dataclass(frozen=True, slots=True)
 class SocketAnswer:
     """What a socket said about our authentication: ``ok`` True/False, or None for any other
-    message (market data, acknowledgements)."""
+    message (market data, acknowledgements). ``unreadable`` says why a message could not be
+    read at all (not UTF-8, not JSON, not a JSON object); it never quotes the message, which
+    may carry the token."""
 
     ok: bool | None
     text: str = ""
+    unreadable: str | None = None
 
 
 def read_socket_message(data: bytes | str) -> SocketAnswer:
-    """Classify one socket message of either variant (not JSON: neither verdict)."""
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    """Classify one socket message of either variant. Never raises."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return SocketAnswer(None, unreadable=f"a binary frame of {len(data)} bytes that is "
+                                                 "not UTF-8")
+    else:
+        text = data
     if "Maximum sessions limit" in text:
         return SocketAnswer(False, text.strip()[:200])
     try:
         doc = json.loads(text)
+    except RecursionError:
+        return SocketAnswer(None, unreadable=f"{len(text)} characters of JSON nested too deeply")
     except ValueError:
-        return SocketAnswer(None, text[:200])
+        return SocketAnswer(None, unreadable=f"{len(text)} characters that are not JSON")
     if not isinstance(doc, dict):
-        return SocketAnswer(None, text[:200])
+        return SocketAnswer(None, unreadable=f"JSON {json_kind(doc)} where an object belongs")
     if doc.get("t") == "ck":
-        ok = str(doc.get("s", "")).lower() == "ok"
-        return SocketAnswer(ok, str(doc.get("emsg") or doc.get("s") or ""))
-    message = str(doc.get("message", ""))
+        ok = (_text(doc.get("s")) or "").lower() == "ok"
+        return SocketAnswer(ok, _text(doc.get("emsg") or doc.get("s")) or "")
+    message = _text(doc.get("message")) or ""
     if message.lower() == "authentication successful":
         return SocketAnswer(True, message)
-    if message.lower() == "unauthenticated" or str(doc.get("status", "")).lower() == "failed":
+    if message.lower() == "unauthenticated" or (_text(doc.get("status")) or "").lower() == "failed":
         return SocketAnswer(False, message or text[:200])
     return SocketAnswer(None, "")

@@ -9,6 +9,7 @@
     validating_token --validation_answer--> connecting | authenticated | requesting_token
     connecting --connected--> awaiting_login_response --socket_verdict--> authenticated
     awaiting_login_response --socket_verdict (refused)--> requesting_token (once) | failed
+    awaiting_login_response --malformed_frame (a message it cannot read)--> failed
     connecting / awaiting_login_response / authenticated --closed...--> backoff --> connecting
         (the token is still good: no new REST login)
     authenticated --token_refused--> requesting_token (once) | failed
@@ -178,7 +179,7 @@ def relogin(ev: EventData) -> None:
 def refuse_token(ev: EventData) -> None:
     model = fs(ev)
     model.drop_token()
-    who = "the socket" if ev.event.name == "socket_verdict" else "Firstock"
+    who = "Firstock's socket" if ev.event.name == "socket_verdict" else "Firstock"
     model.conclude("session_invalid", Fault.BROKER,
                    f"{who} refused the token of a fresh login too: {ev.kwargs.get('detail')}")
 
@@ -428,7 +429,7 @@ TRIGGER_WORDS = {
     "closed": "close",
     "connect_failed": "connection refused / handshake failed",
     "timeout": "timeout",
-    "malformed_frame": "malformed frame",
+    "malformed_frame": "unreadable socket message",
     "backoff_elapsed": "backoff elapsed",
     "stable": "up for the stability window",
     "renew": "daily expiry in 5 minutes",

@@ -42,13 +42,27 @@ HTTP_429 = Retry("rate_limited", Fault.BROKER)
 SERVER_ERROR = Retry("server_error", Fault.BROKER)
 #: A non-5xx answer whose body is not Firstock's JSON.
 UNREADABLE = Fail("unreadable_answer", Fault.BROKER)
+#: A non-5xx answer whose body is larger than max_frame_size: not read into memory.
+TOO_LARGE = Fail("answer_too_large", Fault.BROKER)
 #: Anything else: report the name and message, do not guess.
 UNKNOWN = Fail("unknown_error", Fault.BROKER)
 
 CONNECT_FAILED = Retry("connect_failed", Fault.NETWORK)
 TIMEOUT = Retry("timeout", Fault.NETWORK)
-#: The socket closed, whatever the code: reattach with the token in hand (no REST login).
+#: The socket closed: reattach with the token in hand (no REST login).
 CONNECTION_LOST = Retry("connection_lost", Fault.NETWORK, immediate=True)
+#: Our side closes with 1009 when Firstock sends a socket frame above max_frame_size.
+FRAME_TOO_LARGE_CLOSE = 1009
+FRAME_TOO_LARGE = Retry("frame_too_large", Fault.BROKER)
+#: Close codes that say a socket frame from Firstock was invalid at the WebSocket level (1002:
+#: it broke the protocol; 1007: a text frame that is not UTF-8).
+INVALID_FRAME_CLOSES = (1002, 1007)
+#: A socket message that cannot be read (not UTF-8, not JSON, not a JSON object) before the
+#: verdict on our token, as QST and CQG treat a malformed frame before their login result.
+MALFORMED_BEFORE_VERDICT = Fail("protocol_error", Fault.BROKER)
+#: The same once authenticated, where only the WebSocket layer can refuse a frame (the
+#: application reads market data as it comes): reattach.
+MALFORMED_AFTER_VERDICT = Retry("protocol_error", Fault.BROKER)
 #: A login "success" without a token: nothing to work with.
 MISSING_TOKEN = Fail("protocol_error", Fault.BROKER)
 
@@ -69,6 +83,8 @@ def classify(answer: Answer, *, with_token: bool = False) -> Action:
         return HTTP_429
     if answer.http_status >= 500:
         return SERVER_ERROR
+    if answer.over_limit is not None:
+        return TOO_LARGE
     if answer.not_json:
         return UNREADABLE
     if with_token and answer.http_status in (401, 403):
@@ -92,12 +108,34 @@ def policy_rows() -> list[PolicyRow]:
                           triggers=rest))
     rows.append(PolicyRow("HTTP 5xx, no known name (JSON or not)", SERVER_ERROR, triggers=rest))
     rows.append(PolicyRow("a body that is not JSON, below 500", UNREADABLE, triggers=rest))
+    rows.append(PolicyRow("a body larger than max_frame_size, below 500", TOO_LARGE,
+                          triggers=rest))
     rows.append(PolicyRow("HTTP 401/403 on a call with the token", TOKEN_REFUSED,
                           triggers=with_token))
     rows.append(PolicyRow("anything else", UNKNOWN, triggers=rest))
     rows.append(PolicyRow("connection refused / TLS failed", CONNECT_FAILED,
                           triggers=("login_failed", "connect_failed")))
     rows.append(PolicyRow("connect or read timeout", TIMEOUT, triggers=("login_failed", "timeout")))
-    rows.append(PolicyRow("socket closed or dropped (any close code)", CONNECTION_LOST,
+    rows.append(PolicyRow("unreadable socket message before the verdict",
+                          MALFORMED_BEFORE_VERDICT, triggers=("malformed_frame",),
+                          states=("awaiting_login_response",)))
+    invalid = "socket close 1002 / 1007 (an invalid WebSocket frame)"
+    rows.append(PolicyRow(f"{invalid} before the verdict", MALFORMED_BEFORE_VERDICT,
+                          triggers=("closed",), states=("awaiting_login_response",)))
+    rows.append(PolicyRow(f"{invalid} while authenticated", MALFORMED_AFTER_VERDICT,
+                          triggers=("closed",), states=("authenticated",)))
+    rows.append(PolicyRow("socket close 1009 (a frame above max_frame_size)", FRAME_TOO_LARGE,
+                          triggers=("closed",), states=("awaiting_login_response",
+                                                        "authenticated")))
+    rows.append(PolicyRow("socket closed or dropped (any other close code)", CONNECTION_LOST,
                           triggers=("closed",)))
     return rows
+
+
+def classify_close(code: int, *, before_verdict: bool) -> Action:
+    """The action for a socket close; ``before_verdict``: while awaiting the verdict."""
+    if code in INVALID_FRAME_CLOSES:
+        return MALFORMED_BEFORE_VERDICT if before_verdict else MALFORMED_AFTER_VERDICT
+    if code == FRAME_TOO_LARGE_CLOSE:
+        return FRAME_TOO_LARGE
+    return CONNECTION_LOST

@@ -21,11 +21,13 @@ from machines._sansio import (
     Command,
     CredentialReady,
     Deliver,
+    Fault,
     FetchCredential,
     FrameReceived,
     HttpAnswered,
     HttpFailed,
     HttpRequest,
+    Notice,
     SaveToken,
     SendFrame,
     StartTimer,
@@ -77,6 +79,18 @@ def _susertoken(data: object) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
+def _token_problem(data: object) -> str:
+    """What is wrong with the susertoken of a login "success" (never the value itself)."""
+    if not isinstance(data, dict):
+        return f"data is {codec.json_kind(data)}, not an object"
+    if "susertoken" not in data:
+        return "absent"
+    token = data["susertoken"]
+    if isinstance(token, str):
+        return "empty"
+    return f"{codec.json_kind(token)} where a string belongs"
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -107,6 +121,7 @@ class FirstockSession(LoginModel):
     )
 
     broker: ClassVar[str] = BROKER
+    broker_name: ClassVar[str] = "Firstock"
     keeps_sessions: ClassVar[bool] = True
     MACHINE = MACHINE
 
@@ -303,7 +318,8 @@ class FirstockSession(LoginModel):
         call: a later refusal may have its own. A refusal of the token is not acted on here;
         the engine posts ``TokenRefused`` so that the machine acts on it in order.
         """
-        answer = codec.parse_answer(event.status, event.body, event.retry_after)
+        answer = codec.parse_answer(event.status, event.body, event.retry_after,
+                                    body_limit=event.body_limit)
         action = policy.classify(answer, with_token=True)
         if answer.ok:
             if generation == self.token_generation and self.relogged == "token_refused":
@@ -335,7 +351,7 @@ class FirstockSession(LoginModel):
         raise AssertionError("Firstock logs out over REST")
 
     def close_action(self, code: int) -> Action:
-        return policy.CONNECTION_LOST
+        return policy.classify_close(code, before_verdict=self.state == AWAITING_LOGIN_RESPONSE)
 
     def connect_failed_action(self) -> Action:
         return policy.CONNECT_FAILED
@@ -370,12 +386,14 @@ class FirstockSession(LoginModel):
                 super().dispatch(event)
 
     def _answered(self, event: HttpAnswered) -> None:
-        answer = codec.parse_answer(event.status, event.body, event.retry_after)
+        answer = codec.parse_answer(event.status, event.body, event.retry_after,
+                                    body_limit=event.body_limit)
         action = policy.classify(answer, with_token=event.call != "login")
-        detail = f"{event.call}: {answer.describe()}" if not answer.ok else None
+        detail = f"{event.call}: Firstock answered {answer.describe()}" if not answer.ok else None
         if event.call == "login" and answer.ok and _susertoken(answer.data) is None:
             action = policy.MISSING_TOKEN
-            detail = "login: Firstock answered success without a susertoken"
+            detail = ("login: Firstock answered success without a susertoken "
+                      f"({_token_problem(answer.data)})")
         self.fire(_ANSWER_TRIGGERS[event.call], action=action, data=answer.data, detail=detail,
                   error_code=event.status if not answer.ok else None,
                   min_delay=answer.retry_after or 0.0)
@@ -392,8 +410,20 @@ class FirstockSession(LoginModel):
 
     def on_frame(self, event: FrameReceived) -> None:
         verdict = codec.read_socket_message(event.data)
-        if self.state == AWAITING_LOGIN_RESPONSE and verdict.ok is not None:
-            self.fire("socket_verdict", ok=verdict.ok, detail=verdict.text or None,
-                      limit="Maximum sessions limit" in verdict.text)
-        elif self.state == AUTHENTICATED and verdict.ok is None:
-            self.emit(Deliver(None, event.data))
+        if self.state == AWAITING_LOGIN_RESPONSE:
+            if verdict.unreadable is not None:
+                detail = f"Firstock sent an unreadable socket message: {verdict.unreadable}"
+                self.fire("malformed_frame", action=policy.MALFORMED_BEFORE_VERDICT,
+                          detail=detail)
+            elif verdict.ok is not None:
+                self.fire("socket_verdict", ok=verdict.ok, detail=verdict.text or None,
+                          limit="Maximum sessions limit" in verdict.text)
+        elif self.state == AUTHENTICATED:
+            if verdict.ok is None:
+                # Market data and anything else, readable or not: the application's to parse.
+                self.emit(Deliver(None, event.data))
+            else:
+                said = "accepted" if verdict.ok else "refused"
+                self.emit(Notice("unexpected_frame",
+                                 f"Firstock's socket {said} the token again while "
+                                 "authenticated; ignored", Fault.BROKER))

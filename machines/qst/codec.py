@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError, Message
 
+from machines._protobuf import invalid_strings
 from machines.qst import qst_pb2 as pb
 
 LOGIN_REQUEST_ID = 1
@@ -110,6 +111,9 @@ def decode_response(data: bytes | str) -> pb.Response:
         raise MalformedFrame(f"{len(data)} bytes that are not a Response ({exc})") from None
     if resp.WhichOneof("response") is None:
         raise MalformedFrame(f"{len(data)} bytes that carry no known Response field")
+    not_text = invalid_strings(resp)
+    if not_text:
+        raise MalformedFrame(f"a Response whose {', '.join(not_text)} is not valid UTF-8")
     return resp
 
 

@@ -107,6 +107,7 @@ class QstSession(LoginModel):
     __slots__ = ("config", "granted", "provisioning")
 
     broker: ClassVar[str] = BROKER
+    broker_name: ClassVar[str] = "QST"
     MACHINE = MACHINE
     first_request_id: ClassVar[int] = codec.FIRST_APPLICATION_REQUEST_ID
 
@@ -164,7 +165,7 @@ class QstSession(LoginModel):
         return SendFrame(codec.encode_logout(), "LogoutRequest")
 
     def close_action(self, code: int) -> Action:
-        return policy.classify_close(code)
+        return policy.classify_close(code, during_login=self.state == AWAITING_LOGIN_RESPONSE)
 
     def connect_failed_action(self) -> Action:
         return policy.CONNECT_FAILED

@@ -37,7 +37,8 @@ CLOSE_CODES: dict[int, Action] = {
     # processes kick each other off forever.
     4101: Displace(),
     4102: Retry("slow_reader", Fault.BROKER),
-    # Our side closes with 1009 when the broker sends a frame above max_frame_size.
+    # Our side closes with 1009 when the broker sends a frame above max_frame_size (QST would
+    # for a frame of ours above its own limit).
     1009: Retry("frame_too_large", Fault.BROKER),
     1000: Retry("server_closed", Fault.BROKER, immediate=True),
 }
@@ -50,6 +51,10 @@ TIMEOUT = Retry("timeout", Fault.NETWORK)
 #: what the server made of our credentials, so we stop rather than risk a failed-login count.
 MALFORMED_DURING_LOGIN = Fail("protocol_error", Fault.BROKER)
 MALFORMED_AFTER_LOGIN = Retry("protocol_error", Fault.BROKER)
+#: Close codes that say a frame from the broker was invalid at the WebSocket level (1002: it
+#: broke the protocol; 1007: a text frame that is not UTF-8). Our side closes with them before
+#: the codec sees the frame, so they are malformed frames like the ones the codec refuses.
+INVALID_FRAME_CLOSES = (1002, 1007)
 
 _TRAILING_CODE = re.compile(r"\((\d+)\)\s*\.?\s*$")
 
@@ -71,7 +76,10 @@ def classify_error(code: int | None, text: str | None) -> tuple[Action, int | No
     return ERROR_CODES.get(code, UNKNOWN_ERROR), code
 
 
-def classify_close(code: int) -> Action:
+def classify_close(code: int, *, during_login: bool = False) -> Action:
+    """The action for a close; ``during_login``: before the login response."""
+    if code in INVALID_FRAME_CLOSES:
+        return MALFORMED_DURING_LOGIN if during_login else MALFORMED_AFTER_LOGIN
     return CLOSE_CODES.get(code, CONNECTION_LOST)
 
 
@@ -92,4 +100,9 @@ def policy_rows() -> list[PolicyRow]:
                           triggers=("malformed_frame",), states=("awaiting_login_response",)))
     rows.append(PolicyRow("malformed frame while authenticated", MALFORMED_AFTER_LOGIN,
                           triggers=("malformed_frame",), states=("authenticated",)))
+    rows.append(PolicyRow("close 1002 / 1007 (an invalid WebSocket frame) before the login "
+                          "response", MALFORMED_DURING_LOGIN, triggers=close,
+                          states=("awaiting_login_response",)))
+    rows.append(PolicyRow("close 1002 / 1007 (an invalid WebSocket frame) while authenticated",
+                          MALFORMED_AFTER_LOGIN, triggers=close, states=("authenticated",)))
     return rows
