@@ -6,6 +6,8 @@
     python3 tasks.py proto     regenerate the protobuf modules from proto/
     python3 tasks.py diagrams  regenerate diagrams/ and the README's policy tables
     python3 tasks.py lint      ruff and mypy only
+    python3 tasks.py reliability [--seeds N] [--readme]
+                               the long reliability and security suite, with its table
 
 Each task creates .venv on first use and installs the project with its dev extra into it;
 the install is repeated only when pyproject.toml changes.
@@ -55,7 +57,7 @@ def lint() -> None:
 def main(argv: list[str]) -> None:
     task = argv[0] if argv else "help"
     rest = argv[1:]
-    if task not in ("demo", "test", "proto", "lint", "diagrams"):
+    if task not in ("demo", "test", "proto", "lint", "diagrams", "reliability"):
         print(__doc__)
         sys.exit(0 if task in ("help", "-h", "--help") else 2)
     ensure_venv()
@@ -68,6 +70,8 @@ def main(argv: list[str]) -> None:
         run(PY, "proto/generate.py", *rest)
     elif task == "lint":
         lint()
+    elif task == "reliability":
+        run(PY, "-m", "reliability", *rest)
     elif task == "diagrams":
         run(BIN / "brokergate", "diagrams", "--out", ROOT / "diagrams", *rest)
         # The README carries each policy table too, between markers.

@@ -1,0 +1,101 @@
+"""``python -m reliability``: the long version of the reliability and security suite.
+
+    python3 tasks.py reliability                 200 seeds per broker, fuzzing, the table
+    python3 tasks.py reliability --seeds 1000    more
+    python3 tasks.py reliability --broker cqg --seed 17    replay one run, with its audit trail
+    python3 tasks.py reliability --readme        also write the table into README.md
+
+Exit status 0 when every session ended as expected and every bad-news count is zero, else 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from reliability import fuzz, properties, report
+from reliability.tally import Tally
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m reliability", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=200,
+                   help="property runs per broker (default 200; the test suite runs fewer)")
+    p.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
+    p.add_argument("--broker", action="append", choices=sorted(properties.BROKERS),
+                   help="only this broker (repeatable; default all three)")
+    p.add_argument("--seed", type=int, help="replay this one seed and print its audit trail")
+    p.add_argument("--fuzz", type=int, default=2000,
+                   help="inputs per decoder (default 2000; 0 skips fuzzing)")
+    p.add_argument("--hostile", type=int, default=20,
+                   help="hostile-server rounds (default 20; 0 skips them)")
+    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    return p
+
+
+def _replay(broker: str, seed: int) -> int:
+    tally = Tally()
+
+    async def main() -> properties.RunReport:
+        return await properties.run_one(properties.BROKERS[broker], seed, tally)
+
+    result = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.005))
+    print(f"{broker} {result.label()}: ended {result.state} ({result.reason})")
+    for line in result.audit.splitlines():
+        event = json.loads(line)
+        if event.get("event") == "transition":
+            print(f"  {event['src']} --{event['trigger']}--> {event['dst']}"
+                  + (f"  [{event['reason']}]" if event.get("reason") else "")
+                  + (f"  {event['detail']}" if event.get("detail") else ""))
+    print(report.problems(tally) or "no problems")
+    return 0 if tally.clean else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    brokers = args.broker or list(properties.BROKERS)
+    if args.seed is not None:
+        return sum(_replay(b, args.seed) for b in brokers) and 1
+    tally = Tally()
+    started = time.monotonic()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    done = 0
+
+    def progress(run: properties.RunReport) -> None:
+        nonlocal done
+        done += 1
+        if done % 50 == 0 or run.problems:
+            mark = "PROBLEM " if run.problems else ""
+            print(f"  {mark}{done} runs ({run.broker} seed {run.seed}: {run.state})",
+                  file=sys.stderr, flush=True)
+
+    properties.run(brokers, seeds, tally, progress)
+    if args.fuzz:
+        fuzz.fuzz_decoders(tally, seed=args.first_seed, count=args.fuzz)
+    if args.hostile:
+        trio.run(lambda: fuzz.hostile_servers(tally, seed=args.first_seed, count=args.hostile),
+                 clock=trio.testing.MockClock(autojump_threshold=0.005))
+    elapsed = time.monotonic() - started
+    command = "python3 tasks.py reliability" + (f" --seeds {args.seeds}"
+                                                 if args.seeds != 200 else "")
+    table = report.render(tally, command=command, seeds=args.seeds, elapsed=elapsed)
+    print(table)
+    if tally.problems:
+        print("\n" + report.problems(tally))
+    if args.readme:
+        changed = report.write_readme(README, table)
+        print(f"\nREADME.md {'rewritten' if changed else 'unchanged'}")
+    return 0 if tally.clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The reliability table: what was injected and run, and the counts that must stay at zero."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections import Counter
+from pathlib import Path
+
+from reliability.tally import Tally
+from simulators.faults import FAULT_KINDS
+
+BROKER_NAMES = {"qst": "QST", "cqg": "CQG", "firstock": "Firstock"}
+#: The README's copy of the table sits between these lines.
+README_START = "<!-- reliability table: written by `python3 tasks.py reliability --readme` -->"
+README_END = "<!-- end of reliability table -->"
+
+
+def machine() -> str:
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"Python {sys.version.split()[0]}")
+
+
+def render(tally: Tally, *, command: str, seeds: int, elapsed: float) -> str:
+    """The whole report as Markdown."""
+    brokers = [b for b in BROKER_NAMES if tally.sessions[b]]
+    out = [f"`{command}`: {seeds} seeds per broker, {elapsed:.0f} s on {machine()}.", ""]
+
+    out += ["| broker | fault runs | hostile-server sessions | ended as expected | violations "
+            "| leaks | secret hits | credential retries | extra CQG logons |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def row(name: str, keys: list[str]) -> str:
+        def total(counter: Counter[str]) -> int:
+            return sum(counter[k] for k in keys)
+
+        runs = total(tally.sessions) - total(tally.hostile)
+        extra = str(total(tally.extra_logons)) if "cqg" in keys else "n/a"
+        return (f"| {name} | {runs} | {total(tally.hostile)} | {total(tally.expected)} "
+                f"| {total(tally.violations)} | {total(tally.leaks)} | {total(tally.secret_hits)} "
+                f"| {total(tally.credential_retries)} | {extra} |")
+
+    out += [row(BROKER_NAMES[b], [b]) for b in brokers]
+    if len(brokers) > 1:
+        out.append(row("**all**", brokers))
+
+    if tally.faults:
+        out += ["", "| fault injected | " + " | ".join(FAULT_KINDS) + " | total |",
+                "|---|" + "---:|" * (len(FAULT_KINDS) + 1),
+                "| count | " + " | ".join(str(tally.faults[k]) for k in FAULT_KINDS)
+                + f" | {tally.faults.total()} |"]
+
+    if tally.fuzzed:
+        out += ["", "| decoder or hostile server | inputs |", "|---|---:|"]
+        out += [f"| {name} | {count} |" for name, count in sorted(tally.fuzzed.items())]
+        out.append(f"| **all** | {tally.fuzzed.total()} |")
+
+    out += ["", f"Problems: {len(tally.problems)}."]
+    return "\n".join(out)
+
+
+def problems(tally: Tally, limit: int = 30) -> str:
+    lines = tally.problems[:limit]
+    more = len(tally.problems) - len(lines)
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def write_readme(path: Path, table: str) -> bool:
+    """Replace the README's table between the markers; True if the file changed."""
+    text = path.read_text()
+    try:
+        head, rest = text.split(README_START, 1)
+        _, tail = rest.split(README_END, 1)
+    except ValueError:
+        raise SystemExit(f"{path} has no reliability table markers "
+                         f"({README_START} ... {README_END})") from None
+    new = f"{head}{README_START}\n{table}\n{README_END}{tail}"
+    if new == text:
+        return False
+    path.write_text(new)
+    return True

@@ -1,0 +1,125 @@
+"""The reliability properties over seeded runs through the fault proxy (the short version of
+``python3 tasks.py reliability``), and proof that the checks catch what they look for."""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from engine import AuditLog, Session, open_session
+from reliability import properties, report
+from reliability.properties import BROKERS, Behaviour, Qst, run_one
+from reliability.tally import Tally
+from simulators.faults import Fault, FaultPlan
+
+#: Seeds per broker in the test suite; the long run uses 200 or more.
+SEEDS = 30
+
+
+@pytest.mark.parametrize("broker", sorted(BROKERS))
+async def test_properties_hold_over_seeded_fault_runs(
+    broker: str, clock: trio.testing.MockClock
+) -> None:
+    tally = Tally()
+    for seed in range(SEEDS):
+        await run_one(BROKERS[broker], seed, tally)
+    assert tally.problems == []
+    assert tally.sessions[broker] == tally.expected[broker] == SEEDS
+    assert not (+tally.violations or +tally.leaks or +tally.secret_hits
+                or +tally.credential_retries or +tally.extra_logons)
+    assert tally.clean
+    # The runs did meet trouble: most kinds of fault took effect somewhere.
+    assert len(tally.faults) >= 5, tally.faults
+
+
+def _trail(*steps: tuple[str, str, str | None]) -> str:
+    return "\n".join(json.dumps({"event": "transition", "src": src, "dst": dst, "reason": reason})
+                     for src, dst, reason in steps)
+
+
+def test_a_login_after_an_invalid_credentials_answer_is_counted() -> None:
+    honest = _trail(("disconnected", "connecting", None),
+                    ("awaiting_login_response", "failed", "invalid_credentials"))
+    assert properties._credential_retries(honest) == 0
+    retried = _trail(("awaiting_login_response", "backoff", "invalid_credentials"),
+                     ("backoff", "connecting", "invalid_credentials"))
+    assert properties._credential_retries(retried) == 1
+
+
+class _Leaky(Qst):
+    """A QST run whose application request misbehaves in a way the checks must catch."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.behaviours = (Behaviour("good", "authenticated"),)
+
+    @asynccontextmanager  # type: ignore[arg-type]
+    async def world(self, behaviour: Behaviour, plan: FaultPlan, seed: int) -> Any:
+        async with super().world(behaviour, FaultPlan.clean(), seed) as world:
+            yield world
+
+    async def use(self, session: Session) -> None:
+        await super().use(session)
+        if self.how == "task":
+            trio.lowlevel.spawn_system_task(trio.sleep_forever)
+        elif self.how == "secret":
+            raise RuntimeError("the password was right-pw-Q7")
+
+
+@pytest.mark.parametrize(("how", "column"), [("task", "leaks"), ("secret", "secret_hits")])
+async def test_the_checks_catch_a_leaked_task_and_a_leaked_secret(
+    how: str, column: str, clock: trio.testing.MockClock
+) -> None:
+    tally = Tally()
+    await run_one(_Leaky(how), 0, tally)
+    assert getattr(tally, column)["qst"] >= 1
+    assert not tally.clean
+    assert tally.problems
+
+
+async def test_a_cqg_session_struck_after_logon_is_restored_not_logged_on_again(
+    clock: trio.testing.MockClock,
+) -> None:
+    broker = BROKERS["cqg"]
+    async with broker.world(Behaviour("good", "authenticated"), FaultPlan.clean(), 0) as world:
+        async with open_session(world.config, audit=AuditLog.disabled()) as session:
+            await session.wait_authenticated()
+            for kind in ("reset", "stall", "truncate", "drop"):
+                assert world.strike_proxy.strike(kind) == 1
+                with trio.fail_after(60):
+                    async with session.events() as events:
+                        async for event in events:
+                            if getattr(event, "dst", None) == "authenticated":
+                                break
+            outcome = session.outcome()
+        assert (outcome["logons"], outcome["restores"]) == (1, 4)
+        assert world.sim.stats.violations == []
+
+
+async def test_logins_survive_one_byte_writes_and_a_crawl(clock: trio.testing.MockClock) -> None:
+    """Every frame split into single bytes both ways, throttled to 500 B/s: still one login."""
+    slow = FaultPlan.scripted(after=[Fault("split", "down", piece=1), Fault("split", "up", piece=1),
+                                     Fault("throttle", "down", rate=500)])
+    for name in ("qst", "cqg"):
+        async with BROKERS[name].world(Behaviour("good", "authenticated"), slow, 0) as world:
+            async with open_session(world.config, audit=AuditLog.disabled()) as session:
+                await session.wait_authenticated()
+                assert session.outcome()["attempts"] == 1
+                await BROKERS[name].use(session)
+            assert world.proxies[0].stats.injected["split"] >= 2
+
+
+def test_the_report_names_every_column() -> None:
+    tally = Tally()
+    tally.sessions["qst"] = tally.expected["qst"] = 3
+    tally.faults["reset"] = 2
+    tally.fuzzed["QST frames"] = 10
+    text = report.render(tally, command="python3 tasks.py reliability", seeds=3, elapsed=1.0)
+    assert "| QST | 3 | 0 | 3 | 0 | 0 | 0 | 0 | n/a |" in text
+    assert "| count | 0 | 0 | 0 | 0 | 2 | 0 | 0 | 2 |" in text
+    assert "| QST frames | 10 |" in text
