@@ -124,6 +124,19 @@ def _unrecognized(extras: Sequence[str]) -> str:
     return f"unrecognized arguments{shown} (values are not repeated: they may be secrets)"
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(text: str) -> str:
+    """The name of an environment variable. Anything else is refused without being repeated:
+    a password typed where its variable's name belongs must not be printed back."""
+    if not _ENV_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "expected the NAME of an environment variable (letters, digits and _); what was "
+            "given is not one, and is not repeated here in case it is a secret")
+    return text
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -180,10 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--client-app-id", help="the id CQG assigned to the application")
     c.add_argument("--private-label", help="firm or vendor id (default: the client app id)")
     c.add_argument("--client-version", default=DEFAULT_CLIENT_VERSION)
-    c.add_argument("--access-token-env", metavar="VAR",
+    c.add_argument("--access-token-env", type=_env_name, metavar="VAR",
                    help="log on with the access token in this environment variable instead "
                         "of a password")
-    c.add_argument("--otp-seed-env", metavar="VAR",
+    c.add_argument("--otp-seed-env", type=_env_name, metavar="VAR",
                    help="environment variable holding a TOTP seed, used when CQG asks for a "
                         "one-time password")
     c.add_argument("--drop-concurrent-session", choices=["yes", "no"],
@@ -203,11 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--vendor-code", required=True)
     f.add_argument("--api-version", choices=["v3", "v4"],
                    help="how the password travels (default: read from the base URL)")
-    f.add_argument("--api-key-env", default="BROKERGATE_API_KEY", metavar="VAR",
+    f.add_argument("--api-key-env", type=_env_name, default="BROKERGATE_API_KEY", metavar="VAR",
                    help="environment variable holding the API key (default %(default)s)")
-    f.add_argument("--totp-seed-env", metavar="VAR",
+    f.add_argument("--totp-seed-env", type=_env_name, metavar="VAR",
                    help="environment variable holding the TOTP seed (base32)")
-    f.add_argument("--totp-env", metavar="VAR",
+    f.add_argument("--totp-env", type=_env_name, metavar="VAR",
                    help="environment variable holding one TOTP code, for a one-off login")
     f.add_argument("--socket", choices=["noren", "v2", "none"], default="none")
     f.add_argument("--socket-url", help="the market-data socket (required unless --socket none)")
@@ -250,7 +263,7 @@ def _add_diagrams_parser(sub: Any) -> None:
 
 
 def _common_login_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--password-env", default="BROKERGATE_PASSWORD", metavar="VAR",
+    p.add_argument("--password-env", type=_env_name, default="BROKERGATE_PASSWORD", metavar="VAR",
                    help="environment variable holding the password (default %(default)s)")
     p.add_argument("--password-file", type=Path, metavar="FILE",
                    help="read the password from the first line of this file instead")
@@ -277,6 +290,10 @@ def read_password(args: argparse.Namespace) -> Secret:
     if args.password_file is not None:
         try:
             lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            # The path is not repeated: it may be the password itself, typed in the wrong place.
+            raise UsageError("--password-file: no such file (the path given is not repeated "
+                             "here in case it is a secret)") from None
         except OSError as exc:
             raise UsageError(f"cannot read --password-file {args.password_file}: "
                              f"{exc.strerror}") from None

@@ -1,6 +1,6 @@
 """``python -m reliability``: the long version of the reliability and security suite.
 
-    python3 tasks.py reliability                 200 seeds per broker, fuzzing, the table
+    python3 tasks.py reliability                 500 seeds per broker, fuzzing, the table
     python3 tasks.py reliability --seeds 1000    more
     python3 tasks.py reliability --broker cqg --seed 17    replay one run, with its audit trail
     python3 tasks.py reliability --readme        also write the table into README.md
@@ -23,21 +23,24 @@ from reliability import fuzz, properties, report
 from reliability.tally import Tally
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+DEFAULT_SEEDS = 500
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m reliability", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=200,
-                   help="property runs per broker (default 200; the test suite runs fewer)")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                   help=f"property runs per broker (default {DEFAULT_SEEDS}; the test suite "
+                        "runs 30)")
     p.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     p.add_argument("--broker", action="append", choices=sorted(properties.BROKERS),
                    help="only this broker (repeatable; default all three)")
     p.add_argument("--seed", type=int, help="replay this one seed and print its audit trail")
-    p.add_argument("--fuzz", type=int, default=2000,
-                   help="inputs per decoder (default 2000; 0 skips fuzzing)")
-    p.add_argument("--hostile", type=int, default=20,
-                   help="hostile-server rounds (default 20; 0 skips them)")
+    p.add_argument("--fuzz", type=int, default=5000,
+                   help="inputs per decoder (default 5000; 0 skips fuzzing)")
+    p.add_argument("--hostile", type=int, default=50,
+                   help="rounds of random hostile servers, after the named cases (default 50; "
+                        "0 skips them all)")
     p.add_argument("--readme", action="store_true", help="write the table into README.md")
     return p
 
@@ -85,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         trio.run(lambda: fuzz.hostile_servers(tally, seed=args.first_seed, count=args.hostile),
                  clock=trio.testing.MockClock(autojump_threshold=0.005))
     elapsed = time.monotonic() - started
-    command = "python3 tasks.py reliability" + (f" --seeds {args.seeds}"
-                                                 if args.seeds != 200 else "")
+    command = "python3 tasks.py reliability" + "".join(
+        f" --{name} {value}" for name, value, default in (
+            ("seeds", args.seeds, DEFAULT_SEEDS), ("fuzz", args.fuzz, 5000),
+            ("hostile", args.hostile, 50)) if value != default)
     table = report.render(tally, command=command, seeds=args.seeds, elapsed=elapsed)
     print(table)
     if tally.problems:

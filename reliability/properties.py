@@ -44,6 +44,7 @@ from engine import (
     ConnectionLost,
     CqgConfig,
     FirstockConfig,
+    MemoryTokenStore,
     NotAuthenticated,
     QstConfig,
     Secret,
@@ -150,16 +151,16 @@ class Qst(Broker):
         Behaviour("locked (code 5)", "locked_out", account={"error_code": 5}),
     )
 
-    def account(self, behaviour: Behaviour) -> QstAccount:
-        return QstAccount("user", "right-pw-Q7", **behaviour.account)
 
     @asynccontextmanager
     async def world(self, behaviour: Behaviour, plan: FaultPlan,
                     seed: int) -> AsyncIterator[World]:
-        async with run_qst_simulator([self.account(behaviour)]) as sim, _proxied(
+        user = _user(seed)
+        account = QstAccount(user, "right-pw-Q7", **behaviour.account)
+        async with run_qst_simulator([account]) as sim, _proxied(
                 [(sim.port, plan)], seed) as (proxy,):
             password = "wrong-pw-Q7" if behaviour.bad_credentials else "right-pw-Q7"
-            config = QstConfig(url=proxy.url(sim.url), user_name="user",
+            config = QstConfig(url=proxy.url(sim.url), user_name=user,
                                password=Secret(password), client_id="reliability",
                                backoff=BACKOFF, **TIMEOUTS)
             yield World(config, [proxy], proxy, sim)
@@ -192,17 +193,18 @@ class Cqg(Broker):
     @asynccontextmanager
     async def world(self, behaviour: Behaviour, plan: FaultPlan,
                     seed: int) -> AsyncIterator[World]:
-        account = CqgAccount("user", "right-pw-C7", **behaviour.account)
+        user = _user(seed)
+        account = CqgAccount(user, "right-pw-C7", **behaviour.account)
         async with run_cqg_simulator([account]) as sim, _proxied(
                 [(sim.port, plan)], seed) as (proxy,):
             password = "wrong-pw-C7" if behaviour.bad_credentials else "right-pw-C7"
-            config = CqgConfig(url=proxy.url(sim.url), user_name="user",
+            config = CqgConfig(url=proxy.url(sim.url), user_name=user,
                                password=Secret(password), client_app_id="reliability",
                                backoff=BACKOFF, min_logon_interval=1.0, restore_window=60.0,
                                **TIMEOUTS)
 
             def issued() -> list[str]:
-                token = sim.session_token("user")
+                token = sim.session_token(user)
                 return [token] if token else []
 
             yield World(config, [proxy], proxy, sim, issued)
@@ -251,7 +253,8 @@ class Firstock(Broker):
     @asynccontextmanager
     async def world(self, behaviour: Behaviour, plan: FaultPlan,
                     seed: int) -> AsyncIterator[World]:
-        account = FirstockAccount("FS01", "right-pw-F7", fixed_totp="481516", **behaviour.account)
+        user = _user(seed).upper()
+        account = FirstockAccount(user, "right-pw-F7", fixed_totp="481516", **behaviour.account)
         async with run_firstock_simulator([account]) as sim:
             rest_port = sim.port
             socket_port = sim.sockets.port
@@ -263,13 +266,14 @@ class Firstock(Broker):
                                 seed) as (rest, sock):
                 password = "wrong-pw-F7" if behaviour.bad_credentials else "right-pw-F7"
                 config = FirstockConfig(
-                    base_url=rest.url(sim.base_url), user_id="FS01", password=Secret(password),
-                    api_key=Secret("key-FS01"), vendor_code="FS01_API", totp=Secret("481516"),
+                    base_url=rest.url(sim.base_url), user_id=user, password=Secret(password),
+                    api_key=Secret(f"key-{user}"), vendor_code=f"{user}_API",
+                    totp=Secret("481516"),
                     socket="noren", socket_url=sock.url(sim.noren_url), backoff=BACKOFF,
                     request_timeout=5.0, requests_per_second=None, **TIMEOUTS)
 
                 def issued() -> list[str]:
-                    token = sim.token_of("FS01")
+                    token = sim.token_of(user)
                     return [token] if token else []
 
                 yield World(config, [rest, sock], sock, sim, issued)
@@ -291,6 +295,12 @@ class Firstock(Broker):
         if after["socket_attaches"] <= before["socket_attaches"]:
             return ["the socket came back without a reattach"]
         return []
+
+
+def _user(seed: int) -> str:
+    """A user of this run alone: the engine keeps some state per user for a whole process (CQG's
+    daily logon count, Firstock's socket slots), and runs must not share it."""
+    return f"u{seed}"
 
 
 BROKERS: dict[str, Broker] = {b.name: b for b in (Qst(), Cqg(), Firstock())}
@@ -439,7 +449,8 @@ class _Run:
         report, behaviour = self.report, self.behaviour
         with trio.move_on_after(bound * 3) as cap:
             async with open_session(world.config, audit=AuditLog.to_stream(self.audit),
-                                    rng=random.Random(report.seed)) as session:
+                                    rng=random.Random(report.seed),
+                                    token_store=MemoryTokenStore()) as session:
                 await self._early(session)
                 ended = await self._wait_end(session, bound)
                 report.state = session.state

@@ -60,3 +60,17 @@ def test_cqg_example_restores_without_a_new_logon() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "session restored on a new connection" in proc.stdout
     assert "logons: 1, restores: 1" in proc.stdout
+
+
+def test_the_readme_carries_a_clean_reliability_table_from_the_long_run() -> None:
+    from reliability.report import README_END, README_START
+
+    table = README.split(README_START, 1)[1].split(README_END, 1)[0]
+    assert table.strip().startswith("`python3 tasks.py reliability"), (
+        "run `python3 tasks.py reliability --readme`")
+    rows = [line for line in table.splitlines() if line.startswith("| **all** | ")]
+    runs = rows[0].split("|")[2:-1]
+    fault_runs, hostile, expected, *bad_news = (int(cell) for cell in runs)
+    assert fault_runs >= 3 * 200 and expected == fault_runs + hostile
+    assert bad_news == [0, 0, 0, 0, 0]
+    assert "Problems: 0." in table

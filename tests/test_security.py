@@ -801,6 +801,32 @@ def test_the_options_that_say_where_a_secret_is_are_not_refused(
     assert "never taken from the command line" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--password-env", "--api-key-env", "--totp-seed-env",
+                                    "--totp-env", "--password-file"])
+def test_a_secret_typed_where_its_source_belongs_is_not_repeated(
+    option: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--password-env hunter2``: the value is the password, typed in the wrong place."""
+    monkeypatch.setenv("BROKERGATE_PASSWORD", "alice-pw")
+    monkeypatch.setenv("BROKERGATE_API_KEY", "key-AA1")
+    monkeypatch.setenv("CODE", TOTP)
+    monkeypatch.setattr(cli_module, "_login", lambda _args: pytest.fail("it went on to log in"))
+    if option == "--password-file":
+        # No such file: reading the password is where this is found out.
+        args = cli_module.build_parser().parse_args([*LOGIN_ARGS["qst"], option, SECRET])
+        with pytest.raises(cli_module.UsageError) as refused:
+            cli_module.read_password(args)
+        assert SECRET not in str(refused.value)
+        assert "not repeated" in str(refused.value)
+        return
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main([*LOGIN_ARGS["firstock"], option, f"{SECRET} with spaces"])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err
+    assert "not repeated" in err
+
+
 def test_passwords_come_from_the_environment_a_file_or_a_prompt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
