@@ -114,8 +114,11 @@ class AuditLog:
 
     @classmethod
     def to_file(cls, path: str | Path) -> AuditLog:
-        """JSON lines appended to a file (created with mode 0600: the trail names accounts)."""
+        """JSON lines appended to a file (mode 0600: the trail names accounts). A file already
+        there that others could read is made private before anything is written to it."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if os.name == "posix" and os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
         stream: TextIO = open(fd, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by close()
         log = cls.to_stream(stream)
         log._owned = stream

@@ -98,9 +98,12 @@ class FileTokenStore:
     @staticmethod
     def _load(path: Path) -> StoredToken | None:
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # Not following a symlink, and not waiting on a FIFO planted where the file belongs.
+            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+            fd = os.open(path, flags)
             with open(fd, encoding="utf-8") as source:
-                if not _private(os.fstat(fd)):
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or not _private(st):
                     return None
                 doc = json.loads(source.read())
             created = datetime.fromisoformat(doc["created"])

@@ -58,6 +58,15 @@ def test_audit_file_is_private_and_appended(tmp_path: Path) -> None:
     assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [0, 1]
 
 
+def test_an_audit_file_others_could_read_is_made_private_before_writing(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text("")
+    path.chmod(0o644)
+    log = AuditLog.to_file(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    log.close()
+
+
 def test_redaction_processor_scrubs_nested_values_and_secret_objects() -> None:
     register_secret(Secret("process-wide-token-77"))
     event = {

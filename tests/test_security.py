@@ -661,6 +661,16 @@ async def test_a_symlinked_token_file_is_not_followed(tmp_path: Path) -> None:
     assert await store.load("firstock", "AA1") is None
 
 
+async def test_a_fifo_planted_as_the_token_file_is_no_token_and_does_not_block(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    store = FileTokenStore(tmp_path / "tokens")
+    (tmp_path / "tokens").mkdir(mode=0o700)
+    os.mkfifo(store.path("firstock", "AA1"), 0o600)
+    with trio.fail_after(5):
+        assert await store.load("firstock", "AA1") is None
+
+
 async def test_a_planted_temporary_file_cannot_capture_the_token(tmp_path: Path) -> None:
     """Saving writes a new file of its own: a symlink or a world-readable file left where a
     temporary file might go neither receives the token nor lends it its mode."""
