@@ -41,12 +41,7 @@ from engine._errors import (
 )
 from engine._http import HttpCaller
 from engine._tokens import StoredToken, TokenStore
-from engine._transport import (
-    describe_connect_error,
-    open_stream,
-    plaintext_problem,
-    websocket_handshake,
-)
+from engine._transport import describe_connect_error, open_stream, websocket_handshake
 from machines import (
     AUTHENTICATED,
     DISCONNECTED,
@@ -67,7 +62,6 @@ from machines import (
     Fault,
     FetchCredential,
     FrameReceived,
-    HttpAnswered,
     HttpFailed,
     HttpRequest,
     LoginProtocol,
@@ -431,18 +425,11 @@ class SessionDriver:
     async def _http_call(self, request: HttpRequest) -> None:
         """One REST call; its answer (or why there is none) goes back to the machine."""
         try:
-            self.post(await self._http_request(request))
+            self.post(await self._http.call(request))
         except Exception as exc:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(exc))
             self.post(HttpFailed(request.call, request.serial,
                                  f"internal error: {type(exc).__name__}"))
-
-    async def _http_request(self, request: HttpRequest) -> HttpAnswered | HttpFailed:
-        """A REST call, unless it would carry plaintext to a name that is not loopback."""
-        problem = await plaintext_problem(request.url)
-        if problem is not None:
-            return HttpFailed(request.call, request.serial, problem)
-        return await self._http.call(request)
 
     async def _keep_token(self, command: SaveToken) -> None:
         """Save (or delete) the session token in the store; a store that fails costs only the
@@ -541,7 +528,7 @@ class SessionDriver:
                 request, generation = build(endpoint, body)
             except ValueError as exc:
                 raise InvalidMessage(f"{broker}: not sent: {exc}") from None
-            answered = await self._http_request(request)
+            answered = await self._http.call(request)
             if isinstance(answered, HttpFailed):
                 raise ConnectionLost(f"{broker} {request.call}: {answered.detail}; the broker may "
                                      "or may not have acted on the call")

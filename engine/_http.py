@@ -16,7 +16,7 @@ import httpx
 import trio
 from trio.lowlevel import RunVar
 
-from engine._transport import root_cause, tls_context
+from engine._transport import plaintext_problem, root_cause, tls_context
 from machines import HttpAnswered, HttpFailed, HttpRequest
 
 
@@ -113,6 +113,10 @@ class HttpCaller:
         return self._client
 
     async def call(self, request: HttpRequest) -> HttpAnswered | HttpFailed:
+        # Plaintext only to loopback addresses, however the URL names its host.
+        problem = await plaintext_problem(request.url)
+        if problem is not None:
+            return HttpFailed(request.call, request.serial, problem)
         host = httpx.URL(request.url).host
         if request.per_second is not None:
             await limiter_for(host, request.per_second).acquire()

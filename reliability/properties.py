@@ -52,7 +52,7 @@ from engine import (
     SessionError,
     open_session,
 )
-from machines import AUTHENTICATED, SessionSettings, Transitioned
+from machines import AUTHENTICATED, TERMINAL_STATES, SessionSettings, Transitioned
 from machines.cqg import cqg_session_pb2 as cqg_pb
 from machines.qst import qst_pb2 as qst_pb
 from reliability.tally import Tally
@@ -527,7 +527,7 @@ class _Run:
                     if event.dst == AUTHENTICATED and event.src != AUTHENTICATED:
                         back = True
                         break
-                    if event.dst in TERMINAL:
+                    if event.dst in TERMINAL_STATES:
                         break
         if not back:
             self.problems.append(f"not authenticated again after a {kind} "
@@ -543,10 +543,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
     return f"{type(exc).__name__}: {exc}"
-
-
-#: States a session does not leave by itself.
-TERMINAL = frozenset({"failed", "locked_out", "provisioning", "displaced"})
 
 
 async def run_one(broker: Broker, seed: int, tally: Tally) -> RunReport:
