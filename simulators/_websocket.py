@@ -23,6 +23,12 @@ CLOSE_TIMEOUT: Final = 5.0
 #: Seconds a silenced connection is held open, mute, before the simulator lets it go.
 STALL_SECONDS: Final = 600.0
 NORMAL_CLOSURE: Final = 1000
+#: Seconds every login (QST login, CQG logon or restore, Firstock socket connect) takes to check,
+#: at least. Long enough (even in real time, on loopback) for a client that sends its next message
+#: right behind the login, without waiting for the answer, to be caught; under an autojumping
+#: MockClock it costs nothing. Benchmarks set a simulator's ``login_settle`` to 0, so that what
+#: they time is the client and the wire, not this pause.
+LOGIN_SETTLE: Final = 0.01
 
 #: How a connection ends: a close code and reason, "drop" (no close frame), "stall" (go silent
 #: but keep the TCP connection open), or None when the client went first.
@@ -38,6 +44,7 @@ class LoopbackServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.tls = False
+        self.login_settle = LOGIN_SETTLE
 
     @property
     def url(self) -> str:

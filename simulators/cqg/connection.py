@@ -24,10 +24,6 @@ from simulators.cqg.sessions import Countdowns, ServerSession
 if TYPE_CHECKING:
     from simulators.cqg.server import CqgSimulator
 
-#: Seconds every Logon and RestoreOrJoinSession takes to check, at least. Long enough (even in
-#: real time, on loopback) for a client that sends its next message right behind the Logon,
-#: without waiting for the result, to be caught; under an autojumping MockClock it costs nothing.
-LOGON_SETTLE: Final = 0.01
 #: The window of ``CqgAccount.rate_limit``, seconds (CQG counts client messages per 10 s).
 RATE_WINDOW: Final = 10.0
 #: Connections one session may have joined at once (CQG's documented default).
@@ -256,7 +252,7 @@ class Connection(QueuedConnection):
         copy.CopyFrom(logon)
         sim.stats.logon_requests.append(copy)
         self._user = logon.user_name or None
-        await trio.sleep(LOGON_SETTLE)
+        await trio.sleep(sim.login_settle)
         problem = self._logon_field_problem(logon)
         if problem is not None:
             self._refuse_logon(101, problem)
@@ -281,7 +277,7 @@ class Connection(QueuedConnection):
             self._end("drop")
             return
         if account.logon_delay > 0:
-            await trio.sleep(max(0.0, account.logon_delay - LOGON_SETTLE))
+            await trio.sleep(max(0.0, account.logon_delay - sim.login_settle))
         refusal = _refusal(logon, account, countdowns, by_token=by_token, expired=token_expired)
         if refusal is not None:
             self._refuse_logon(*refusal)
@@ -364,7 +360,7 @@ class Connection(QueuedConnection):
         copy = pb.RestoreOrJoinSession()
         copy.CopyFrom(req)
         sim.stats.restore_requests.append(copy)
-        await trio.sleep(LOGON_SETTLE)
+        await trio.sleep(sim.login_settle)
         if not req.session_token or not req.client_app_id:
             self._refuse_restore(103, "session_token and client_app_id are required")
             return

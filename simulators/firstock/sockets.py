@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds every Noren connect takes to check, at least: long enough (even in real time, on
-#: loopback) for a message sent right behind the connect, without waiting for the answer, to
-#: be caught; under an autojumping MockClock it costs nothing.
-CONNECT_SETTLE: Final = 0.01
 #: Seconds the new socket waits for the Pong to each of its Pings (Firstock's documented 10 s).
 PONG_TIMEOUT: Final = 10.0
 #: WebSocket close codes (RFC 6455).
@@ -148,8 +144,8 @@ class NorenConnection(SocketConnection):
         self._on_request(kind, msg, data)
 
     async def _connect(self, msg: dict[str, object]) -> None:
-        await trio.sleep(CONNECT_SETTLE)
         sim = self._sim
+        await trio.sleep(sim.login_settle)
         uid, actid, token = msg.get("uid"), msg.get("actid"), msg.get("susertoken")
         verdict = "invalid"
         if isinstance(uid, str) and isinstance(token, str) and actid == uid:

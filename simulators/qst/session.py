@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 
 #: Seconds between a failed login's answer and the server's close (the client closes anyway).
 CLOSE_GRACE: Final = 0.1
-#: Seconds every login takes to check, at least. Long enough (even in real time, on loopback) for a
-#: client that sends its next request right after the login, without waiting for the answer, to
-#: be caught; under an autojumping MockClock it costs nothing.
-LOGIN_SETTLE: Final = 0.01
 #: WebSocket close code for a policy violation (RFC 6455).
 POLICY_VIOLATION: Final = 1008
 
@@ -155,7 +151,7 @@ class Connection(QueuedConnection):
         copy.CopyFrom(login)
         sim.stats.login_requests.append(copy)
         self._user = login.user_name or None
-        await trio.sleep(LOGIN_SETTLE)
+        await trio.sleep(sim.login_settle)
         if not login.user_name or not login.password.value:
             await self._refuse(frames.error(rid, text=frames.MANDATORY_FIELDS_TEXT))
             return
@@ -172,7 +168,7 @@ class Connection(QueuedConnection):
             self._end("drop")
             return
         if account.login_delay > 0:
-            await trio.sleep(max(0.0, account.login_delay - LOGIN_SETTLE))
+            await trio.sleep(max(0.0, account.login_delay - sim.login_settle))
         if account.misbehave_before_login is not None:
             # Instead of an answer: the login stays unanswered, so anything more is a violation.
             self._post(frames.bad_frame(account.misbehave_before_login))
