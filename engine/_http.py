@@ -2,8 +2,8 @@
 
 The body may hold credentials, so nothing here logs or repeats it; failures are described by
 what went wrong on the way (refused, TLS, timed out), never by what was sent. Every request
-first takes a slot from the process's rate limiter for its host, so a morning login of
-hundreds of accounts never makes the broker answer 429 on our account.
+takes a slot from the process's rate limiter for its host just before it is written, so a
+morning login of hundreds of accounts never makes the broker answer 429 on our account.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 import ssl
 from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx
 import trio
@@ -19,41 +22,115 @@ from trio.lowlevel import RunVar
 from engine._transport import plaintext_problem, root_cause, tls_context
 from machines import HttpAnswered, HttpFailed, HttpRequest
 
+#: Seconds added to the broker's one-second window: the spread of trip times the limiter
+#: absorbs, and what it costs (sustained rate ``per_second / (1 + MARGIN)``). See RateLimiter.
+MARGIN = 0.03
+
+#: httpx's ``trace`` request extension, as an async client calls it: (event name, details).
+TraceHook = Callable[[str, dict[str, Any]], Awaitable[None]]
+
 
 class RateLimiter:
-    """At most ``per_second`` requests per second to one host, measured as the broker measures
-    them: on the times requests really leave, not the times they were planned for.
+    """At most ``per_second`` requests per second to one host, counted the way the broker counts
+    them: a sliding one-second window over the times the requests *arrive*.
 
-    Requests are spaced evenly (no bursts: a burst at a window's edge is what gets answered
-    429), and no more than ``per_second`` of them leave within any ``1 + margin`` seconds. The
-    margin absorbs what happens between leaving here and arriving there: a request that left
-    late because the process was busy cannot bunch up with the ones after it, and the jitter of
-    the way to the broker cannot push one request too many into its one-second window. Waiters
-    are served in order (``trio.Lock`` is fair).
+    Why not simply one request every ``1 / per_second`` seconds: the broker's window holds
+    ``per_second`` requests, so request ``i + per_second`` must arrive at least one second after
+    request ``i``. Sent exactly one second apart, they arrive less than a second apart as soon
+    as the later one's trip is a little shorter than the earlier one's, and the broker answers
+    429. So any ``per_second + 1`` requests here leave at least ``1 + margin`` seconds apart,
+    and the broker never sees too many unless two trips differ by more than ``margin`` seconds.
+
+    That margin is all the rate given up: sustained, the limiter lets ``per_second / (1 +
+    margin)`` requests through, 97.1% of the limit with the default 0.03 s. It is the knob
+    between throughput and safety: it must cover the spread of trip times, which includes the
+    broker's own hiccups (it timestamps a request when it gets to it, not when the packet came
+    in): a few milliseconds between two busy processes on loopback, more on a congested route
+    or behind a server that pauses. Each 0.01 s costs about 1% of the rate. A request that still
+    gets a 429 is retried after its Retry-After by the broker's policy; it is not lost.
+
+    "Leave" must mean the moment the request's first byte is written, not the moment a task
+    was allowed to start it: what lies between (opening a connection, a TLS handshake, other
+    sessions' work on the same event loop) varies from a millisecond to tens of them when
+    hundreds of sessions start at once, and it would count as trip time. ``HttpCaller`` takes
+    the slot from httpx's ``trace`` hook, on an open connection just before the headers go out
+    (see ``paced``).
+
+    Two rules, both on the times requests really leave (``trio.sleep_until`` wakes a little
+    late, more so when the process is busy):
+
+    - spacing: requests follow a schedule ``interval = (1 + margin) / per_second`` apart, so
+      there are no bursts. The schedule absorbs a request's lateness up to half an interval (the
+      next one keeps its planned slot), because pushing every later slot back by each small
+      wake-up delay would lose a millisecond per request, several percent of the rate. A request
+      that left later than that moves the schedule: after a stall the backlog leaves at the
+      normal pace, not in a burst to catch up, and no two requests leave closer than half an
+      interval.
+    - window: no request leaves within ``1 + margin`` seconds of the one ``per_second`` places
+      before it, so a late request cannot eat into the margin of the ones after it.
+
+    Waiters are served in order (``trio.Lock`` is fair). A fraction of a request per second
+    still lets one through per window.
     """
 
-    __slots__ = ("_count", "_interval", "_lock", "_sent", "_window")
+    __slots__ = ("_admission", "_count", "_interval", "_lock", "_next", "_sent", "_slack",
+                 "_window")
 
-    def __init__(self, per_second: float, *, margin: float = 0.05) -> None:
+    def __init__(self, per_second: float, *, margin: float = MARGIN) -> None:
         if not per_second > 0:
             raise ValueError("per_second must be positive")
+        if not 0 <= margin < 1:
+            raise ValueError("margin must be at least 0 and under 1 second")
         self._window = 1.0 + margin
         self._interval = self._window / per_second
+        #: How much of a request's lateness the schedule forgives.
+        self._slack = self._interval / 2
         #: How many may leave within one window (a fraction below one still lets one through).
         self._count = max(1, math.floor(per_second))
         #: When the last ``_count`` requests really left, oldest first.
         self._sent: deque[float] = deque(maxlen=self._count)
+        #: The next free slot on the schedule.
+        self._next = -math.inf
         self._lock = trio.Lock()
+        #: Requests between ``paced`` and their slot: about two seconds' worth.
+        self._admission = trio.Semaphore(2 * self._count)
 
     async def acquire(self) -> None:
-        async with self._lock:  # the holder alone adds to _sent: one wait is enough
-            slot = trio.current_time()
-            if self._sent:
-                slot = max(slot, self._sent[-1] + self._interval)
+        async with self._lock:  # the holder alone moves the schedule: one wait is enough
+            slot = max(trio.current_time(), self._next)
             if len(self._sent) == self._count:
                 slot = max(slot, self._sent[0] + self._window)
             await trio.sleep_until(slot)
-            self._sent.append(trio.current_time())
+            left = trio.current_time()
+            self._sent.append(left)
+            self._next = max(slot, left - self._slack) + self._interval
+
+    @asynccontextmanager
+    async def paced(self) -> AsyncIterator[TraceHook]:
+        """Around one HTTP request: yield the ``trace`` extension to give httpx, which waits
+        for a slot just before the request's headers are written.
+
+        Before that, the request waits here until fewer than two seconds' worth of requests
+        are between this point and their slot, so that a storm of thousands of sessions does
+        not open thousands of connections at once that then sit idle (a broker may close an
+        idle one) until their turn comes.
+        """
+        await self._admission.acquire()
+        admitted = True
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            nonlocal admitted
+            if event.endswith(".send_request_headers.started"):
+                await self.acquire()
+                if admitted:
+                    admitted = False
+                    self._admission.release()
+
+        try:
+            yield trace
+        finally:
+            if admitted:  # never got as far as sending (failed to connect, cancelled)
+                self._admission.release()
 
 
 _LIMITERS: RunVar[dict[tuple[str, float], RateLimiter]] = RunVar("brokergate_rate_limiters")
@@ -118,12 +195,15 @@ class HttpCaller:
         if problem is not None:
             return HttpFailed(request.call, request.serial, problem)
         host = httpx.URL(request.url).host
-        if request.per_second is not None:
-            await limiter_for(host, request.per_second).acquire()
         try:
-            async with self._get().stream(
-                "POST", request.url, json=request.body, timeout=httpx.Timeout(request.timeout)
-            ) as response:
+            async with AsyncExitStack() as stack:
+                extensions: dict[str, TraceHook] = {}
+                if request.per_second is not None:
+                    pacing = limiter_for(host, request.per_second).paced()
+                    extensions["trace"] = await stack.enter_async_context(pacing)
+                response = await stack.enter_async_context(self._get().stream(
+                    "POST", request.url, json=request.body,
+                    timeout=httpx.Timeout(request.timeout), extensions=extensions))
                 body = await self._read_body(response)
         except httpx.HTTPError as exc:
             return HttpFailed(request.call, request.serial, describe_http_error(exc),
