@@ -84,6 +84,8 @@ _MAX_REQUEST_ID = 2**32 - 1
 _TOO_LARGE_REASON = "Exceeded maximum message size"
 #: Every field of a Transitioned goes into its audit event.
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Transitioned))
+#: The driver's own timer for WebSocket pings (the machine never sees it).
+_PING_TIMER = "_ping"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +182,9 @@ class SessionDriver:
         "_live_epoch",
         "_next_request_id",
         "_nursery",
+        "_parked",
         "_pending",
-        "_receive",
-        "_send",
+        "_queue",
         "_stopping",
         "_subscribers",
         "_timers",
@@ -206,7 +208,11 @@ class SessionDriver:
         self.settings = settings
         self.session_id = session_id
         self.audit = audit
-        self._send, self._receive = trio.open_memory_channel[Event](math.inf)
+        # The driver's inbox: a plain list and the parked driver task, not a memory channel.
+        # Every session has one, and a channel's three objects and its deque are much of a
+        # session's memory; there is one consumer and nothing ever waits to send.
+        self._queue: list[Event] = []
+        self._parked: trio.lowlevel.Task | None = None
         self._timers: dict[str, float] = {}
         self._conn: _Connection | None = None
         self._live_epoch: int | None = None
@@ -220,33 +226,51 @@ class SessionDriver:
 
     # ------------------------------------------------------------------ the loop
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                while True:
-                    await self._feed(await self._next_event())
-            finally:
-                self._end_streams()
-                nursery.cancel_scope.cancel()
-                await self._http.aclose()
+    async def run(self, nursery: trio.Nursery) -> None:
+        """Feed the machine until cancelled. The session's connection and call tasks run in
+        ``nursery``, the session's own, which is cancelled when the session ends."""
+        self._nursery = nursery
+        try:
+            while True:
+                event = await self._next_event()
+                if isinstance(event, TimerFired) and event.name == _PING_TIMER:
+                    self._ping()
+                else:
+                    await self._feed(event)
+        finally:
+            self._end_streams()
+            await self._http.aclose()
 
     async def _next_event(self) -> Event:
+        if self._queue:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return self._queue.pop(0)
         deadline = min(self._timers.values(), default=math.inf)
         with trio.move_on_at(deadline):
-            return await self._receive.receive()
+            self._parked = trio.lowlevel.current_task()
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                self._parked = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            return self._queue.pop(0)
         name = min(self._timers, key=self._timers.__getitem__)
         del self._timers[name]
         return TimerFired(name)
 
     def post(self, event: Event) -> None:
-        self._send.send_nowait(event)
+        self._queue.append(event)
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            trio.lowlevel.reschedule(parked)
 
     async def _feed(self, event: Event) -> None:
         epoch = getattr(event, "epoch", None)
         if epoch is not None and epoch != self._live_epoch:
             return  # from a connection the machine has already left behind
+        if isinstance(event, Connected):
+            self._arm_ping()
         try:
             commands = self.model.handle(event)
         except Exception as exc:  # a bug in a machine must not take the host process down
@@ -317,8 +341,6 @@ class SessionDriver:
                                                self.settings.max_frame_size)
                 conn.ws = ws
                 self.post(Connected(epoch))
-                if self.settings.ping_interval is not None and self.model.websocket_pings:
-                    ws_tasks.start_soon(self._heartbeat, ws, epoch)
                 try:
                     while True:
                         self.post(FrameReceived(epoch, await ws.get_message()))
@@ -353,27 +375,40 @@ class SessionDriver:
                 f" ({reason})" if reason else "")
         return reason
 
-    async def _heartbeat(self, ws: trio_websocket.WebSocketConnection, epoch: int) -> None:
-        """Ping the broker every ping_interval; no pong within ping_timeout is a dead connection.
+    # Heartbeat: every ping_interval the driver's own timer starts one short task that pings
+    # the broker; no pong within ping_timeout is a dead connection. A half-open TCP connection
+    # (the peer vanished without a FIN) gives no other sign. A timer, not a task per connection
+    # that sleeps between pings: thousands of idle sessions would each hold one.
 
-        A half-open TCP connection (the peer vanished without a FIN) gives no other sign.
-        """
+    def _arm_ping(self) -> None:
         interval = self.settings.ping_interval
-        assert interval is not None
+        if interval is not None and self.model.websocket_pings:
+            self._timers[_PING_TIMER] = trio.current_time() + interval
+
+    def _ping(self) -> None:
+        conn = self._conn
+        if conn is None or conn.ws is None:
+            return  # the next connection arms its own
+        self._arm_ping()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._ping_once, conn.ws, conn.epoch)
+
+    async def _ping_once(self, ws: trio_websocket.WebSocketConnection, epoch: int) -> None:
         timeout = self.settings.ping_timeout
-        while True:
-            await trio.sleep(interval)
-            with trio.move_on_after(timeout) as waited:
-                try:
-                    await ws.ping()
-                except trio_websocket.ConnectionClosed:
-                    return  # the reader reports the close
-            if waited.cancelled_caught:
-                self.post(Closed(epoch, 1006, f"no pong within {timeout:g} s"))
+        with trio.move_on_after(timeout) as waited:
+            try:
+                await ws.ping()
+            except (trio_websocket.ConnectionClosed, trio.BrokenResourceError, OSError):
+                return  # the connection task reports the close
+            except Exception as exc:  # keep a surprise inside this session
+                self._log("internal_error", detail=_summarise(exc))
                 return
+        if waited.cancelled_caught and epoch == self._live_epoch:
+            self.post(Closed(epoch, 1006, f"no pong within {timeout:g} s"))
 
     def _drop_connection(self, code: int = 1000, reason: str = "") -> None:
         conn, self._conn, self._live_epoch = self._conn, None, None
+        self._timers.pop(_PING_TIMER, None)
         if conn is None:
             return
         if conn.ws is None:

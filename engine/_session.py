@@ -225,7 +225,9 @@ async def open_session(
     driver = SessionDriver(model, config, session_id, logger, store)
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(driver.run)
+            # start_soon, not start: the driver needs nothing from us before it runs, and
+            # waiting for it to report in would cost every login a scheduling round.
+            nursery.start_soon(driver.run, nursery)
             # Posted, not fed: the driver takes it at the caller's first checkpoint, so a caller
             # who subscribes to events right away still sees the very first transition.
             driver.post(Start())

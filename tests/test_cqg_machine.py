@@ -484,6 +484,11 @@ def test_without_restore_a_lost_connection_means_a_full_logon() -> None:
     assert last(out).delay == 0.0  # a settled session's first retry is immediate
     out = s.handle(TimerFired("backoff"))
     assert moves(out) == [("backoff_elapsed", "backoff", "connecting")]
+    # Said as it is, not as a restore window that passed.
+    assert last(out).reason == "restore_disabled"
+    assert "restore=False" in (last(out).detail or "")
+    assert notices(out, "session_lost")
+    assert frames(s.handle(Connected(3)))[0].HasField("logon")
 
 
 def test_a_logon_result_without_a_token_cannot_be_restored() -> None:

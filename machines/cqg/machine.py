@@ -261,6 +261,10 @@ def forget_session(ev: EventData) -> None:
         model.reason, model.fault = action.reason, action.fault
         model.detail = f"the restore was refused ({ev.kwargs.get('detail')}); logging on again"
         model.emit(Notice("session_lost", model.detail, action.fault))
+    elif model.session_token is not None and model.lost_at is not None and not model.config.restore:
+        model.reason, model.fault = "restore_disabled", None
+        model.detail = "the session is not restored (restore=False); logging on again"
+        model.emit(Notice("session_lost", model.detail))
     elif model.session_token is not None and model.lost_at is not None:
         model.reason, model.fault = "restore_window_passed", None
         model.detail = (f"the restore window of {model.config.restore_window:g} s has passed; "
