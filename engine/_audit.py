@@ -194,6 +194,26 @@ class _Discard:
     info = warning = error = debug = msg
 
 
+class SessionLog:
+    """One session's audit logger: the trail's structlog logger and the session's context.
+
+    What ``bind`` would give, without a bound logger per session: a process holding thousands
+    of sessions keeps one small object each, and every event goes through the same processors.
+    """
+
+    __slots__ = ("_context", "_logger")
+
+    def __init__(self, logger: Any, context: dict[str, Any]) -> None:
+        self._logger = logger
+        self._context = context
+
+    def __repr__(self) -> str:
+        return f"<SessionLog {self._context['broker']} {self._context['session_id']}>"
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._logger.info(event, **self._context, **fields)
+
+
 class AuditLog:
     """Where audit events go. Build one with a class method and pass it to ``open_session``."""
 
@@ -257,12 +277,13 @@ class AuditLog:
 
         return cls(_Discard(), [drop])
 
-    def session(self, *, broker: str, session_id: str, account: str, secrets: list[str]) -> Any:
-        """A logger bound to one session; its secrets travel with it to the redaction step."""
-        return self._logger.bind(
-            broker=broker, session_id=session_id, account=account,
-            **{_SECRETS_KEY: _SessionSecrets(secrets)},
-        )
+    def session(self, *, broker: str, session_id: str, account: str,
+                secrets: list[str]) -> SessionLog:
+        """A logger for one session; its secrets travel with it to the redaction step."""
+        return SessionLog(self._logger, {
+            "broker": broker, "session_id": session_id, "account": account,
+            _SECRETS_KEY: _SessionSecrets(secrets),
+        })
 
     def close(self) -> None:
         if self._owned is not None:

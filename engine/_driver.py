@@ -219,7 +219,7 @@ class SessionDriver:
         self._pending: dict[int, _Waiter] = {}
         self._next_request_id = model.first_request_id
         self._subscribers: list[EventStream] = []
-        self._changed = trio.Event()
+        self._changed: trio.Event | None = None  # made when someone waits for a change
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self._http = HttpCaller(settings.ca_file, max_body=settings.max_frame_size)
@@ -594,8 +594,14 @@ class SessionDriver:
                     return True
                 if self._ended():
                     raise self.error()
-                await self._changed.wait()
+                await self._next_change()
         return False
+
+    async def _next_change(self) -> None:
+        """Wait for the machine's next transition."""
+        if self._changed is None:
+            self._changed = trio.Event()
+        await self._changed.wait()
 
     def _take_request_id(self) -> int:
         rid = self._next_request_id
@@ -630,7 +636,7 @@ class SessionDriver:
                 return
             if self._ended():
                 raise self.error()
-            await self._changed.wait()
+            await self._next_change()
 
     def _ended(self) -> bool:
         """The session will not become authenticated by itself: terminal, or disconnected for a
@@ -671,7 +677,7 @@ class SessionDriver:
         self._stopping = True
         self.post(Stop(logout))
         while self.model.state not in TERMINAL_STATES and self.model.state != DISCONNECTED:
-            await self._changed.wait()
+            await self._next_change()
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -685,8 +691,9 @@ class SessionDriver:
             for waiter in self._pending.values():
                 waiter.settle(error=lost)
         self._publish(record)
-        self._changed.set()
-        self._changed = trio.Event()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     def _publish(self, event: SessionEvent) -> None:
         for stream in self._subscribers:

@@ -170,7 +170,7 @@ def take_logon(ev: EventData) -> None:
     model.logons += 1
     model.history.succeeded(model.clock())
     model.redirects = 0
-    model.refreshed.clear()
+    model.refreshed = frozenset()
     model.one_time_password = None
     if model.logons > 1:
         model.emit(Notice(
@@ -216,7 +216,7 @@ def take_relogon(ev: EventData) -> None:
     action = action_of(ev)
     assert isinstance(action, Relogon)
     model = cqg(ev)
-    model.refreshed.add(action.credential)
+    model.refreshed = model.refreshed | {action.credential}
     model.pending_credential = action.credential
     model.reason, model.fault = action.reason, action.fault
     model.detail = ev.kwargs.get("detail")
