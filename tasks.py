@@ -8,6 +8,8 @@
     python3 tasks.py lint      ruff and mypy only
     python3 tasks.py reliability [--seeds N] [--readme]
                                the long reliability and security suite, with its table
+    python3 tasks.py bench [--quick] [--only NAME,...] [--readme]
+                               the benchmarks, as a Markdown report (see bench/README.md)
 
 Each task creates .venv on first use and installs the project with its dev extra into it;
 the install is repeated only when pyproject.toml changes.
@@ -57,7 +59,7 @@ def lint() -> None:
 def main(argv: list[str]) -> None:
     task = argv[0] if argv else "help"
     rest = argv[1:]
-    if task not in ("demo", "test", "proto", "lint", "diagrams", "reliability"):
+    if task not in ("demo", "test", "proto", "lint", "diagrams", "reliability", "bench"):
         print(__doc__)
         sys.exit(0 if task in ("help", "-h", "--help") else 2)
     ensure_venv()
@@ -72,6 +74,8 @@ def main(argv: list[str]) -> None:
         lint()
     elif task == "reliability":
         run(PY, "-m", "reliability", *rest)
+    elif task == "bench":
+        run(PY, "-m", "bench", *rest)
     elif task == "diagrams":
         run(BIN / "brokergate", "diagrams", "--out", ROOT / "diagrams", *rest)
         # The README carries each policy table too, between markers.

@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_demo_parser(sub)
     _add_diagrams_parser(sub)
+    # Listed here for --help; `brokergate bench ...` goes to the bench package's own parser.
+    sub.add_parser("bench", add_help=False,
+                   help="run the benchmarks and print a Markdown report (brokergate bench -h)")
     sim = sub.add_parser("simulate", help="run a broker simulator in the foreground",
                          allow_abbrev=False)
     sim_sub = sim.add_subparsers(dest="broker", required=True, metavar="BROKER")
@@ -547,6 +550,10 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from bench.__main__ import main as bench  # noqa: PLC0415 - simulators, subprocesses
+
+        return bench(argv[1:])
     try:
         args = _parse(argv)
         if args.command == "login":

@@ -1,0 +1,113 @@
+"""brokergate's benchmarks: run them all and print one Markdown report.
+
+    python -m bench [--quick] [--only NAME[,NAME...]] [--out FILE] [--readme]
+    (also: brokergate bench ..., python3 tasks.py bench ..., make bench)
+
+NAME is one of overhead, scale, restore, storm, transitions. Every benchmark runs its simulator
+in a process of its own. ``--quick`` runs each at a toy size (seconds, for a smoke test; its
+figures mean little). ``--readme`` also puts the report in README.md between the benchmark
+markers. Exit status 0 whatever the figures say: a benchmark reports, it does not judge; the
+summary says which targets were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench._report import Section, machine
+from bench._server import raise_fd_limit
+
+#: The benchmarks, in the issue's order: name, module.
+BENCHMARKS: dict[str, str] = {
+    "overhead": "bench.overhead",
+    "scale": "bench.scale",
+    "restore": "bench.restore",
+    "storm": "bench.storm",
+    "transitions": "bench.transitions",
+}
+README_START = "<!-- benchmarks:start -->"
+README_END = "<!-- benchmarks:end -->"
+
+
+def _arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="brokergate bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="toy sizes: a smoke test of the benchmarks, not a measurement")
+    parser.add_argument("--only", type=lambda text: [n.strip() for n in text.split(",") if n],
+                        default=list(BENCHMARKS), metavar="NAME[,NAME...]",
+                        help=f"run only these ({', '.join(BENCHMARKS)})")
+    parser.add_argument("--out", type=Path, help="also write the report to this file")
+    parser.add_argument("--readme", action="store_true",
+                        help="also put the report in README.md between the benchmark markers")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.only if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from "
+                     f"{', '.join(BENCHMARKS)}")
+    return args
+
+
+def summary(sections: Sequence[Section]) -> str:
+    lines = ["| target | met |", "|---|---|"]
+    for section in sections:
+        lines += [f"| {text} | {'yes' if met else '**no**'} |" for text, met in section.targets]
+    return "\n".join(lines)
+
+
+def report(sections: Sequence[Section], *, quick: bool, seconds: float, command: str) -> str:
+    parts = [
+        f"Produced by `{command}` in {seconds:.0f} s on:",
+        "",
+        machine(),
+        "",
+    ]
+    if quick:
+        parts += ["**Quick run: toy sizes, for a smoke test; these figures mean little.**", ""]
+    for section in sections:
+        parts += [section.markdown(), ""]
+    parts += ["### Targets", "", summary(sections)]
+    return "\n".join(parts)
+
+
+def write_readme(path: Path, text: str) -> bool:
+    """Put ``text`` between the README's benchmark markers; False if the markers are missing."""
+    readme = path.read_text(encoding="utf-8")
+    start, end = readme.find(README_START), readme.find(README_END)
+    if start < 0 or end < start:
+        return False
+    path.write_text(readme[: start + len(README_START)] + "\n" + text + "\n" + readme[end:],
+                    encoding="utf-8")
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    raise_fd_limit()
+    started = time.perf_counter()
+    sections: list[Section] = []
+    for name in args.only:
+        print(f"running {name} ...", end=" ", file=sys.stderr, flush=True)
+        began = time.perf_counter()
+        run: Callable[..., Section] = importlib.import_module(BENCHMARKS[name]).run
+        sections.append(run(quick=args.quick))
+        print(f"{time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+    command = "brokergate bench" + (" --quick" if args.quick else "") + (
+        f" --only {','.join(args.only)}" if args.only != list(BENCHMARKS) else "")
+    text = report(sections, quick=args.quick, seconds=time.perf_counter() - started,
+                  command=command)
+    print(text, flush=True)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.readme and not write_readme(Path("README.md"), text):
+        print("README.md has no benchmark markers; not written", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

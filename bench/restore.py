@@ -1,0 +1,98 @@
+"""CQG restore: back to authenticated after a dropped connection, by restore vs. by a new logon.
+
+One brokergate CQG session logs on to a simulator in its own process; the simulator is then
+told to drop the session's TCP connection (no close frame), again and again. Each time the
+clock runs from the moment the session sees the connection gone (it leaves ``authenticated``)
+until it is authenticated again. With ``restore=True`` (the default) it comes back with
+RestoreOrJoinSession on the session it had; with ``restore=False`` it logs on afresh. The
+simulator counts the Logon and RestoreOrJoinSession messages it received.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from bench._clients import engine_config
+from bench._report import Section, median, spread
+from bench._server import simulator_process, user
+from engine import AuditLog, Backoff, Transitioned, open_session
+
+#: The session is quiet this long after each return before the next drop: long enough for its
+#: stability window (set to STABLE below) to pass, so every drop is a first drop, retried at once.
+QUIET = 0.3
+STABLE = 0.2
+
+
+async def _drops(restore: bool, drops: int, audit: AuditLog) -> dict[str, Any]:
+    async with simulator_process("cqg", "--accounts", "1", "--settle", "0") as sim:
+        config = engine_config("cqg", sim.info, user(0), restore=restore,
+                               backoff=Backoff(stability_window=STABLE))
+        took: list[float] = []
+        async with open_session(config, audit=audit) as session:
+            await session.wait_authenticated()
+            async with session.events() as events:
+                for _ in range(drops):
+                    await trio.sleep(QUIET)
+                    await sim.command(f"drop {user(0)}")
+                    left = 0.0
+                    async for event in events:
+                        if not isinstance(event, Transitioned):
+                            continue
+                        if event.dst == event.src:
+                            continue  # the stability window passing, say
+                        if event.src == "authenticated" and not left:
+                            left = time.perf_counter()
+                        elif event.dst == "authenticated" and left:
+                            took.append(time.perf_counter() - left)
+                            break
+            outcome = session.outcome()
+        stats = await sim.command("stats")
+    return {"took": took, "logons": stats["logon_requests"],
+            "restores": stats["restore_requests"], "outcome": outcome,
+            "violations": stats["violations"]}
+
+
+def run(*, quick: bool) -> Section:
+    drops = 5 if quick else 50
+    section = Section(
+        "3. CQG: from a dropped connection back to authenticated",
+        ["how", "drops", "median ms", "spread ms", "Logon messages", "RestoreOrJoinSession "
+         "messages", "session kept"],
+    )
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        audit = AuditLog.to_file(Path(tmp) / "audit.jsonl")
+        try:
+            for restore in (True, False):
+                results[restore] = trio.run(_drops, restore, drops, audit)
+        finally:
+            audit.close()
+    for restore, r in results.items():
+        took = [t * 1e3 for t in r["took"]]
+        section.rows.append([
+            "restore (default)" if restore else "new logon (restore=False)",
+            str(len(took)), f"{median(took):.2f}", spread(took), str(r["logons"]),
+            str(r["restores"]), "yes" if restore else "no: a new session each time",
+        ])
+    kept, fresh = results[True], results[False]
+    section.targets += [
+        ("restore: one Logon for the session's life, every drop restored",
+         kept["logons"] == 1 and kept["restores"] == drops and len(kept["took"]) == drops),
+        ("a new logon each time when restore=False (the comparison is real)",
+         fresh["logons"] == drops + 1 and fresh["restores"] == 0),
+    ]
+    section.notes += [
+        f"{drops} drops per row, one session, simulator in its own process answering at once "
+        f"(no login check); {QUIET * 1e3:.0f} ms of quiet between drops and a stability window "
+        f"of {STABLE * 1e3:.0f} ms, so every drop is retried at once, as a first drop is.",
+        "The new-logon row turns off brokergate's per-user logon throttle "
+        "(min_logon_interval=0). Left at its default (60 s, after CQG's own rule), each of "
+        "those logons would first wait out the minute since the last one; a restore is not "
+        "throttled. CQG also caps logons per user per day (200 by default here).",
+    ]
+    return section
