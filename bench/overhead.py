@@ -46,18 +46,24 @@ async def _measure(broker: str, settle: float, logins: int, audit: AuditLog) -> 
         list[float], list[float]]:
     ours: list[float] = []
     theirs: list[float] = []
-    async with simulator_process(broker, "--accounts", "1", "--settle", str(settle)) as sim:
+    warm = max(5, logins // 10)
+    # One account per round, logged in by both clients: CQG caps a user's logons per day (and
+    # brokergate enforces the cap), and no account's history colours another round.
+    accounts = warm + logins
+    async with simulator_process(broker, "--accounts", str(accounts),
+                                 "--settle", str(settle)) as sim:
         info = sim.info
-        config = engine_config(broker, info, user(0))
+        account = ""
 
         async def engine(authenticated: Any, release: trio.Event) -> None:
-            await engine_login(config, audit, authenticated, release)
+            await engine_login(engine_config(broker, info, account), audit, authenticated,
+                               release)
 
         async def minimal(authenticated: Any, release: trio.Event) -> None:
-            await minimal_login(broker, info, user(0), authenticated, release)
+            await minimal_login(broker, info, account, authenticated, release)
 
-        warm = max(5, logins // 10)
-        for n in range(warm + logins):
+        for n in range(accounts):
+            account = user(n)
             # Alternate which goes first, so neither always follows the other.
             pair = (engine, minimal) if n % 2 else (minimal, engine)
             for login in pair:

@@ -68,7 +68,11 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
         self._sessions: dict[str, ServerSession] = {}
         #: Connections carrying a session, in the order they got it (a session the registry
         #: forgot, through expire_sessions, still has its connections here until they end).
-        self._attached: list[Connection] = []
+        self._attached: dict[Connection, None] = {}
+        #: The registry indexed for a server holding thousands of sessions: each user's sessions,
+        #: and the sessions waiting for a restore (the only ones that can expire).
+        self._by_user: dict[str, list[ServerSession]] = {}
+        self._detached: dict[str, ServerSession] = {}
         self.session_lifetime = session_lifetime
         self.echo_application = echo_application
         self.base_time = base_time
@@ -102,14 +106,13 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
     def _purge(self) -> None:
         """Forget sessions that outlived their lifetime without a connection."""
         now = trio.current_time()
-        for token, session in list(self._sessions.items()):
+        for session in list(self._detached.values()):
             if session.expired(now, self.session_lifetime):
-                session.ended = True
-                del self._sessions[token]
+                self._forget(session)
 
     def _user_sessions(self, user_name: str) -> list[ServerSession]:
         self._purge()
-        return [s for s in self._sessions.values() if s.user_name == user_name]
+        return list(self._by_user.get(user_name, ()))
 
     def live_session(self, user_name: str) -> ServerSession | None:
         """The user's session that has not ended (it may be between connections), if any."""
@@ -133,13 +136,15 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
             private_label=logon.private_label or logon.client_app_id,
         )
         self._sessions[session.token] = session
+        self._by_user.setdefault(session.user_name, []).append(session)
         return session
 
     def attach(self, conn: Connection, session: ServerSession) -> None:
         session.connections.append(conn)
         session.lost_at = None
+        self._detached.pop(session.token, None)
         conn.session = session
-        self._attached.append(conn)
+        self._attached[conn] = None
 
     def detach(self, conn: Connection) -> None:
         """A connection left its session (any way at all). Idempotent.
@@ -151,17 +156,20 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
         if session is None:
             return
         session.connections.remove(conn)
-        self._attached.remove(conn)
+        del self._attached[conn]
         if session.connections or session.ended:
             return
         if session.restorable:
             session.lost_at = trio.current_time()
+            self._detached[session.token] = session
         else:
             self._forget(session)
 
     def _forget(self, session: ServerSession) -> None:
         session.ended = True
-        self._sessions.pop(session.token, None)
+        if self._sessions.pop(session.token, None) is not None:
+            self._detached.pop(session.token, None)
+            self._by_user[session.user_name].remove(session)
 
     def end_session(
         self,
