@@ -31,11 +31,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from bench._report import Section, median, spread
-from engine._audit import AuditLog
-from engine._driver import _RECORD_FIELDS
+from engine._audit import AuditLog, SessionLog
 from machines import (
     AUTHENTICATED,
     DISCONNECTED,
@@ -174,11 +172,6 @@ def cycles() -> list[Cycle]:
 # --- the three timed loops ---------------------------------------------------------------------
 
 
-def audit_transition(log: Any, record: Transitioned) -> None:
-    """The audit event of one transition, written as ``SessionDriver._on_transition`` does."""
-    log.info("transition", **{name: getattr(record, name) for name in _RECORD_FIELDS})
-
-
 def drive(models: Sequence[LoginModel], events: Sequence[Event]) -> None:
     for model in models:
         handle = model.handle
@@ -186,20 +179,20 @@ def drive(models: Sequence[LoginModel], events: Sequence[Event]) -> None:
             handle(event)
 
 
-def drive_audited(models: Sequence[LoginModel], logs: Sequence[Any],
+def drive_audited(models: Sequence[LoginModel], logs: Sequence[SessionLog],
                   events: Sequence[Event]) -> None:
     for model, log in zip(models, logs, strict=True):
         handle = model.handle
         for event in events:
             for command in handle(event):
                 if isinstance(command, Transitioned):
-                    audit_transition(log, command)
+                    log.transition(command)
 
 
-def audit_only(batches: Sequence[tuple[Any, list[Transitioned]]]) -> None:
+def audit_only(batches: Sequence[tuple[SessionLog, list[Transitioned]]]) -> None:
     for log, records in batches:
         for record in records:
-            audit_transition(log, record)
+            log.transition(record)
 
 
 def transitions_of(model: LoginModel, events: Sequence[Event]) -> list[Transitioned]:
@@ -210,7 +203,7 @@ def transitions_of(model: LoginModel, events: Sequence[Event]) -> list[Transitio
     return records
 
 
-def bind(audit: AuditLog, models: Sequence[LoginModel]) -> list[Any]:
+def bind(audit: AuditLog, models: Sequence[LoginModel]) -> list[SessionLog]:
     """A logger per session, bound the way ``open_session`` binds it."""
     return [audit.session(broker=m.broker, session_id=f"{m.broker}-{n:012x}",
                           account=m.account, secrets=m.secrets())

@@ -14,6 +14,7 @@ the 11 or so an event costs in all (bench/transitions.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -25,9 +26,11 @@ from typing import IO, Any, TextIO
 
 import structlog
 
-from machines import REDACTED, Secret
+from machines import REDACTED, Secret, Transitioned
 
 _SECRETS_KEY = "_secrets"
+#: Every field of a Transitioned goes into its audit event.
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Transitioned))
 _registry: set[str] = set()
 _registry_lock = threading.Lock()
 #: Grows with each new process-wide secret, after the secret is in the registry: an ordering
@@ -212,6 +215,10 @@ class SessionLog:
 
     def info(self, event: str, **fields: Any) -> None:
         self._logger.info(event, **self._context, **fields)
+
+    def transition(self, record: Transitioned) -> None:
+        """The audit event of one transition: every field of its record."""
+        self.info("transition", **{name: getattr(record, name) for name in _RECORD_FIELDS})
 
 
 class AuditLog:

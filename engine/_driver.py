@@ -15,7 +15,6 @@ once and nothing is written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import math
 import traceback
@@ -25,7 +24,7 @@ from typing import Any
 import trio
 import trio_websocket
 
-from engine._audit import scrub
+from engine._audit import SessionLog, scrub
 from engine._errors import (
     ConnectionLost,
     Displaced,
@@ -82,8 +81,6 @@ _MAX_REQUEST_ID = 2**32 - 1
 #: How trio-websocket starts the reason of the 1009 close it sends for a message above its
 #: max_message_size (our max_frame_size).
 _TOO_LARGE_REASON = "Exceeded maximum message size"
-#: Every field of a Transitioned goes into its audit event.
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Transitioned))
 #: The driver's own timer for WebSocket pings (the machine never sees it).
 _PING_TIMER = "_ping"
 
@@ -200,7 +197,7 @@ class SessionDriver:
         model: LoginProtocol,
         settings: SessionSettings,
         session_id: str,
-        audit: Any,
+        audit: SessionLog,
         token_store: TokenStore | None = None,
     ) -> None:
         self.model = model
@@ -682,7 +679,7 @@ class SessionDriver:
     # ------------------------------------------------------------------ bookkeeping
 
     def _on_transition(self, record: Transitioned) -> None:
-        self._log("transition", **{name: getattr(record, name) for name in _RECORD_FIELDS})
+        self.audit.transition(record)
         if record.src == AUTHENTICATED and record.dst != AUTHENTICATED:
             lost = ConnectionLost(
                 f"{self.model.broker}: the session left authenticated ({record.dst}) before the "
