@@ -22,7 +22,7 @@ import httpx
 import trio
 import trio_websocket
 
-from bench._server import PASSWORD, TOTP
+from bench._server import PASSWORD, TOTP, api_key, vendor_code
 from engine import AuditLog, CqgConfig, FirstockConfig, QstConfig, Secret, open_session
 from machines.cqg import cqg_session_pb2 as cqg_pb
 from machines.qst import qst_pb2 as qst_pb
@@ -87,8 +87,8 @@ async def minimal_cqg(url: str, user: str, authenticated: Callable[[], None],
 
 async def minimal_firstock(base_url: str, socket_url: str, user: str,
                            authenticated: Callable[[], None], release: trio.Event) -> None:
-    body = {"userId": user, "password": PASSWORD, "TOTP": TOTP, "vendorCode": f"{user}_API",
-            "apiKey": f"key-{user}"}
+    body = {"userId": user, "password": PASSWORD, "TOTP": TOTP, "vendorCode": vendor_code(user),
+            "apiKey": api_key(user)}
     async with httpx.AsyncClient(verify=_TLS) as http:
         reply = await http.post(f"{base_url}/login", json=body)
         data = reply.json().get("data") or {}
@@ -121,10 +121,12 @@ def engine_config(broker: str, info: dict[str, Any], user: str, **settings: Any)
         return CqgConfig(url=info["url"], user_name=user, password=Secret(PASSWORD),
                          client_app_id=CLIENT_ID, client_version="bench 1", **settings)
     settings.setdefault("requests_per_second", None)
+    settings.setdefault("socket", "v2")
+    if settings["socket"] != "none":
+        settings.setdefault("socket_url", info["socket_url"])
     return FirstockConfig(base_url=info["base_url"], user_id=user, password=Secret(PASSWORD),
-                          api_key=Secret(f"key-{user}"), vendor_code=f"{user}_API",
-                          totp=Secret(TOTP), socket="v2", socket_url=info["socket_url"],
-                          **settings)
+                          api_key=Secret(api_key(user)), vendor_code=vendor_code(user),
+                          totp=Secret(TOTP), **settings)
 
 
 async def engine_login(config: Any, audit: AuditLog, authenticated: Callable[[], None],

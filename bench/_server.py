@@ -44,6 +44,16 @@ def user(n: int) -> str:
     return f"u{n}"
 
 
+def api_key(name: str) -> str:
+    """The API key of Firstock account ``name`` (the simulator's default for an account)."""
+    return f"key-{name}"
+
+
+def vendor_code(name: str) -> str:
+    """The vendor code of Firstock account ``name`` (the simulator's default)."""
+    return f"{name}_API"
+
+
 def raise_fd_limit() -> int:
     """Lift this process's open-file limit to its hard limit (10,000 sessions need 10,000
     sockets); return the limit now in force."""

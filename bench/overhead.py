@@ -96,14 +96,11 @@ def run(*, quick: bool) -> Section:
                         f"{base * 1e3:.3f}", f"{mine * 1e3:.3f}",
                         f"{(mine - base) * 1e6:.0f}", ratio(mine, base),
                     ])
-                    if settle:
-                        section.targets.append(
-                            (f"{broker} login overhead ≤ {TARGET:.2f}x "
-                             f"({settle * 1e3:g} ms login check)", mine / base <= TARGET))
-                    else:
-                        section.targets.append(
-                            (f"{broker} login overhead ≤ {TARGET:.2f}x (no login check)",
-                             mine / base <= TARGET))
+                    check = "no login check" if settle == 0 else (
+                        f"{settle * 1e3:g} ms login check")
+                    section.targets.append(
+                        (f"{broker} login overhead ≤ {TARGET:.2f}x ({check})",
+                         mine / base <= TARGET))
         finally:
             audit.close()
     section.notes += [

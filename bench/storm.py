@@ -27,16 +27,15 @@ from pathlib import Path
 
 import trio
 
+from bench._clients import engine_config
 from bench._report import Section, median, ratio
 from bench._server import (
-    PASSWORD,
-    TOTP,
     SimulatorProcess,
     raise_fd_limit,
     simulator_process,
     user,
 )
-from engine import AuditLog, FirstockConfig, LoginFailed, MemoryTokenStore, Secret, open_session
+from engine import AuditLog, FirstockConfig, LoginFailed, MemoryTokenStore, open_session
 from engine._http import MARGIN
 
 #: What the simulator takes to answer a login, in seconds: the order of a real broker's login
@@ -77,15 +76,6 @@ class Run:
         return self.logins_per_second / self.limit
 
 
-def _config(base_url: str, n: int, limit: float) -> FirstockConfig:
-    name = user(n)
-    return FirstockConfig(
-        base_url=base_url, user_id=name, password=Secret(PASSWORD),
-        api_key=Secret(f"key-{name}"), vendor_code=f"{name}_API", totp=Secret(TOTP),
-        socket="none", requests_per_second=limit,
-    )
-
-
 def _simulator(accounts: int, limit: float) -> AbstractAsyncContextManager[SimulatorProcess]:
     """A fresh Firstock simulator process for one run."""
     return simulator_process("firstock", "--accounts", str(accounts), "--rate", str(limit),
@@ -97,8 +87,8 @@ async def storm(accounts: int, limit: float, audit_path: Path, *, together: bool
     held until the last one is in), or one after another, each authenticated before the next
     one starts."""
     async with _simulator(accounts, limit) as sim:
-        base_url = str(sim.info["base_url"])
-        configs = [_config(base_url, n, limit) for n in range(accounts)]
+        configs = [engine_config("firstock", sim.info, user(n), socket="none",
+                                 requests_per_second=limit) for n in range(accounts)]
         store = MemoryTokenStore()
         audit = AuditLog.to_file(audit_path)
         took: list[float] = []
