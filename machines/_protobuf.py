@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
@@ -21,15 +22,21 @@ class _Plan:
         fields = descriptor.fields
         self.singles = tuple(f.name for f in fields
                              if f.type == FieldDescriptor.TYPE_STRING and not f.is_repeated)
-        # All singular strings of a message at once (attrgetter with one name returns the value
-        # itself, hence the tuple).
-        self.singles_of: Any = (attrgetter(*self.singles) if len(self.singles) > 1 else
-                                (lambda m, g=attrgetter(self.singles[0]): (g(m),))
-                                if self.singles else None)
+        self.singles_of = _values_of(self.singles)
         self.repeated = tuple(f.name for f in fields
                               if f.type == FieldDescriptor.TYPE_STRING and f.is_repeated)
         self.nested = tuple((f.name, f.is_repeated) for f in fields
                             if f.type in _NESTED and _holds_strings(f.message_type))
+
+
+def _values_of(names: tuple[str, ...]) -> Callable[[Message], tuple[Any, ...]] | None:
+    """A function reading all these fields of a message at once, as a tuple (None for none)."""
+    if not names:
+        return None
+    if len(names) == 1:
+        one = attrgetter(names[0])
+        return lambda message: (one(message),)
+    return attrgetter(*names)
 
 
 @functools.cache
