@@ -24,6 +24,7 @@ from typing import Any
 import trio
 import trio_websocket
 
+from engine._alarms import alarm_clock
 from engine._audit import SessionLog, scrub
 from engine._errors import (
     ConnectionLost,
@@ -153,12 +154,21 @@ class _Waiter:
 
 
 class _Connection:
-    __slots__ = ("epoch", "scope", "ws")
+    """One connection attempt. Its task's nursery (which also holds trio-websocket's reader
+    task) is its cancel scope; the driver may leave it behind before that task has begun."""
+
+    __slots__ = ("cancelled", "epoch", "scope", "ws")
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
-        self.scope = trio.CancelScope()
+        self.scope: trio.CancelScope | None = None
+        self.cancelled = False
         self.ws: trio_websocket.WebSocketConnection | None = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 _ERRORS_BY_STATE: dict[str, type[SessionError]] = {
@@ -173,6 +183,7 @@ class SessionDriver:
     """Runs one session's machine. Created and started by ``open_session``."""
 
     __slots__ = (
+        "_alarm_at",
         "_changed",
         "_conn",
         "_http",
@@ -182,6 +193,7 @@ class SessionDriver:
         "_parked",
         "_pending",
         "_queue",
+        "_running",
         "_stopping",
         "_subscribers",
         "_timers",
@@ -211,6 +223,9 @@ class SessionDriver:
         self._queue: list[Event] = []
         self._parked: trio.lowlevel.Task | None = None
         self._timers: dict[str, float] = {}
+        # The deadline the run's alarm clock will wake us at (inf: none asked for).
+        self._alarm_at = math.inf
+        self._running = False
         self._conn: _Connection | None = None
         self._live_epoch: int | None = None
         self._pending: dict[int, _Waiter] = {}
@@ -225,36 +240,59 @@ class SessionDriver:
 
     async def run(self, nursery: trio.Nursery) -> None:
         """Feed the machine until cancelled. The session's connection and call tasks run in
-        ``nursery``, the session's own, which is cancelled when the session ends."""
+        ``nursery``, the session's own, which is cancelled when the session ends.
+
+        With no event waiting, the driver parks until ``post`` or the run's alarm clock wakes it
+        (written out here rather than in a helper: every parked session keeps this frame).
+        """
         self._nursery = nursery
+        self._running = True
+        clock = alarm_clock()
+        queue, timers = self._queue, self._timers
         try:
             while True:
-                event = await self._next_event()
-                if isinstance(event, TimerFired) and event.name == _PING_TIMER:
-                    self._ping()
+                if queue:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    event = queue.pop(0)
                 else:
-                    await self._feed(event)
+                    deadline = min(timers.values(), default=math.inf)
+                    if deadline > trio.current_time():
+                        if deadline < self._alarm_at:
+                            self._alarm_at = deadline
+                            clock.wake_at(deadline, self)
+                        self._parked = trio.lowlevel.current_task()
+                        await trio.lowlevel.wait_task_rescheduled(self._unpark)
+                        continue  # an event came, or a deadline: look again
+                    await trio.lowlevel.checkpoint()
+                    name = min(timers, key=timers.__getitem__)
+                    del timers[name]
+                    if name == _PING_TIMER:
+                        self._ping()
+                        continue
+                    event = TimerFired(name)
+                await self._feed(event)
         finally:
+            self._running = False
+            clock.forget()
             self._end_streams()
             await self._http.aclose()
 
-    async def _next_event(self) -> Event:
-        if self._queue:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            return self._queue.pop(0)
-        deadline = min(self._timers.values(), default=math.inf)
-        with trio.move_on_at(deadline):
-            self._parked = trio.lowlevel.current_task()
+    def _unpark(self, _: Any) -> trio.lowlevel.Abort:
+        self._parked = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
-            def abort(_: Any) -> trio.lowlevel.Abort:
-                self._parked = None
-                return trio.lowlevel.Abort.SUCCEEDED
+    @property
+    def alarm_wanted(self) -> bool:
+        return self._running
 
-            await trio.lowlevel.wait_task_rescheduled(abort)
-            return self._queue.pop(0)
-        name = min(self._timers, key=self._timers.__getitem__)
-        del self._timers[name]
-        return TimerFired(name)
+    def alarm(self, deadline: float) -> None:
+        """The alarm clock rang for ``deadline``: wake up unless we have asked for another."""
+        if deadline != self._alarm_at:
+            return
+        self._alarm_at = math.inf
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            trio.lowlevel.reschedule(parked)
 
     def post(self, event: Event) -> None:
         self._queue.append(event)
@@ -312,30 +350,25 @@ class SessionDriver:
     # ------------------------------------------------------------------ connection
 
     async def _connection_task(self, conn: _Connection, url: str) -> None:
-        """Open the connection and pump its messages into the event channel until it ends.
+        """Open the connection and pump its messages to the driver until it ends.
 
         Runs until the connection ends by itself (reported as Closed / ConnectFailed) or the
-        driver cancels ``conn.scope`` because the machine left it behind.
+        driver cancels ``conn`` because the machine left it behind.
         """
         epoch = conn.epoch
-        with conn.scope:
-            try:
-                stream = await open_stream(url, self.settings.ca_file)
-            except Exception as exc:  # refused, DNS, TLS; also a host name that cannot be
-                # encoded (a label over 63 characters in a broker's redirect URL)
-                self.post(ConnectFailed(epoch, describe_connect_error(exc)))
-                return
-            try:
-                await self._pump(conn, stream, url)
-            finally:
-                await trio.aclose_forcefully(stream)
-
-    async def _pump(self, conn: _Connection, stream: trio.abc.Stream, url: str) -> None:
-        epoch = conn.epoch
+        stream: trio.abc.Stream | None = None
         try:
-            async with trio.open_nursery() as ws_tasks:  # trio-websocket's reader task
-                ws = await websocket_handshake(ws_tasks, stream, url,
-                                               self.settings.max_frame_size)
+            async with trio.open_nursery() as tasks:  # and trio-websocket's reader task
+                conn.scope = tasks.cancel_scope
+                if conn.cancelled:  # left behind before this task began
+                    tasks.cancel_scope.cancel()
+                try:
+                    stream = await open_stream(url, self.settings.ca_file)
+                except Exception as exc:  # refused, DNS, TLS; also a host name that cannot be
+                    # encoded (a label over 63 characters in a broker's redirect URL)
+                    self.post(ConnectFailed(epoch, describe_connect_error(exc)))
+                    return
+                ws = await websocket_handshake(tasks, stream, url, self.settings.max_frame_size)
                 conn.ws = ws
                 self.post(Connected(epoch))
                 try:
@@ -346,7 +379,7 @@ class SessionDriver:
                     code = reason.code if reason else 1006
                     text = reason.reason if reason else None
                     self.post(Closed(epoch, code, self._close_reason(code, text)))
-                ws_tasks.cancel_scope.cancel()
+                tasks.cancel_scope.cancel()
         except* trio_websocket.HandshakeError as group:
             self.post(ConnectFailed(epoch, describe_connect_error(group.exceptions[0])))
         except* (OSError, trio.BrokenResourceError) as group:
@@ -354,6 +387,9 @@ class SessionDriver:
         except* Exception as group:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(group.exceptions[0]))
             self.post(Closed(epoch, 1011, f"internal error: {type(group.exceptions[0]).__name__}"))
+        finally:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
 
     def _close_reason(self, code: int, reason: str | None) -> str | None:
         """The reason of a close, naming the broker where its frames were at fault.
@@ -409,7 +445,7 @@ class SessionDriver:
         if conn is None:
             return
         if conn.ws is None:
-            conn.scope.cancel()
+            conn.cancel()
         else:
             assert self._nursery is not None
             self._nursery.start_soon(self._close_ws, conn, code, reason)
@@ -421,7 +457,7 @@ class SessionDriver:
                 trio_websocket.ConnectionClosed, trio.BrokenResourceError, OSError
             ):
                 await conn.ws.aclose(code, reason[:120])
-        conn.scope.cancel()
+        conn.cancel()
 
     async def write(self, data: bytes | str, *, control: bool) -> None:
         """The single writer, and the request gate.

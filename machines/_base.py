@@ -12,8 +12,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, ClassVar, cast
 
+from transitions import Event as TransitionsEvent
 from transitions import EventData, Machine, State
 from transitions.core import Condition, Transition
 
@@ -379,12 +381,23 @@ COMMON_STATES: list[dict[str, Any]] = [
 
 # --- the runtime machine ----------------------------------------------------------------------
 #
-# Stock transitions resolves every callback and condition by name on each call (for callbacks
-# given as strings) and writes a log record around every callback and every state entry and
-# exit. Every callback here is a function taking the EventData (send_event=True), so the runtime
-# machine calls them directly and leaves those records out, which saves 12-16% of the machine's
-# cost per transition (bench/transitions.py). Which transitions run, in what order, with which
-# callbacks, and the queue are transitions' own code, untouched.
+# Stock transitions resolves callbacks by name on each call, writes a debug log record around
+# every step (six per transition, each a logger call even when debug logging is off) and looks
+# every state up through several layers of accessors. Every callback here is a function taking
+# the EventData (send_event=True), every state a string, and the model's state lives in
+# ``model.state``, so the runtime machine takes the short road through the same steps, in
+# transitions' own order:
+#
+#   prepare_event; for each edge from the current state: prepare, conditions (first edge whose
+#   conditions hold wins), before_state_change, before, exit the source, set the state, enter
+#   the destination, on_final, after, after_state_change; finalize_event; on_exception if one
+#   raised.
+#
+# Queueing (queued=True: a trigger fired from inside a callback runs after the current one) is
+# transitions' own ``Machine._process``, untouched. The machines are built from the same
+# definitions as the diagrams, and tests/test_runtime_machine.py drives every broker's models
+# through stock transitions and through this machine side by side and compares every command.
+# Halves the machine's cost per transition (bench/transitions.py).
 
 
 class _Condition(Condition):
@@ -396,20 +409,90 @@ class _Condition(Condition):
 class _Transition(Transition):
     condition_cls = _Condition
 
+    def execute(self, event_data: EventData) -> bool:
+        machine: Any = event_data.machine  # its callback lists hold functions only
+        for func in self.prepare:
+            func(event_data)  # type: ignore[operator]
+        for condition in self.conditions:
+            if condition.func(event_data) != condition.target:  # type: ignore[operator]
+                return False
+        for func in machine.before_state_change:
+            func(event_data)
+        for func in self.before:
+            func(event_data)  # type: ignore[operator]
+        if self.dest:  # None: an internal transition, no change of state
+            self._change_state(event_data)
+        for func in self.after:
+            func(event_data)  # type: ignore[operator]
+        for func in machine.after_state_change:
+            func(event_data)
+        return True
+
+    def _change_state(self, event_data: EventData) -> None:
+        machine: Any = event_data.machine
+        states = machine.states
+        for func in states[self.source].on_exit:
+            func(event_data)
+        dest = states[self.dest]
+        model: Any = event_data.model
+        model.state = self.dest
+        event_data.state = dest
+        for func in dest.on_enter:
+            func(event_data)
+        if dest.final:
+            for func in machine.on_final:
+                func(event_data)
+
 
 class _State(State):
     def enter(self, event_data: EventData) -> None:
-        event_data.machine.callbacks(self.on_enter, event_data)
+        for func in self.on_enter:
+            func(event_data)  # type: ignore[operator]
 
     def exit(self, event_data: EventData) -> None:
-        event_data.machine.callbacks(self.on_exit, event_data)
+        for func in self.on_exit:
+            func(event_data)  # type: ignore[operator]
+
+
+class _Event(TransitionsEvent):
+    def trigger(self, model: Any, *args: Any, **kwargs: Any) -> bool:
+        data = EventData(None, self, self.machine, model, args=args, kwargs=kwargs)
+        return bool(self.machine._process(partial(self._trigger, data)))
+
+    def _trigger(self, event_data: EventData) -> bool:
+        machine: Any = self.machine
+        model: Any = event_data.model
+        try:
+            state = machine.states[model.state]
+            event_data.state = state
+            edges = self.transitions.get(state.name)
+            if edges is not None:  # otherwise ignored, as ignore_invalid_triggers asks
+                for func in machine.prepare_event:
+                    func(event_data)
+                for trans in edges:
+                    event_data.transition = trans
+                    if trans.execute(event_data):
+                        event_data.result = True
+                        break
+        except BaseException as err:
+            event_data.error = err  # type: ignore[assignment]  # as transitions does
+            if not machine.on_exception:
+                raise
+            for func in machine.on_exception:
+                func(event_data)
+        finally:
+            for func in machine.finalize_event:
+                func(event_data)
+        return bool(event_data.result)
 
 
 class RuntimeMachine(Machine):
-    """``transitions.Machine`` for function callbacks only, called directly (see above)."""
+    """``transitions.Machine`` for function callbacks and string states, run the short way
+    (see above)."""
 
     state_cls = _State
     transition_cls = _Transition
+    event_cls = _Event
 
     def callbacks(self, funcs: Iterable[str | Callable[..., bool | None]],
                   event_data: EventData) -> None:
@@ -434,10 +517,15 @@ def _check_callables(machine: Machine) -> None:
 
 
 def build_machine(
-    states: list[dict[str, Any]], transitions: list[dict[str, Any]], name: str
+    states: list[dict[str, Any]], transitions: list[dict[str, Any]], name: str,
+    machine_class: type[Machine] = RuntimeMachine,
 ) -> Machine:
-    """The one runtime machine of a broker, shared by all its sessions (no diagram extension)."""
-    machine = RuntimeMachine(
+    """The one runtime machine of a broker, shared by all its sessions (no diagram extension).
+
+    ``machine_class`` is for tests, which build stock ``transitions.Machine`` from the same
+    definitions to check that the runtime machine behaves the same.
+    """
+    machine = machine_class(
         model=None,
         states=states,
         transitions=transitions,
