@@ -271,6 +271,7 @@ class SessionDriver:
                         continue
                     event = TimerFired(name)
                 await self._feed(event)
+                del event  # a parked driver keeps no frame it has dealt with
         finally:
             self._running = False
             clock.forget()

@@ -31,6 +31,7 @@ class NotLoopback(OSError):
     """A plaintext connection to a loopback *name* whose address is not loopback."""
 
 
+@functools.lru_cache(maxsize=1024)
 def _ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

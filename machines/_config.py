@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class SessionSettings:
         return problems
 
 
+@functools.lru_cache(maxsize=1024)  # checked for every session's configuration
 def is_loopback_host(host: str) -> bool:
     if host.lower() in ("localhost", "localhost."):
         return True
