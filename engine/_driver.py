@@ -1,10 +1,13 @@
 """The session driver: runs one broker machine under trio and does all its I/O.
 
-One task (``run``) owns the machine. It takes events from a single channel (frames and closes
-from the connection task, timers from its own deadline, stop requests from the application),
-feeds them to the machine, and carries out the commands the machine returns. Events from a
-connection other than the live one are dropped, so a late frame from a dead socket can never move
-a new session.
+One task (``run``) owns the machine. It takes events from its inbox (stop requests from the
+application, events that came while it was busy) and its timers, feeds them to the machine, and
+carries out the commands the machine returns. When it is parked with nothing queued, an event
+from one of the session's own tasks (a frame or a close from the connection task, an HTTP answer)
+is fed at once in that task, which also carries out the commands that need no waiting and leaves
+the rest, in order, to the driver (``hand``); either way one event is handled at a time and its
+commands run in order. Events from a connection other than the live one are dropped, so a late
+frame from a dead socket can never move a new session.
 
 Every frame to the broker passes through ``write``, the single writer, which holds the request
 gate: until the machine is ``authenticated`` only the machine's own session-control frames (the
@@ -24,7 +27,7 @@ from typing import Any
 import trio
 import trio_websocket
 
-from engine._alarms import alarm_clock
+from engine._alarms import AlarmClock, alarm_clock
 from engine._audit import SessionLog, scrub
 from engine._errors import (
     ConnectionLost,
@@ -185,7 +188,9 @@ class SessionDriver:
     __slots__ = (
         "_alarm_at",
         "_changed",
+        "_clock",
         "_conn",
+        "_deferred",
         "_http",
         "_live_epoch",
         "_next_request_id",
@@ -225,7 +230,10 @@ class SessionDriver:
         self._timers: dict[str, float] = {}
         # The deadline the run's alarm clock will wake us at (inf: none asked for).
         self._alarm_at = math.inf
+        self._clock: AlarmClock | None = None
         self._running = False
+        # Commands an event fed at once left for the driver's task (see ``hand``).
+        self._deferred: list[Command] | None = None
         self._conn: _Connection | None = None
         self._live_epoch: int | None = None
         self._pending: dict[int, _Waiter] = {}
@@ -247,10 +255,16 @@ class SessionDriver:
         """
         self._nursery = nursery
         self._running = True
-        clock = alarm_clock()
+        self._clock = clock = alarm_clock()
         queue, timers = self._queue, self._timers
         try:
             while True:
+                if self._deferred is not None:
+                    commands, self._deferred = self._deferred, None
+                    for command in commands:
+                        await self._execute(command)
+                    del commands
+                    continue
                 if queue:
                     await trio.lowlevel.checkpoint_if_cancelled()
                     event = queue.pop(0)
@@ -270,7 +284,8 @@ class SessionDriver:
                         self._ping()
                         continue
                     event = TimerFired(name)
-                await self._feed(event)
+                for command in self._handle(event):
+                    await self._execute(command)
                 del event  # a parked driver keeps no frame it has dealt with
         finally:
             self._running = False
@@ -296,26 +311,65 @@ class SessionDriver:
             trio.lowlevel.reschedule(parked)
 
     def post(self, event: Event) -> None:
+        """Queue an event for the driver's task."""
         self._queue.append(event)
+        self._wake()
+
+    def _wake(self) -> None:
         parked, self._parked = self._parked, None
         if parked is not None:
             trio.lowlevel.reschedule(parked)
 
-    async def _feed(self, event: Event) -> None:
+    def hand(self, event: Event) -> None:
+        """Give the machine an event from one of the session's own tasks (a frame, a close, an
+        HTTP answer).
+
+        While the driver is parked with nothing queued, the event is fed at once, in the calling
+        task, and so is every command that needs no waiting; the first that does (a frame to
+        write, a token to save) and all after it go to the driver's task, in order. A frame from
+        the broker thus reaches the machine, and a waiting request its answer, without a hop
+        through the driver's task. Nothing here awaits, so the driver cannot run in between.
+        """
+        if self._parked is None or self._queue or self._deferred is not None:
+            self.post(event)
+            return
+        commands = self._handle(event)
+        for index, command in enumerate(commands):
+            if isinstance(command, SendFrame | SaveToken):
+                self._deferred = commands[index:]
+                self._wake()
+                return
+            self._carry_out(command)
+        # A timer started here may be due before the one the parked driver waits for.
+        deadline = min(self._timers.values(), default=math.inf)
+        if deadline < self._alarm_at and self._clock is not None:
+            self._alarm_at = deadline
+            self._clock.wake_at(deadline, self)
+
+    def _handle(self, event: Event) -> list[Command]:
+        """The machine's commands for ``event`` (none for an event from a dead connection)."""
         epoch = getattr(event, "epoch", None)
         if epoch is not None and epoch != self._live_epoch:
-            return  # from a connection the machine has already left behind
+            return []  # from a connection the machine has already left behind
         if isinstance(event, Connected):
             self._arm_ping()
         try:
-            commands = self.model.handle(event)
+            return self.model.handle(event)
         except Exception as exc:  # a bug in a machine must not take the host process down
             self._internal_error(f"machine raised on {type(event).__name__}", exc)
-            return
-        for command in commands:
-            await self._execute(command)
+            return []
 
     async def _execute(self, command: Command) -> None:
+        if isinstance(command, SendFrame):
+            await self.write(command.data, control=True)
+        elif isinstance(command, SaveToken):
+            # In order, not in a task: a delete must never overtake the save after it.
+            await self._keep_token(command)
+        else:
+            self._carry_out(command)
+
+    def _carry_out(self, command: Command) -> None:
+        """A command that needs no waiting."""
         match command:
             case OpenConnection(url=url, epoch=epoch):
                 self._drop_connection()
@@ -323,8 +377,6 @@ class SessionDriver:
                 self._conn, self._live_epoch = conn, epoch
                 assert self._nursery is not None
                 self._nursery.start_soon(self._connection_task, conn, url)
-            case SendFrame(data=data):
-                await self.write(data, control=True)
             case CloseConnection(epoch=epoch, code=code, reason=reason):
                 if self._conn is not None and self._conn.epoch == epoch:
                     self._drop_connection(code, reason)
@@ -335,9 +387,6 @@ class SessionDriver:
             case HttpRequest():
                 assert self._nursery is not None
                 self._nursery.start_soon(self._http_call, command)
-            case SaveToken():
-                # In order, not in a task: a delete must never overtake the save after it.
-                await self._keep_token(command)
             case FetchCredential(kind=kind, seconds=seconds):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._fetch_credential, kind, seconds)
@@ -367,27 +416,27 @@ class SessionDriver:
                     stream = await open_stream(url, self.settings.ca_file)
                 except Exception as exc:  # refused, DNS, TLS; also a host name that cannot be
                     # encoded (a label over 63 characters in a broker's redirect URL)
-                    self.post(ConnectFailed(epoch, describe_connect_error(exc)))
+                    self.hand(ConnectFailed(epoch, describe_connect_error(exc)))
                     return
                 ws = await websocket_handshake(tasks, stream, url, self.settings.max_frame_size)
                 conn.ws = ws
-                self.post(Connected(epoch))
+                self.hand(Connected(epoch))
                 try:
                     while True:
-                        self.post(FrameReceived(epoch, await ws.get_message()))
+                        self.hand(FrameReceived(epoch, await ws.get_message()))
                 except trio_websocket.ConnectionClosed as exc:
                     reason = exc.reason
                     code = reason.code if reason else 1006
                     text = reason.reason if reason else None
-                    self.post(Closed(epoch, code, self._close_reason(code, text)))
+                    self.hand(Closed(epoch, code, self._close_reason(code, text)))
                 tasks.cancel_scope.cancel()
         except* trio_websocket.HandshakeError as group:
-            self.post(ConnectFailed(epoch, describe_connect_error(group.exceptions[0])))
+            self.hand(ConnectFailed(epoch, describe_connect_error(group.exceptions[0])))
         except* (OSError, trio.BrokenResourceError) as group:
-            self.post(Closed(epoch, 1006, describe_connect_error(group.exceptions[0])))
+            self.hand(Closed(epoch, 1006, describe_connect_error(group.exceptions[0])))
         except* Exception as group:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(group.exceptions[0]))
-            self.post(Closed(epoch, 1011, f"internal error: {type(group.exceptions[0]).__name__}"))
+            self.hand(Closed(epoch, 1011, f"internal error: {type(group.exceptions[0]).__name__}"))
         finally:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
@@ -438,7 +487,7 @@ class SessionDriver:
                 self._log("internal_error", detail=_summarise(exc))
                 return
         if waited.cancelled_caught and epoch == self._live_epoch:
-            self.post(Closed(epoch, 1006, f"no pong within {timeout:g} s"))
+            self.hand(Closed(epoch, 1006, f"no pong within {timeout:g} s"))
 
     def _drop_connection(self, code: int = 1000, reason: str = "") -> None:
         conn, self._conn, self._live_epoch = self._conn, None, None
@@ -494,10 +543,10 @@ class SessionDriver:
     async def _http_call(self, request: HttpRequest) -> None:
         """One REST call; its answer (or why there is none) goes back to the machine."""
         try:
-            self.post(await self._http.call(request))
+            self.hand(await self._http.call(request))
         except Exception as exc:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(exc))
-            self.post(HttpFailed(request.call, request.serial,
+            self.hand(HttpFailed(request.call, request.serial,
                                  f"internal error: {type(exc).__name__}"))
 
     async def _keep_token(self, command: SaveToken) -> None:
@@ -545,7 +594,7 @@ class SessionDriver:
                 problem = f"no answer within {seconds:g} s"
             except Exception as exc:  # the provider is the user's code: contain it
                 problem = f"it raised {type(exc).__name__}"
-        self.post(CredentialReady(kind, value, problem))
+        self.hand(CredentialReady(kind, value, problem))
 
     # ------------------------------------------------------------------ application side
 
