@@ -242,7 +242,7 @@ class SessionDriver:
         self._changed: trio.Event | None = None  # made when someone waits for a change
         self._stopping = False
         self._nursery: trio.Nursery | None = None
-        self._http = HttpCaller(settings.ca_file, max_body=settings.max_frame_size)
+        self._http: HttpCaller | None = None  # made on the first REST call
 
     # ------------------------------------------------------------------ the loop
 
@@ -261,8 +261,7 @@ class SessionDriver:
             while True:
                 if self._deferred is not None:
                     commands, self._deferred = self._deferred, None
-                    for command in commands:
-                        await self._execute(command)
+                    await self._execute_all(commands)
                     del commands
                     continue
                 if queue:
@@ -284,14 +283,14 @@ class SessionDriver:
                         self._ping()
                         continue
                     event = TimerFired(name)
-                for command in self._handle(event):
-                    await self._execute(command)
+                await self._execute_all(self._handle(event))
                 del event  # a parked driver keeps no frame it has dealt with
         finally:
             self._running = False
             clock.forget()
             self._end_streams()
-            await self._http.aclose()
+            if self._http is not None:
+                await self._http.aclose()
 
     def _unpark(self, _: Any) -> trio.lowlevel.Abort:
         self._parked = None
@@ -359,6 +358,10 @@ class SessionDriver:
             self._internal_error(f"machine raised on {type(event).__name__}", exc)
             return []
 
+    async def _execute_all(self, commands: list[Command]) -> None:
+        for command in commands:
+            await self._execute(command)
+
     async def _execute(self, command: Command) -> None:
         if isinstance(command, SendFrame):
             await self.write(command.data, control=True)
@@ -396,6 +399,11 @@ class SessionDriver:
                 self._notice(command)
             case Transitioned():
                 self._on_transition(command)
+
+    def _http_caller(self) -> HttpCaller:
+        if self._http is None:
+            self._http = HttpCaller(self.settings.ca_file, max_body=self.settings.max_frame_size)
+        return self._http
 
     # ------------------------------------------------------------------ connection
 
@@ -543,7 +551,7 @@ class SessionDriver:
     async def _http_call(self, request: HttpRequest) -> None:
         """One REST call; its answer (or why there is none) goes back to the machine."""
         try:
-            self.hand(await self._http.call(request))
+            self.hand(await self._http_caller().call(request))
         except Exception as exc:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(exc))
             self.hand(HttpFailed(request.call, request.serial,
@@ -646,7 +654,7 @@ class SessionDriver:
                 request, generation = build(endpoint, body)
             except ValueError as exc:
                 raise InvalidMessage(f"{broker}: not sent: {exc}") from None
-            answered = await self._http.call(request)
+            answered = await self._http_caller().call(request)
             if isinstance(answered, HttpFailed):
                 raise ConnectionLost(f"{broker} {request.call}: {answered.detail}; the broker may "
                                      "or may not have acted on the call")

@@ -75,6 +75,9 @@ BACKOFF_TIMER = "backoff"
 STABLE_TIMER = "stable"
 
 _shared_rng = random.Random()
+#: A model's outbox between events: a callback emits only while ``handle`` runs, and an emit at
+#: any other time fails here (a tuple has no append) rather than queue a command no one reads.
+_NOT_HANDLING: list[Command] = ()  # type: ignore[assignment]
 
 Callback = Callable[[EventData], Any]
 
@@ -614,7 +617,7 @@ class LoginModel:
         self.clock = clock
         self.logout_reason: str | None = None
         self.logout_detail: str | None = None
-        self._out: list[Command] = []
+        self._out: list[Command] = _NOT_HANDLING
         # One list for the session's life: the audit logger holds it, so a token obtained later
         # is scrubbed from events too.
         self._secret_values: list[str] = []
@@ -645,7 +648,7 @@ class LoginModel:
         try:
             self.dispatch(event)
         finally:
-            self._out = []
+            self._out = _NOT_HANDLING
         return out
 
     def fire(self, trigger: str, **kwargs: Any) -> None:

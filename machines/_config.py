@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from machines._secret import Secret
 from machines.backoff import Backoff
+
+DEFAULT_BACKOFF = Backoff()
 
 #: A callable that returns a fresh credential. A coroutine function is awaited (use one for
 #: anything that does I/O, such as an OAuth refresh); a plain function runs on the event loop and
@@ -35,7 +37,7 @@ class SessionSettings:
     connect_timeout: float = 10.0
     login_timeout: float = 10.0
     logout_timeout: float = 5.0
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = DEFAULT_BACKOFF  # frozen: one shared by every default configuration
     session_id: str | None = None
     ca_file: str | None = None
     max_frame_size: int = 1 << 20
