@@ -7,13 +7,15 @@ interpreter and its peak memory is its own. It raises its open-file limit, logs 
 in and out to warm up (imports, TLS and protobuf caches, the shared machines), reads its
 resident memory, then starts all N sessions at once and waits until every one is authenticated
 (or has failed). It prints one JSON line: wall time until the last was authenticated, CPU time
-(user + system) spent meanwhile, resident memory before and at its peak, and the count of
+(user + system) spent meanwhile and how much of it went to garbage collection, resident memory
+before and at its peak, and the count of
 sessions authenticated and failed. Then it closes them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import sys
@@ -39,6 +41,20 @@ def _kib(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+class _Collections:
+    """Time spent in the garbage collector, from gc.callbacks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
 
 
 def _cpu() -> float:
@@ -83,6 +99,8 @@ async def fleet(client: str, broker: str, n: int, info: dict[str, Any],
             if ok + failed == n:
                 everyone.set()
 
+    collections = _Collections()
+    gc.callbacks.append(collections)
     cpu0, wall0 = _cpu(), time.perf_counter()
     async with trio.open_nursery() as nursery:
         for index in range(1, n + 1):
@@ -92,10 +110,12 @@ async def fleet(client: str, broker: str, n: int, info: dict[str, Any],
         with trio.move_on_after(DEADLINE):
             await everyone.wait()
         wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+        gc.callbacks.remove(collections)
         peak_rss = _kib("VmHWM")
         release.set()
         nursery.cancel_scope.cancel()
     return {"client": client, "broker": broker, "sessions": n, "wall": wall, "cpu": cpu,
+            "gc": collections.seconds,
             "base_rss_kib": base_rss, "peak_rss_kib": peak_rss, "authenticated": ok,
             "failed": failed, "waiting": n - ok - failed}
 

@@ -64,7 +64,9 @@ def test_every_scale_session_was_authenticated(quick_report: str) -> None:
     assert [(r[0], r[2]) for r in rows] == [
         ("QST", "minimal client"), ("QST", "brokergate"),
         ("CQG", "minimal client"), ("CQG", "brokergate")]
-    assert all(r[6] == "50/50" for r in rows)
+    assert all(r[7] == "50/50" for r in rows)
+    # The collector's share is a part of the CPU column, never more.
+    assert all(0 <= float(r[5]) <= float(r[4]) for r in rows)
 
 
 def test_restore_uses_one_logon_and_a_new_logon_uses_one_per_drop(quick_report: str) -> None:
