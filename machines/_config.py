@@ -68,6 +68,16 @@ def is_loopback_host(host: str) -> bool:
 
 def url_problems(url: str, *, secure: str, plain: str, what: str = "url") -> list[str]:
     """TLS by default: ``secure`` (wss/https) anywhere, ``plain`` (ws/http) only to loopback."""
+    # A fresh list each time: callers add their own problems to it.
+    return list(_url_problems(url, secure, plain, what))
+
+
+@functools.lru_cache(maxsize=1024)  # every session of a fleet checks the same few URLs
+def _url_problems(url: str, secure: str, plain: str, what: str) -> tuple[str, ...]:
+    return tuple(_find_url_problems(url, secure=secure, plain=plain, what=what))
+
+
+def _find_url_problems(url: str, *, secure: str, plain: str, what: str) -> list[str]:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port
