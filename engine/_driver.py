@@ -87,6 +87,9 @@ _MAX_REQUEST_ID = 2**32 - 1
 _TOO_LARGE_REASON = "Exceeded maximum message size"
 #: The driver's own timer for WebSocket pings (the machine never sees it).
 _PING_TIMER = "_ping"
+#: The commands ``_execute`` awaits (a frame to write, a token to save); ``hand`` leaves them,
+#: and every command after them, to the driver's task.
+_AWAITED = SendFrame | SaveToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +201,6 @@ class SessionDriver:
         "_parked",
         "_pending",
         "_queue",
-        "_running",
         "_stopping",
         "_subscribers",
         "_timers",
@@ -230,8 +232,7 @@ class SessionDriver:
         self._timers: dict[str, float] = {}
         # The deadline the run's alarm clock will wake us at (inf: none asked for).
         self._alarm_at = math.inf
-        self._clock: AlarmClock | None = None
-        self._running = False
+        self._clock: AlarmClock | None = None  # the run's, while ``run`` runs
         # Commands an event fed at once left for the driver's task (see ``hand``).
         self._deferred: list[Command] | None = None
         self._conn: _Connection | None = None
@@ -254,7 +255,6 @@ class SessionDriver:
         (written out here rather than in a helper: every parked session keeps this frame).
         """
         self._nursery = nursery
-        self._running = True
         self._clock = clock = alarm_clock()
         queue, timers = self._queue, self._timers
         try:
@@ -270,9 +270,7 @@ class SessionDriver:
                 else:
                     deadline = min(timers.values(), default=math.inf)
                     if deadline > trio.current_time():
-                        if deadline < self._alarm_at:
-                            self._alarm_at = deadline
-                            clock.wake_at(deadline, self)
+                        self._ask_alarm(deadline)
                         self._parked = trio.lowlevel.current_task()
                         await trio.lowlevel.wait_task_rescheduled(self._unpark)
                         continue  # an event came, or a deadline: look again
@@ -286,7 +284,7 @@ class SessionDriver:
                 await self._execute_all(self._handle(event))
                 del event  # a parked driver keeps no frame it has dealt with
         finally:
-            self._running = False
+            self._clock = None
             clock.forget()
             self._end_streams()
             if self._http is not None:
@@ -296,18 +294,22 @@ class SessionDriver:
         self._parked = None
         return trio.lowlevel.Abort.SUCCEEDED
 
+    def _ask_alarm(self, deadline: float) -> None:
+        """Ask the run's alarm clock to wake us at ``deadline``, unless it already will at that
+        time or sooner."""
+        if deadline < self._alarm_at and self._clock is not None:
+            self._alarm_at = deadline
+            self._clock.wake_at(deadline, self)
+
     @property
     def alarm_wanted(self) -> bool:
-        return self._running
+        return self._clock is not None
 
     def alarm(self, deadline: float) -> None:
         """The alarm clock rang for ``deadline``: wake up unless we have asked for another."""
-        if deadline != self._alarm_at:
-            return
-        self._alarm_at = math.inf
-        parked, self._parked = self._parked, None
-        if parked is not None:
-            trio.lowlevel.reschedule(parked)
+        if deadline == self._alarm_at:
+            self._alarm_at = math.inf
+            self._wake()
 
     def post(self, event: Event) -> None:
         """Queue an event for the driver's task."""
@@ -334,16 +336,13 @@ class SessionDriver:
             return
         commands = self._handle(event)
         for index, command in enumerate(commands):
-            if isinstance(command, SendFrame | SaveToken):
+            if isinstance(command, _AWAITED):
                 self._deferred = commands[index:]
                 self._wake()
                 return
             self._carry_out(command)
         # A timer started here may be due before the one the parked driver waits for.
-        deadline = min(self._timers.values(), default=math.inf)
-        if deadline < self._alarm_at and self._clock is not None:
-            self._alarm_at = deadline
-            self._clock.wake_at(deadline, self)
+        self._ask_alarm(min(self._timers.values(), default=math.inf))
 
     def _handle(self, event: Event) -> list[Command]:
         """The machine's commands for ``event`` (none for an event from a dead connection)."""

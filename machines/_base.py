@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, ClassVar, cast
 
 from transitions import Event as TransitionsEvent
-from transitions import EventData, Machine, State
+from transitions import EventData, Machine
 from transitions.core import Condition, Transition
 
 from machines._policy import (
@@ -398,7 +398,7 @@ COMMON_STATES: list[dict[str, Any]] = [
 #
 # Queueing (queued=True: a trigger fired from inside a callback runs after the current one) is
 # transitions' own ``Machine._process``, untouched. The machines are built from the same
-# definitions as the diagrams, and tests/test_runtime_machine.py drives every broker's models
+# definitions as the diagrams, and tests/test_runtime_equivalence.py drives every broker's models
 # through stock transitions and through this machine side by side and compares every command.
 # Halves the machine's cost per transition (bench/transitions.py).
 
@@ -447,16 +447,6 @@ class _Transition(Transition):
                 func(event_data)
 
 
-class _State(State):
-    def enter(self, event_data: EventData) -> None:
-        for func in self.on_enter:
-            func(event_data)  # type: ignore[operator]
-
-    def exit(self, event_data: EventData) -> None:
-        for func in self.on_exit:
-            func(event_data)  # type: ignore[operator]
-
-
 class _Event(TransitionsEvent):
     def trigger(self, model: Any, *args: Any, **kwargs: Any) -> bool:
         data = EventData(None, self, self.machine, model, args=args, kwargs=kwargs)
@@ -493,7 +483,6 @@ class RuntimeMachine(Machine):
     """``transitions.Machine`` for function callbacks and string states, run the short way
     (see above)."""
 
-    state_cls = _State
     transition_cls = _Transition
     event_cls = _Event
 

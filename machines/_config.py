@@ -68,29 +68,25 @@ def is_loopback_host(host: str) -> bool:
 
 def url_problems(url: str, *, secure: str, plain: str, what: str = "url") -> list[str]:
     """TLS by default: ``secure`` (wss/https) anywhere, ``plain`` (ws/http) only to loopback."""
-    # A fresh list each time: callers add their own problems to it.
-    return list(_url_problems(url, secure, plain, what))
+    problem = _url_problem(url, secure, plain, what)
+    return [problem] if problem else []  # a fresh list: callers add their own problems to it
 
 
 @functools.lru_cache(maxsize=1024)  # every session of a fleet checks the same few URLs
-def _url_problems(url: str, secure: str, plain: str, what: str) -> tuple[str, ...]:
-    return tuple(_find_url_problems(url, secure=secure, plain=plain, what=what))
-
-
-def _find_url_problems(url: str, *, secure: str, plain: str, what: str) -> list[str]:
+def _url_problem(url: str, secure: str, plain: str, what: str) -> str | None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
-        return [f"{what} {url!r} is not a valid URL ({exc})"]
+        return f"{what} {url!r} is not a valid URL ({exc})"
     if parts.scheme not in (secure, plain):
-        return [f"{what} must start with {secure}:// (or {plain}:// to a loopback host), "
-                f"got {url!r}"]
+        return (f"{what} must start with {secure}:// (or {plain}:// to a loopback host), "
+                f"got {url!r}")
     if not parts.hostname:
-        return [f"{what} {url!r} has no host"]
+        return f"{what} {url!r} has no host"
     if parts.username or parts.password:
-        return [f"{what} must not carry credentials; configure them separately"]
+        return f"{what} must not carry credentials; configure them separately"
     if parts.scheme == plain and not is_loopback_host(parts.hostname):
-        return [f"{what} uses plaintext {plain}:// to {parts.hostname}, which is not a loopback "
-                f"host; use {secure}://"]
-    return []
+        return (f"{what} uses plaintext {plain}:// to {parts.hostname}, which is not a "
+                f"loopback host; use {secure}://")
+    return None
