@@ -1,16 +1,17 @@
 """One alarm clock per trio run, shared by every session driver in it.
 
-A session driver spends its life parked, waiting for its next event or its earliest timer. With a
-cancel scope per wait (``move_on_at``), each wait would cost a scope, its cancel status and two
-sets while parked (about 1 KB per session), and entering and leaving it about 7 µs. Instead a
-parked driver asks this clock to wake it at a deadline, and one system task per run sleeps until
-the earliest deadline any driver asked for.
+A session spends its life waiting for its next event or its earliest timer, with no task of its
+own (``engine._driver``). Its timers need something to wake them: a task per session sleeping
+until its deadline would cost a task, its coroutine, a cancel scope and its cancel status for
+every session, and a cancel scope entered and left for every wait. Instead a driver asks this
+clock to ring at a deadline, and one system task per run sleeps until the earliest deadline any
+driver asked for; the driver then starts a short-lived worker for its due timers.
 
 The clock keeps a heap of (deadline, order, driver). A driver asks again only when its earliest
 deadline moves *earlier* than the one it already asked for; when it moves later (a timer cancelled
 or restarted), the earlier alarm stays and simply wakes the driver early, and the driver asks for
 its new deadline then. So a timer restarted on every message adds nothing to the heap. When an
-alarm rings, the driver is woken only if that deadline is still the one it is waiting for.
+alarm rings, the driver acts only if that deadline is still the one it is waiting for.
 
 A driver that ends is forgotten lazily: its entries are dropped the next time the heap is cleaned,
 which happens once the dead entries are half of it, so an ended session is not kept alive by

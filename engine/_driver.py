@@ -1,13 +1,15 @@
 """The session driver: runs one broker machine under trio and does all its I/O.
 
-One task (``run``) owns the machine. It takes events from its inbox (stop requests from the
-application, events that came while it was busy) and its timers, feeds them to the machine, and
-carries out the commands the machine returns. When it is parked with nothing queued, an event
-from one of the session's own tasks (a frame or a close from the connection task, an HTTP answer)
-is fed at once in that task, which also carries out the commands that need no waiting and leaves
-the rest, in order, to the driver (``hand``); either way one event is handled at a time and its
-commands run in order. Events from a connection other than the live one are dropped, so a late
-frame from a dead socket can never move a new session.
+A session keeps no task of its own while it waits. An event is fed to the machine by the task
+that brings it (``hand``): a frame or a close by the connection task, an HTTP answer by its call
+task, a stop by the application. That task also carries out the commands that need no waiting.
+What must be awaited (a frame to write, a token to save), and every command after it, goes to a
+worker task that lives only until nothing is left to do; a connection task writes the frames its
+own frame calls for itself. Timers ring on the run's one alarm clock (``engine._alarms``), which
+starts a worker for them. Whoever is handling an event holds the session (``_busy``); events that
+come meanwhile wait in a queue that it drains before letting go. So one event is handled at a
+time, and its commands run in order. Events from a connection other than the live one are
+dropped, so a late frame from a dead socket can never move a new session.
 
 Every frame to the broker passes through ``write``, the single writer, which holds the request
 gate: until the machine is ``authenticated`` only the machine's own session-control frames (the
@@ -74,6 +76,7 @@ from machines import (
     Secret,
     SendFrame,
     SessionSettings,
+    Start,
     StartTimer,
     Stop,
     TimerFired,
@@ -88,8 +91,11 @@ _TOO_LARGE_REASON = "Exceeded maximum message size"
 #: The driver's own timer for WebSocket pings (the machine never sees it).
 _PING_TIMER = "_ping"
 #: The commands ``_execute`` awaits (a frame to write, a token to save); ``hand`` leaves them,
-#: and every command after them, to the driver's task.
+#: and every command after them, to a worker task.
 _AWAITED = SendFrame | SaveToken
+#: What a connection task may carry out itself after its own event: frames to write (to its
+#: own connection, the live one) and commands that need no waiting and leave the connection be.
+_OWN_WRITES = SendFrame | StartTimer | CancelTimer | Transitioned | Notice | Deliver
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,17 +196,19 @@ class SessionDriver:
 
     __slots__ = (
         "_alarm_at",
+        "_busy",
         "_changed",
         "_clock",
+        "_closed",
         "_conn",
         "_deferred",
         "_http",
         "_live_epoch",
         "_next_request_id",
         "_nursery",
-        "_parked",
         "_pending",
         "_queue",
+        "_settled",
         "_stopping",
         "_subscribers",
         "_timers",
@@ -224,16 +232,18 @@ class SessionDriver:
         self.settings = settings
         self.session_id = session_id
         self.audit = audit
-        # The driver's inbox: a plain list and the parked driver task, not a memory channel.
-        # Every session has one, and a channel's three objects and its deque are much of a
-        # session's memory; there is one consumer and nothing ever waits to send.
+        # Events waiting their turn while another is handled: a plain list, not a memory
+        # channel. Every session has one, and a channel's three objects and its deque are much of
+        # a session's memory; nothing ever waits to send.
         self._queue: list[Event] = []
-        self._parked: trio.lowlevel.Task | None = None
+        # An event is being handled, or a worker task holds the session's queue.
+        self._busy = False
+        self._closed = False
         self._timers: dict[str, float] = {}
         # The deadline the run's alarm clock will wake us at (inf: none asked for).
         self._alarm_at = math.inf
-        self._clock: AlarmClock | None = None  # the run's, while ``run`` runs
-        # Commands an event fed at once left for the driver's task (see ``hand``).
+        self._clock: AlarmClock | None = None  # the run's, from ``start`` to ``aclose``
+        # Commands an event fed at once left for a worker task (see ``hand``).
         self._deferred: list[Command] | None = None
         self._conn: _Connection | None = None
         self._live_epoch: int | None = None
@@ -241,21 +251,103 @@ class SessionDriver:
         self._next_request_id = model.first_request_id
         self._subscribers: list[EventStream] = []
         self._changed: trio.Event | None = None  # made when someone waits for a change
+        # Made when someone waits for authenticated or the end (``wait_authenticated``): a login
+        # passes through several states, and its waiter need not wake for each.
+        self._settled: trio.Event | None = None
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self._http: HttpCaller | None = None  # made on the first REST call
 
     # ------------------------------------------------------------------ the loop
 
-    async def run(self, nursery: trio.Nursery) -> None:
-        """Feed the machine until cancelled. The session's connection and call tasks run in
-        ``nursery``, the session's own, which is cancelled when the session ends.
+    def start(self, nursery: trio.Nursery) -> None:
+        """Start the session in ``nursery``, the session's own (cancelled when it ends), where
+        its connection, call and worker tasks run.
 
-        With no event waiting, the driver parks until ``post`` or the run's alarm clock wakes it
-        (written out here rather than in a helper: every parked session keeps this frame).
+        ``Start`` goes to a worker task rather than being fed here: the caller's first
+        checkpoint runs it, so a caller who subscribes to events right away still sees the very
+        first transition.
         """
         self._nursery = nursery
-        self._clock = clock = alarm_clock()
+        self._clock = alarm_clock()
+        self._queue.append(Start())
+        self._busy = True
+        nursery.start_soon(self._work)
+
+    def hand(self, event: Event, *, writer: bool = False) -> bool:
+        """Give the machine an event: a frame or a close from the connection task, an HTTP
+        answer, a credential, a stop or a refused token from the application.
+
+        With no event being handled, it is fed at once, in the calling task, and so is every
+        command that needs no waiting; the first that does (a frame to write, a token to save)
+        and every command after it go to a worker task, in order. Otherwise the event waits its
+        turn in the queue, which whoever is handling events drains before it lets go. Either
+        way one event is handled at a time and its commands run in order. Nothing here awaits.
+
+        A connection task passes ``writer``: when what is left is frames to write and commands
+        that leave the connection be, True is returned and the caller carries them out itself
+        (``write_own``) instead of a new task. Until it has, no other event moves the machine,
+        so its connection stays the live one.
+        """
+        if self._closed:
+            return False  # the session is over: nothing may move its machine now
+        self._queue.append(event)
+        if self._busy:
+            return False
+        self._busy = True
+        queue = self._queue
+        try:
+            while queue:
+                commands = self._handle(queue.pop(0))
+                for index, command in enumerate(commands):
+                    if isinstance(command, _AWAITED):
+                        rest = self._deferred = commands[index:]
+                        # Whoever carries them out owns the session (``_busy`` stays set).
+                        if writer and not queue and all(isinstance(c, _OWN_WRITES) for c in rest):
+                            return True
+                        self._start_worker()
+                        return False
+                    self._carry_out(command)
+        except BaseException:
+            self._busy = False  # the caller's task has the error; the next event is fed
+            raise
+        self._let_go()
+        return False
+
+    async def write_own(self) -> None:
+        """Carry out what ``hand`` left to the connection task that handed the event."""
+        commands, self._deferred = self._deferred, None
+        assert commands is not None
+        try:
+            await self._execute_all(commands)
+        except BaseException:
+            self._busy = False
+            raise
+        if self._queue and not self._closed:  # came while we wrote
+            self._start_worker()
+        else:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """No event is being handled now. A timer started meanwhile may be due before the one
+        the alarm clock will wake us for."""
+        self._busy = False
+        if not self._closed:
+            self._ask_alarm(min(self._timers.values(), default=math.inf))
+
+    def _start_worker(self) -> None:
+        """Leave the queue, the deferred commands and the due timers to a new worker task
+        (``_busy`` is set and stays set until it finishes)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._work)
+
+    async def _work(self) -> None:
+        """Carry out the deferred commands, then feed the queued events and due timers, until
+        none is left; then let go (the next event is fed by whoever brings it).
+
+        A session has at most one worker, and none while it waits: a session with nothing to do
+        keeps no task of its own beyond its connection's.
+        """
         queue, timers = self._queue, self._timers
         try:
             while True:
@@ -267,32 +359,35 @@ class SessionDriver:
                 if queue:
                     await trio.lowlevel.checkpoint_if_cancelled()
                     event = queue.pop(0)
-                else:
-                    deadline = min(timers.values(), default=math.inf)
-                    if deadline > trio.current_time():
-                        self._ask_alarm(deadline)
-                        self._parked = trio.lowlevel.current_task()
-                        await trio.lowlevel.wait_task_rescheduled(self._unpark)
-                        continue  # an event came, or a deadline: look again
-                    await trio.lowlevel.checkpoint()
+                elif timers and min(timers.values()) <= trio.current_time():
                     name = min(timers, key=timers.__getitem__)
                     del timers[name]
                     if name == _PING_TIMER:
                         self._ping()
                         continue
                     event = TimerFired(name)
+                else:
+                    return
                 await self._execute_all(self._handle(event))
-                del event  # a parked driver keeps no frame it has dealt with
+                del event
         finally:
-            self._clock = None
-            clock.forget()
-            self._end_streams()
-            if self._http is not None:
-                await self._http.aclose()
+            self._let_go()
 
-    def _unpark(self, _: Any) -> trio.lowlevel.Abort:
-        self._parked = None
-        return trio.lowlevel.Abort.SUCCEEDED
+    def end(self) -> None:
+        """The session is over: no event moves the machine from now on."""
+        self._closed = True
+        self._queue.clear()
+        self._deferred = None
+
+    async def aclose(self) -> None:
+        """Release what the session held, once its tasks have ended."""
+        self.end()
+        if self._clock is not None:
+            self._clock.forget()
+            self._clock = None
+        self._end_streams()
+        if self._http is not None:
+            await self._http.aclose()
 
     def _ask_alarm(self, deadline: float) -> None:
         """Ask the run's alarm clock to wake us at ``deadline``, unless it already will at that
@@ -303,46 +398,17 @@ class SessionDriver:
 
     @property
     def alarm_wanted(self) -> bool:
-        return self._clock is not None
+        return not self._closed
 
     def alarm(self, deadline: float) -> None:
-        """The alarm clock rang for ``deadline``: wake up unless we have asked for another."""
+        """The alarm clock rang for ``deadline``: unless we have asked for another, hand the due
+        timers to a worker task (not fed here, in the clock's own task: whatever a timer's event
+        raises belongs to the session's nursery)."""
         if deadline == self._alarm_at:
             self._alarm_at = math.inf
-            self._wake()
-
-    def post(self, event: Event) -> None:
-        """Queue an event for the driver's task."""
-        self._queue.append(event)
-        self._wake()
-
-    def _wake(self) -> None:
-        parked, self._parked = self._parked, None
-        if parked is not None:
-            trio.lowlevel.reschedule(parked)
-
-    def hand(self, event: Event) -> None:
-        """Give the machine an event from one of the session's own tasks (a frame, a close, an
-        HTTP answer).
-
-        While the driver is parked with nothing queued, the event is fed at once, in the calling
-        task, and so is every command that needs no waiting; the first that does (a frame to
-        write, a token to save) and all after it go to the driver's task, in order. A frame from
-        the broker thus reaches the machine, and a waiting request its answer, without a hop
-        through the driver's task. Nothing here awaits, so the driver cannot run in between.
-        """
-        if self._parked is None or self._queue or self._deferred is not None:
-            self.post(event)
-            return
-        commands = self._handle(event)
-        for index, command in enumerate(commands):
-            if isinstance(command, _AWAITED):
-                self._deferred = commands[index:]
-                self._wake()
-                return
-            self._carry_out(command)
-        # A timer started here may be due before the one the parked driver waits for.
-        self._ask_alarm(min(self._timers.values(), default=math.inf))
+            if not (self._busy or self._closed):
+                self._busy = True
+                self._start_worker()
 
     def _handle(self, event: Event) -> list[Command]:
         """The machine's commands for ``event`` (none for an event from a dead connection)."""
@@ -427,10 +493,12 @@ class SessionDriver:
                     return
                 ws = await websocket_handshake(tasks, stream, url, self.settings.max_frame_size)
                 conn.ws = ws
-                self.hand(Connected(epoch))
+                if self.hand(Connected(epoch), writer=True):
+                    await self.write_own()
                 try:
                     while True:
-                        self.hand(FrameReceived(epoch, await ws.get_message()))
+                        if self.hand(FrameReceived(epoch, await ws.get_message()), writer=True):
+                            await self.write_own()
                 except trio_websocket.ConnectionClosed as exc:
                     reason = exc.reason
                     code = reason.code if reason else 1006
@@ -537,7 +605,7 @@ class SessionDriver:
                     f"{self.model.broker}: the connection closed while sending; not sent"
                 ) from exc
             return
-        # The machine's own frames are sent from the driver's loop: bound them, so a peer that
+        # The machine's own frames are sent by whoever holds the session: bound them, so a peer that
         # stopped reading cannot stall the session (its timers included).
         timeout = self.settings.ping_timeout
         with trio.move_on_after(timeout) as waited, contextlib.suppress(
@@ -545,7 +613,7 @@ class SessionDriver:
         ):
             await conn.ws.send_message(data)
         if waited.cancelled_caught:
-            self.post(Closed(conn.epoch, 1006, f"sending stalled for {timeout:g} s"))
+            self.hand(Closed(conn.epoch, 1006, f"sending stalled for {timeout:g} s"))
 
     async def _http_call(self, request: HttpRequest) -> None:
         """One REST call; its answer (or why there is none) goes back to the machine."""
@@ -662,7 +730,7 @@ class SessionDriver:
                 return answer.data
             detail = self._scrub(answer.detail)
             if answer.token_refused:
-                self.post(TokenRefused(generation, detail))
+                self.hand(TokenRefused(generation, detail))
                 if retry and attempt == 1 and await self._new_token(generation):
                     continue  # the broker acted on nothing: the same call with the new token
             raise RequestFailed(broker, answer.status, detail, name=answer.name,
@@ -726,7 +794,15 @@ class SessionDriver:
                 return
             if self._ended():
                 raise self.error()
-            await self._next_change()
+            if self._settled is None:
+                self._settled = trio.Event()
+            await self._settled.wait()
+
+    def _settle(self) -> None:
+        """Wake ``wait_authenticated``'s callers, if any, to look again."""
+        settled, self._settled = self._settled, None
+        if settled is not None:
+            settled.set()
 
     def _ended(self) -> bool:
         """The session will not become authenticated by itself: terminal, or disconnected for a
@@ -765,7 +841,8 @@ class SessionDriver:
         """Log out if authenticated (unless ``logout`` is False and the broker's session outlives
         the connection), otherwise disconnect; return once the session is at rest."""
         self._stopping = True
-        self.post(Stop(logout))
+        self._settle()  # a session at rest is over for its waiters now, transition or not
+        self.hand(Stop(logout))
         while self.model.state not in TERMINAL_STATES and self.model.state != DISCONNECTED:
             await self._next_change()
 
@@ -784,6 +861,8 @@ class SessionDriver:
         changed, self._changed = self._changed, None
         if changed is not None:
             changed.set()
+        if record.dst == AUTHENTICATED or self._ended():
+            self._settle()
 
     def _publish(self, event: SessionEvent) -> None:
         for stream in self._subscribers:

@@ -17,7 +17,7 @@ from engine._audit import AuditLog
 from engine._driver import EventStream, SessionDriver
 from engine._errors import ConfigurationError
 from engine._tokens import MemoryTokenStore, TokenStore
-from machines import SessionSettings, Start
+from machines import SessionSettings
 from machines.cqg import CqgConfig, CqgSession, LogonHistory
 from machines.firstock import FirstockConfig
 from machines.firstock.session import FirstockSession
@@ -225,12 +225,7 @@ async def open_session(
     driver = SessionDriver(model, config, session_id, logger, store)
     try:
         async with trio.open_nursery() as nursery:
-            # start_soon, not start: the driver needs nothing from us before it runs, and
-            # waiting for it to report in would cost every login a scheduling round.
-            nursery.start_soon(driver.run, nursery)
-            # Posted, not fed: the driver takes it at the caller's first checkpoint, so a caller
-            # who subscribes to events right away still sees the very first transition.
-            driver.post(Start())
+            driver.start(nursery)
             try:
                 yield Session(driver)
             finally:
@@ -239,6 +234,7 @@ async def open_session(
                     config.logout_timeout + 1.0
                 ):
                     await driver.stop(logout=not keep_session)
+                driver.end()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The driver's tasks keep their failures inside the session, so whatever is here came
@@ -246,3 +242,5 @@ async def open_session(
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
         raise
+    finally:
+        await driver.aclose()

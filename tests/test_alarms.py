@@ -1,4 +1,4 @@
-"""The run's alarm clock: it wakes parked session drivers at their deadlines (engine/_alarms.py)."""
+"""The run's alarm clock: it rings for session drivers at their deadlines (engine/_alarms.py)."""
 
 from __future__ import annotations
 

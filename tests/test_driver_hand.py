@@ -1,5 +1,7 @@
-"""A frame that reaches a parked driver is fed at once by the connection task (``hand``): no hop
-through the driver's task, and still one event at a time with its commands in order."""
+"""A session has no task of its own while it waits: an event is fed at once by the task that
+brings it (``hand``), a connection task writes the frames its own frame calls for, and a worker
+task exists only while commands are left that must be awaited. Still one event at a time, with
+its commands in order."""
 
 from __future__ import annotations
 
@@ -10,24 +12,46 @@ import trio.testing
 from helpers import cqg_config, qst_config, session_kwargs
 
 from engine import open_session
+from engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
 from machines.qst import qst_pb2 as pb
 from simulators.cqg import CqgAccount, run_cqg_simulator
 from simulators.qst import QstAccount, run_qst_simulator
 
-DRIVER_TASK = "engine._driver.SessionDriver.run"
+WORKER_TASK = "engine._driver.SessionDriver._work"
+CONNECTION_TASK = "engine._driver.SessionDriver._connection_task"
 
 
 class _Steps(trio.abc.Instrument):
-    """Counts the steps each task name takes."""
+    """Counts the steps each task name takes, and the tasks of each name spawned."""
 
     def __init__(self) -> None:
         self.steps: dict[str, int] = {}
+        self.spawned: dict[str, int] = {}
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.spawned[task.name] = self.spawned.get(task.name, 0) + 1
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self.steps[task.name] = self.steps.get(task.name, 0) + 1
 
 
-async def test_answers_reach_requests_without_waking_the_driver(
+async def test_an_authenticated_session_waits_with_no_task_but_its_connection(
+    clock: trio.testing.MockClock,
+) -> None:
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
+            await session.wait_authenticated()
+            await trio.testing.wait_all_tasks_blocked()
+            nursery = session._driver._nursery
+            assert nursery is not None
+            assert [task.name for task in nursery.child_tasks] == [CONNECTION_TASK]
+            await trio.sleep(120)  # pings and their pongs come and go: still none
+            assert session.state == "authenticated"
+            await trio.testing.wait_all_tasks_blocked()
+            assert [task.name for task in nursery.child_tasks] == [CONNECTION_TASK]
+
+
+async def test_answers_reach_requests_without_a_worker_task(
     clock: trio.testing.MockClock,
 ) -> None:
     async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
@@ -42,22 +66,57 @@ async def test_answers_reach_requests_without_waking_the_driver(
                     assert answer.records[0].symbol == f"ES{index}"
             finally:
                 trio.lowlevel.remove_instrument(counter)
-    assert counter.steps.get(DRIVER_TASK, 0) == 0
-    assert counter.steps.get("engine._driver.SessionDriver._connection_task", 0) >= 20
+    assert counter.steps.get(WORKER_TASK, 0) == 0
+    assert counter.steps.get(CONNECTION_TASK, 0) >= 20
 
 
-async def test_a_frame_whose_commands_must_wait_leaves_them_to_the_driver_in_order(
+async def test_a_frame_that_calls_for_a_frame_is_answered_by_the_connection_task(
     clock: trio.testing.MockClock,
 ) -> None:
-    """A CQG server ping is answered with a pong (a frame to write: the driver's task writes
-    it); the session stays up through many, with every pong sent in order."""
+    """A CQG server ping is answered with a pong, a frame to write: the connection task writes
+    it to its own connection, with no worker task; the session stays up through many. Only the
+    session's timers (its own pings) take a worker, one per alarm."""
     events: list[dict[str, Any]] = []
     account = CqgAccount("alice", "alice-pw", server_ping_interval=1.0)
     async with run_cqg_simulator([account]) as sim:
         async with open_session(cqg_config(sim.url, "alice"), **session_kwargs(events)) as session:
             await session.wait_authenticated()
-            await trio.sleep(30)
+            counter = _Steps()
+            trio.lowlevel.add_instrument(counter)
+            try:
+                await trio.sleep(30)
+            finally:
+                trio.lowlevel.remove_instrument(counter)
             assert session.state == "authenticated"
         pongs = len(sim.stats.pongs)
     assert pongs >= 25
+    alarms = counter.steps.get(ALARM_CLOCK_TASK, 0)
+    assert counter.spawned.get(WORKER_TASK, 0) <= alarms < 10
     assert [e["dst"] for e in events if e.get("event") == "transition"][-1] == "disconnected"
+
+
+async def test_a_login_wakes_its_waiter_once_not_at_every_state(
+    clock: trio.testing.MockClock,
+) -> None:
+    """``wait_authenticated`` wakes when the session is authenticated (or over), not at each of
+    the states a login passes through on the way."""
+    async def waiter(session: Any, done: trio.Event) -> None:
+        await session.wait_authenticated()
+        done.set()
+
+    events: list[dict[str, Any]] = []
+    counter = _Steps()
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        trio.lowlevel.add_instrument(counter)
+        try:
+            async with open_session(qst_config(sim.url, "alice"),
+                                    **session_kwargs(events)) as session, \
+                    trio.open_nursery() as nursery:
+                done = trio.Event()
+                nursery.start_soon(waiter, session, done, name="waiter")
+                await done.wait()
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+    passed = [e["dst"] for e in events if e.get("event") == "transition"]
+    assert passed[:3] == ["connecting", "awaiting_login_response", "authenticated"]
+    assert counter.steps["waiter"] == 2  # its start, and authenticated

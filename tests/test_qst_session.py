@@ -385,8 +385,8 @@ async def test_stale_events_from_an_old_connection_are_dropped(
             await trio.sleep(30)
             assert s.state == "authenticated" and s.epoch == 2
             driver = s._driver
-            driver.post(Closed(1, 1006))  # a late close from the first connection
-            driver.post(FrameReceived(1, b"\xff"))
+            driver.hand(Closed(1, 1006))  # a late close from the first connection
+            driver.hand(FrameReceived(1, b"\xff"))
             await trio.sleep(1)
             assert s.state == "authenticated" and s.epoch == 2
         assert sim.stats.logins_ok == 2
