@@ -225,12 +225,14 @@ class AuditLog:
     """Where audit events go. Build one with a class method and pass it to ``open_session``."""
 
     def __init__(self, sink: Any, processors: list[Any], *, owned: IO[str] | None = None) -> None:
+        # Bound once, here: the lazy proxy ``wrap_logger`` returns would assemble (or look up)
+        # the bound logger again at every event.
         self._logger = structlog.wrap_logger(
             sink,
             processors=processors,
             context_class=dict,
             cache_logger_on_first_use=True,
-        )
+        ).bind()
         self._owned = owned
 
     @staticmethod

@@ -202,6 +202,7 @@ class SessionDriver:
         "_closed",
         "_conn",
         "_deferred",
+        "_early",
         "_http",
         "_live_epoch",
         "_next_request_id",
@@ -250,6 +251,9 @@ class SessionDriver:
         self._pending: dict[int, _Waiter] = {}
         self._next_request_id = model.first_request_id
         self._subscribers: list[EventStream] = []
+        # What the session published while starting, for a subscriber who comes before any of
+        # its tasks has run (see ``start``).
+        self._early: list[SessionEvent] | None = None
         self._changed: trio.Event | None = None  # made when someone waits for a change
         # Made when someone waits for authenticated or the end (``wait_authenticated``): a login
         # passes through several states, and its waiter need not wake for each.
@@ -264,15 +268,19 @@ class SessionDriver:
         """Start the session in ``nursery``, the session's own (cancelled when it ends), where
         its connection, call and worker tasks run.
 
-        ``Start`` goes to a worker task rather than being fed here: the caller's first
-        checkpoint runs it, so a caller who subscribes to events right away still sees the very
-        first transition.
+        ``Start`` is fed here, in the caller's task. What it publishes is also kept until the
+        first of the tasks it started runs (``_started``), which is after the caller's first
+        checkpoint: a caller who subscribes to events right away still sees the very first
+        transition, and a later subscriber sees nothing from before it came.
         """
         self._nursery = nursery
         self._clock = alarm_clock()
-        self._queue.append(Start())
-        self._busy = True
-        nursery.start_soon(self._work)
+        self._early = []
+        self.hand(Start())
+
+    def _started(self) -> None:
+        """One of the session's tasks has begun: the start is no longer news."""
+        self._early = None
 
     def hand(self, event: Event, *, writer: bool = False) -> bool:
         """Give the machine an event: a frame or a close from the connection task, an HTTP
@@ -348,6 +356,7 @@ class SessionDriver:
         A session has at most one worker, and none while it waits: a session with nothing to do
         keeps no task of its own beyond its connection's.
         """
+        self._started()
         queue, timers = self._queue, self._timers
         try:
             while True:
@@ -382,6 +391,7 @@ class SessionDriver:
     async def aclose(self) -> None:
         """Release what the session held, once its tasks have ended."""
         self.end()
+        self._early = None
         if self._clock is not None:
             self._clock.forget()
             self._clock = None
@@ -478,6 +488,7 @@ class SessionDriver:
         Runs until the connection ends by itself (reported as Closed / ConnectFailed) or the
         driver cancels ``conn`` because the machine left it behind.
         """
+        self._started()
         epoch = conn.epoch
         stream: trio.abc.Stream | None = None
         try:
@@ -617,6 +628,7 @@ class SessionDriver:
 
     async def _http_call(self, request: HttpRequest) -> None:
         """One REST call; its answer (or why there is none) goes back to the machine."""
+        self._started()
         try:
             self.hand(await self._http_caller().call(request))
         except Exception as exc:  # keep a surprise inside this session
@@ -648,6 +660,7 @@ class SessionDriver:
         A provider's exception is named by its type only: its message might hold the very
         credential it was handling.
         """
+        self._started()
         source = getattr(self.model, "credential_source", None)
         provider = source(kind) if source is not None else None
         value: Secret | None = None
@@ -831,6 +844,8 @@ class SessionDriver:
     def subscribe(self, buffer: int) -> EventStream:
         stream = EventStream(self, buffer)
         self._subscribers.append(stream)
+        for event in self._early or ():
+            stream._offer(event)
         return stream
 
     def _unsubscribe(self, stream: EventStream) -> None:
@@ -867,6 +882,8 @@ class SessionDriver:
     def _publish(self, event: SessionEvent) -> None:
         for stream in self._subscribers:
             stream._offer(event)
+        if self._early is not None:
+            self._early.append(event)
 
     def _end_streams(self) -> None:
         for stream in list(self._subscribers):

@@ -5,13 +5,14 @@ its commands in order."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import trio
 import trio.testing
 from helpers import cqg_config, qst_config, session_kwargs
 
-from engine import open_session
+from engine import Transitioned, open_session
 from engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
 from machines.qst import qst_pb2 as pb
 from simulators.cqg import CqgAccount, run_cqg_simulator
@@ -120,3 +121,26 @@ async def test_a_login_wakes_its_waiter_once_not_at_every_state(
     passed = [e["dst"] for e in events if e.get("event") == "transition"]
     assert passed[:3] == ["connecting", "awaiting_login_response", "authenticated"]
     assert counter.steps["waiter"] == 2  # its start, and authenticated
+
+
+async def test_a_login_takes_no_worker_and_a_late_subscriber_no_replay(
+    clock: trio.testing.MockClock,
+) -> None:
+    """``Start`` is fed in the caller's task and the login frame written by the connection task:
+    a QST login spawns no worker. What the start published is kept for a subscriber who comes
+    at once (test_qst_session checks that one), and only until the session's first task runs."""
+    counter = _Steps()
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        trio.lowlevel.add_instrument(counter)
+        try:
+            async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
+                await session.wait_authenticated()
+                trio.lowlevel.remove_instrument(counter)
+                late = session.events()
+        finally:
+            with contextlib.suppress(KeyError):
+                trio.lowlevel.remove_instrument(counter)
+    assert counter.spawned.get(WORKER_TASK, 0) == 0
+    assert counter.spawned.get(CONNECTION_TASK) == 1
+    seen = [event.dst async for event in late if isinstance(event, Transitioned)]
+    assert seen == ["logging_out", "disconnected"]
