@@ -323,7 +323,11 @@ class SessionDriver:
         return False
 
     async def write_own(self) -> None:
-        """Carry out what ``hand`` left to the connection task that handed the event."""
+        """Carry out what ``hand`` left to the connection task that handed the event.
+
+        These are the machine's own small frames (a login, a pong), bounded like every control
+        frame (``write``); while they are written, the connection's next frames wait in
+        trio-websocket's queue, as they do whenever the session is busy."""
         commands, self._deferred = self._deferred, None
         assert commands is not None
         try:
