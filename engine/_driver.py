@@ -4,12 +4,14 @@ A session keeps no task of its own while it waits. An event is fed to the machin
 that brings it (``hand``): a frame or a close by the connection task, an HTTP answer by its call
 task, a stop by the application. That task also carries out the commands that need no waiting.
 What must be awaited (a frame to write, a token to save), and every command after it, goes to a
-worker task that lives only until nothing is left to do; a connection task writes the frames its
-own frame calls for itself. Timers ring on the run's one alarm clock (``engine._alarms``), which
-starts a worker for them. Whoever is handling an event holds the session (``_busy``); events that
-come meanwhile wait in a queue that it drains before letting go. So one event is handled at a
-time, and its commands run in order. Events from a connection other than the live one are
-dropped, so a late frame from a dead socket can never move a new session.
+worker task that lives only until nothing is left to do. A connection task writes the frames its
+own frame calls for itself, and a task that ends once it has handed its event (an HTTP call, a
+credential) does that work itself. Timers ring on the run's one alarm clock
+(``engine._alarms``), which starts a worker for them. Whoever is handling an event holds the
+session (``_busy``); events that come meanwhile wait in a queue that it drains before letting
+go. So one event is handled at a time, and its commands run in order. Events from a connection
+other than the live one are dropped, so a late frame from a dead socket can never move a new
+session.
 
 Every frame to the broker passes through ``write``, the single writer, which holds the request
 gate: until the machine is ``authenticated`` only the machine's own session-control frames (the
@@ -282,7 +284,7 @@ class SessionDriver:
         """One of the session's tasks has begun: the start is no longer news."""
         self._early = None
 
-    def hand(self, event: Event, *, writer: bool = False) -> bool:
+    def hand(self, event: Event, *, writer: bool = False, worker: bool = False) -> bool:
         """Give the machine an event: a frame or a close from the connection task, an HTTP
         answer, a credential, a stop or a refused token from the application.
 
@@ -295,7 +297,9 @@ class SessionDriver:
         A connection task passes ``writer``: when what is left is frames to write and commands
         that leave the connection be, True is returned and the caller carries them out itself
         (``write_own``) instead of a new task. Until it has, no other event moves the machine,
-        so its connection stays the live one.
+        so its connection stays the live one. A task that ends once it has handed its event (an
+        HTTP call, a credential, a ping) passes ``worker``: True means it is the worker now and
+        must ``await self._work()``.
         """
         if self._closed:
             return False  # the session is over: nothing may move its machine now
@@ -311,7 +315,8 @@ class SessionDriver:
                     if isinstance(command, _AWAITED):
                         rest = self._deferred = commands[index:]
                         # Whoever carries them out owns the session (``_busy`` stays set).
-                        if writer and not queue and all(isinstance(c, _OWN_WRITES) for c in rest):
+                        if worker or (writer and not queue
+                                      and all(isinstance(c, _OWN_WRITES) for c in rest)):
                             return True
                         self._start_worker()
                         return False
@@ -633,12 +638,15 @@ class SessionDriver:
     async def _http_call(self, request: HttpRequest) -> None:
         """One REST call; its answer (or why there is none) goes back to the machine."""
         self._started()
+        answer: Event
         try:
-            self.hand(await self._http_caller().call(request))
+            answer = await self._http_caller().call(request)
         except Exception as exc:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(exc))
-            self.hand(HttpFailed(request.call, request.serial,
-                                 f"internal error: {type(exc).__name__}"))
+            answer = HttpFailed(request.call, request.serial,
+                                f"internal error: {type(exc).__name__}")
+        if self.hand(answer, worker=True):
+            await self._work()  # what the answer calls for (a token to save), in this task
 
     async def _keep_token(self, command: SaveToken) -> None:
         """Save (or delete) the session token in the store; a store that fails costs only the
@@ -686,7 +694,8 @@ class SessionDriver:
                 problem = f"no answer within {seconds:g} s"
             except Exception as exc:  # the provider is the user's code: contain it
                 problem = f"it raised {type(exc).__name__}"
-        self.hand(CredentialReady(kind, value, problem))
+        if self.hand(CredentialReady(kind, value, problem), worker=True):
+            await self._work()  # what the credential calls for (a logon to send), in this task
 
     # ------------------------------------------------------------------ application side
 

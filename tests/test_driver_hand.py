@@ -12,10 +12,11 @@ import trio
 import trio.testing
 from helpers import cqg_config, qst_config, session_kwargs
 
-from engine import Transitioned, open_session
+from engine import FirstockConfig, MemoryTokenStore, Secret, Transitioned, open_session
 from engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
 from machines.qst import qst_pb2 as pb
 from simulators.cqg import CqgAccount, run_cqg_simulator
+from simulators.firstock import FirstockAccount, run_firstock_simulator
 from simulators.qst import QstAccount, run_qst_simulator
 
 WORKER_TASK = "engine._driver.SessionDriver._work"
@@ -144,3 +145,31 @@ async def test_a_login_takes_no_worker_and_a_late_subscriber_no_replay(
     assert counter.spawned.get(CONNECTION_TASK) == 1
     seen = [event.dst async for event in late if isinstance(event, Transitioned)]
     assert seen == ["logging_out", "disconnected"]
+
+
+async def test_a_rest_answer_is_carried_out_by_its_own_call_task(
+    clock: trio.testing.MockClock,
+) -> None:
+    """A Firstock login answer calls for a token to save and the socket to open: the HTTP call
+    task that brought the answer does that work itself, so a login spawns no worker, and the
+    token is in the store."""
+    store = MemoryTokenStore()
+    counter = _Steps()
+    account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456")
+    async with run_firstock_simulator([account]) as sim:
+        config = FirstockConfig(
+            base_url=sim.base_url, user_id="AA1", password=Secret("AA1-pw"),
+            api_key=Secret(account.api_key), vendor_code=account.vendor_code,
+            totp=Secret("123456"), socket="v2", socket_url=sim.socket_url)
+        trio.lowlevel.add_instrument(counter)
+        try:
+            async with open_session(config, token_store=store,
+                                    **session_kwargs([])) as session:
+                await session.wait_authenticated()
+                trio.lowlevel.remove_instrument(counter)
+                assert await store.load("firstock", "AA1") is not None
+        finally:
+            with contextlib.suppress(KeyError):
+                trio.lowlevel.remove_instrument(counter)
+    assert counter.spawned.get(WORKER_TASK, 0) == 0
+    assert counter.spawned.get("engine._driver.SessionDriver._http_call") == 1
