@@ -298,7 +298,7 @@ class SessionDriver:
         that leave the connection be, True is returned and the caller carries them out itself
         (``write_own``) instead of a new task. Until it has, no other event moves the machine,
         so its connection stays the live one. A task that ends once it has handed its event (an
-        HTTP call, a credential, a ping) passes ``worker``: True means it is the worker now and
+        HTTP call, a credential) passes ``worker``: True means it is the worker now and
         must ``await self._work()``.
         """
         if self._closed:
