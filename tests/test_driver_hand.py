@@ -6,6 +6,7 @@ its commands in order."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import trio
@@ -36,6 +37,22 @@ class _Steps(trio.abc.Instrument):
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self.steps[task.name] = self.steps.get(task.name, 0) + 1
 
+    def stop(self) -> None:
+        """Stop counting (again is fine)."""
+        with contextlib.suppress(KeyError):
+            trio.lowlevel.remove_instrument(self)
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[_Steps]:
+    """Count task steps and spawns while the block runs (or until ``stop``)."""
+    counter = _Steps()
+    trio.lowlevel.add_instrument(counter)
+    try:
+        yield counter
+    finally:
+        counter.stop()
+
 
 async def test_an_authenticated_session_waits_with_no_task_but_its_connection(
     clock: trio.testing.MockClock,
@@ -59,15 +76,11 @@ async def test_answers_reach_requests_without_a_worker_task(
     async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
         async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
             await session.wait_authenticated()
-            counter = _Steps()
-            trio.lowlevel.add_instrument(counter)
-            try:
+            with counting() as counter:
                 for index in range(20):
                     answer = await session.request(pb.TranslateInstrumentSymbolRequest(
                         symbol_source=1, instrument_symbols=[f"ES{index}"]))
                     assert answer.records[0].symbol == f"ES{index}"
-            finally:
-                trio.lowlevel.remove_instrument(counter)
     assert counter.steps.get(WORKER_TASK, 0) == 0
     assert counter.steps.get(CONNECTION_TASK, 0) >= 20
 
@@ -83,12 +96,8 @@ async def test_a_frame_that_calls_for_a_frame_is_answered_by_the_connection_task
     async with run_cqg_simulator([account]) as sim:
         async with open_session(cqg_config(sim.url, "alice"), **session_kwargs(events)) as session:
             await session.wait_authenticated()
-            counter = _Steps()
-            trio.lowlevel.add_instrument(counter)
-            try:
+            with counting() as counter:
                 await trio.sleep(30)
-            finally:
-                trio.lowlevel.remove_instrument(counter)
             assert session.state == "authenticated"
         pongs = len(sim.stats.pongs)
     assert pongs >= 25
@@ -107,18 +116,14 @@ async def test_a_login_wakes_its_waiter_once_not_at_every_state(
         done.set()
 
     events: list[dict[str, Any]] = []
-    counter = _Steps()
     async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
-        trio.lowlevel.add_instrument(counter)
-        try:
+        with counting() as counter:
             async with open_session(qst_config(sim.url, "alice"),
                                     **session_kwargs(events)) as session, \
                     trio.open_nursery() as nursery:
                 done = trio.Event()
                 nursery.start_soon(waiter, session, done, name="waiter")
                 await done.wait()
-        finally:
-            trio.lowlevel.remove_instrument(counter)
     passed = [e["dst"] for e in events if e.get("event") == "transition"]
     assert passed[:3] == ["connecting", "awaiting_login_response", "authenticated"]
     assert counter.steps["waiter"] == 2  # its start, and authenticated
@@ -130,17 +135,12 @@ async def test_a_login_takes_no_worker_and_a_late_subscriber_no_replay(
     """``Start`` is fed in the caller's task and the login frame written by the connection task:
     a QST login spawns no worker. What the start published is kept for a subscriber who comes
     at once (test_qst_session checks that one), and only until the session's first task runs."""
-    counter = _Steps()
     async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
-        trio.lowlevel.add_instrument(counter)
-        try:
+        with counting() as counter:
             async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
                 await session.wait_authenticated()
-                trio.lowlevel.remove_instrument(counter)
+                counter.stop()
                 late = session.events()
-        finally:
-            with contextlib.suppress(KeyError):
-                trio.lowlevel.remove_instrument(counter)
     assert counter.spawned.get(WORKER_TASK, 0) == 0
     assert counter.spawned.get(CONNECTION_TASK) == 1
     seen = [event.dst async for event in late if isinstance(event, Transitioned)]
@@ -154,22 +154,17 @@ async def test_a_rest_answer_is_carried_out_by_its_own_call_task(
     task that brought the answer does that work itself, so a login spawns no worker, and the
     token is in the store."""
     store = MemoryTokenStore()
-    counter = _Steps()
     account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456")
     async with run_firstock_simulator([account]) as sim:
         config = FirstockConfig(
             base_url=sim.base_url, user_id="AA1", password=Secret("AA1-pw"),
             api_key=Secret(account.api_key), vendor_code=account.vendor_code,
             totp=Secret("123456"), socket="v2", socket_url=sim.socket_url)
-        trio.lowlevel.add_instrument(counter)
-        try:
+        with counting() as counter:
             async with open_session(config, token_store=store,
                                     **session_kwargs([])) as session:
                 await session.wait_authenticated()
-                trio.lowlevel.remove_instrument(counter)
+                counter.stop()
                 assert await store.load("firstock", "AA1") is not None
-        finally:
-            with contextlib.suppress(KeyError):
-                trio.lowlevel.remove_instrument(counter)
     assert counter.spawned.get(WORKER_TASK, 0) == 0
     assert counter.spawned.get("engine._driver.SessionDriver._http_call") == 1
