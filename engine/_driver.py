@@ -25,6 +25,7 @@ import contextlib
 import inspect
 import math
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,11 +94,14 @@ _TOO_LARGE_REASON = "Exceeded maximum message size"
 #: The driver's own timer for WebSocket pings (the machine never sees it).
 _PING_TIMER = "_ping"
 #: The commands ``_execute`` awaits (a frame to write, a token to save); ``hand`` leaves them,
-#: and every command after them, to a worker task.
-_AWAITED = SendFrame | SaveToken
+#: and every command after them, to a worker task. Command classes are final, so these sets of
+#: exact types are tested with ``type(command) in``: a set lookup, where ``isinstance`` with a
+#: union walks its members (this runs for every command of every event).
+_AWAITED: frozenset[type[Command]] = frozenset({SendFrame, SaveToken})
 #: What a connection task may carry out itself after its own event: frames to write (to its
 #: own connection, the live one) and commands that need no waiting and leave the connection be.
-_OWN_WRITES = SendFrame | StartTimer | CancelTimer | Transitioned | Notice | Deliver
+_OWN_WRITES: frozenset[type[Command]] = frozenset(
+    {SendFrame, StartTimer, CancelTimer, Transitioned, Notice, Deliver})
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,11 +316,11 @@ class SessionDriver:
             while queue:
                 commands = self._handle(queue.pop(0))
                 for index, command in enumerate(commands):
-                    if isinstance(command, _AWAITED):
+                    if type(command) in _AWAITED:
                         rest = self._deferred = commands[index:]
                         # Whoever carries them out owns the session (``_busy`` stays set).
                         if worker or (writer and not queue
-                                      and all(isinstance(c, _OWN_WRITES) for c in rest)):
+                                      and all(type(c) in _OWN_WRITES for c in rest)):
                             return True
                         self._start_worker()
                         return False
@@ -456,33 +460,34 @@ class SessionDriver:
             self._carry_out(command)
 
     def _carry_out(self, command: Command) -> None:
-        """A command that needs no waiting."""
-        match command:
-            case OpenConnection(url=url, epoch=epoch):
-                self._drop_connection()
-                conn = _Connection(epoch)
-                self._conn, self._live_epoch = conn, epoch
-                assert self._nursery is not None
-                self._nursery.start_soon(self._connection_task, conn, url)
-            case CloseConnection(epoch=epoch, code=code, reason=reason):
-                if self._conn is not None and self._conn.epoch == epoch:
-                    self._drop_connection(code, reason)
-            case StartTimer(name=name, seconds=seconds):
-                self._timers[name] = trio.current_time() + seconds
-            case CancelTimer(name=name):
-                self._timers.pop(name, None)
-            case HttpRequest():
-                assert self._nursery is not None
-                self._nursery.start_soon(self._http_call, command)
-            case FetchCredential(kind=kind, seconds=seconds):
-                assert self._nursery is not None
-                self._nursery.start_soon(self._fetch_credential, kind, seconds)
-            case Deliver():
-                self._deliver(command)
-            case Notice():
-                self._notice(command)
-            case Transitioned():
-                self._on_transition(command)
+        """A command that needs no waiting: the method for its type (``_CARRY_OUT``), found in
+        one dict lookup rather than tried against each command class in turn."""
+        _CARRY_OUT[type(command)](self, command)
+
+    def _open_connection(self, command: OpenConnection) -> None:
+        self._drop_connection()
+        conn = _Connection(command.epoch)
+        self._conn, self._live_epoch = conn, command.epoch
+        assert self._nursery is not None
+        self._nursery.start_soon(self._connection_task, conn, command.url)
+
+    def _close_connection(self, command: CloseConnection) -> None:
+        if self._conn is not None and self._conn.epoch == command.epoch:
+            self._drop_connection(command.code, command.reason)
+
+    def _start_timer(self, command: StartTimer) -> None:
+        self._timers[command.name] = trio.current_time() + command.seconds
+
+    def _cancel_timer(self, command: CancelTimer) -> None:
+        self._timers.pop(command.name, None)
+
+    def _start_http_call(self, command: HttpRequest) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._http_call, command)
+
+    def _start_fetch(self, command: FetchCredential) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._fetch_credential, command.kind, command.seconds)
 
     def _http_caller(self) -> HttpCaller:
         if self._http is None:
@@ -926,6 +931,20 @@ class SessionDriver:
         self._timers.clear()
         self._on_transition(Transitioned("internal_error", src, FAILED, model.epoch,
                                          model.attempt, "internal_error", detail=model.detail))
+
+
+#: What ``_carry_out`` does with each command that needs no waiting.
+_CARRY_OUT: dict[type[Any], Callable[[SessionDriver, Any], None]] = {
+    OpenConnection: SessionDriver._open_connection,
+    CloseConnection: SessionDriver._close_connection,
+    StartTimer: SessionDriver._start_timer,
+    CancelTimer: SessionDriver._cancel_timer,
+    HttpRequest: SessionDriver._start_http_call,
+    FetchCredential: SessionDriver._start_fetch,
+    Deliver: SessionDriver._deliver,
+    Notice: SessionDriver._notice,
+    Transitioned: SessionDriver._on_transition,
+}
 
 
 def _summarise(exc: BaseException) -> str:

@@ -3,6 +3,7 @@ prefix kept for a second) never let a secret through or a wrong time in."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,8 @@ from enum import StrEnum
 from typing import Any
 
 from engine import AuditLog, Secret, register_secret
+from engine._audit import render_json
+from machines import Transitioned
 
 
 def _events(sink: io.StringIO) -> list[dict[str, Any]]:
@@ -75,3 +78,30 @@ def test_timestamps_are_utc_with_microseconds_and_now() -> None:
         assert len(text) == len("2026-11-21T08:30:00.000123Z") and text.endswith("Z")
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
         assert before - timedelta(microseconds=1) <= stamp <= after
+
+
+def test_the_encoder_made_once_writes_what_the_standard_one_writes() -> None:
+    # Every JSON type an event can hold after redaction, with the awkward cases of each.
+    event = {"text": 'é "quoted" \n\t\x00 ☃ \U0001f600', "int": -(10**30), "float": 0.1,
+             "tiny": 5e-324, "nan": float("nan"), "inf": float("inf"),
+             "neg_inf": float("-inf"), "true": True, "false": False, "none": None,
+             "list": [1, "two", [3.5, None], {"k": "v"}], "nested": {"a": {"b": []}},
+             "empty": {}}
+    assert render_json(None, "info", event) == json.JSONEncoder().encode(event)
+    assert render_json(None, "info", event) == json.dumps(event)
+
+
+def test_a_transition_event_holds_every_field_of_its_record_in_order() -> None:
+    sink = io.StringIO()
+    log = AuditLog.to_stream(sink).session(broker="qst", session_id="s-1", account="a",
+                                           secrets=["pw-z-7"])
+    record = Transitioned("closed", "authenticated", "backoff", 3, 2, reason="closed",
+                          close_code=1006, delay=1.25, detail="close 1006 pw-z-7")
+    log.transition(record)
+    [line] = sink.getvalue().splitlines()
+    event = json.loads(line)
+    assert list(event) == ["broker", "session_id", "account",
+                           *(f.name for f in dataclasses.fields(Transitioned)),
+                           "event", "timestamp"]
+    assert event["detail"] == "close 1006 [REDACTED]" and event["delay"] == 1.25
+    assert event["event"] == "transition" and event["close_code"] == 1006
