@@ -10,8 +10,9 @@ log out. Three ways are timed, each over many fresh sessions and several repeats
 - the machine alone (``model.handle(event)``: decoding the frame, the ``transitions`` trigger,
   the callbacks, the commands out);
 - the machine plus, for each ``Transitioned`` it emits, the audit event the driver writes
-  (``SessionDriver._on_transition``: ``audit.info("transition", **fields)`` on the logger
-  ``AuditLog.session`` binds), into ``AuditLog.to_file`` on a real temporary file;
+  (``SessionDriver._on_transition``: ``transition(record)`` on the logger
+  ``AuditLog.session`` binds, every field of the record in one event), into
+  ``AuditLog.to_file`` on a real temporary file;
 - the audit event alone, for the same transition records.
 
 It also reports the bytes of an audit line and the memory a model keeps once authenticated
@@ -343,7 +344,8 @@ def run(*, quick: bool) -> Section:
         "Machine: `model.handle(event)` as the driver calls it (frame decoding, the shared "
         "`transitions` machine, callbacks, commands). Audit: `AuditLog.to_file` on a temporary "
         "file, one logger per session bound by `AuditLog.session` with the session's secrets, "
-        "and `info(\"transition\", **fields)` per `Transitioned`, as `SessionDriver` writes it.",
+        "and `transition(record)` per `Transitioned` (one event with every field of the record), "
+        "as `SessionDriver` writes it.",
         "The audit file is line-buffered (each line reaches the operating system when it is "
         "logged, so a crash loses no logged transition); every trail is checked to hold none "
         "of the sessions' secrets.",
