@@ -33,6 +33,10 @@ SESSION_FIELDS: Final = (
 #: ClientMsg fields only the session machine may send.
 CONTROL_FIELDS: Final = frozenset({"logon", "restore_or_join_session", "logoff"})
 _CONSUMED: Final = frozenset(SESSION_FIELDS)
+_REPEATED_SESSION_FIELDS: Final = frozenset(
+    name for name in SESSION_FIELDS
+    if pb.ServerMsg.DESCRIPTOR.fields_by_name[name].is_repeated
+)
 
 
 class MalformedFrame(ValueError):
@@ -160,10 +164,13 @@ def decode_server(data: bytes | str) -> pb.ServerMsg:
         raise MalformedFrame(
             f"{len(data)} bytes that do not parse as a ServerMsg ({exc})"
         ) from None
+    # Only the fields the frame holds (ListFields), checked in SESSION_FIELDS order.
+    present = {field.name: value for field, value in msg.ListFields()}
     for name in SESSION_FIELDS:
-        value = getattr(msg, name)
-        parts = value if isinstance(value, Sequence) else [value] if msg.HasField(name) else []
-        for part in parts:
+        value = present.get(name)
+        if value is None:
+            continue
+        for part in value if name in _REPEATED_SESSION_FIELDS else (value,):
             kind = type(part).__name__
             missing = part.FindInitializationErrors()
             if missing:
