@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import storm
 from bench.__main__ import README_END, README_START, main, summary, write_readme
 from bench._report import Section
 
@@ -121,3 +122,18 @@ def test_the_readme_carries_a_full_run() -> None:
     for title in ("1. Login overhead", "2. Scale", "3. CQG", "Morning storm",
                   "Transition cost", "### Targets"):
         assert title in report
+
+
+def test_a_storm_run_that_misses_the_target_keeps_its_audit_trail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storm.tempfile, "tempdir", str(tmp_path / "kept"))
+    (tmp_path / "kept").mkdir()
+    trail = tmp_path / "concurrent-1.jsonl"
+    trail.write_text('{"event": "transition"}\n')
+    # 200 accounts over 250 s against a limit of 50/s: 0.016 of it.
+    slow = storm.Run(accounts=200, limit=50.0, wall=260.5, authenticated_after=[258.0],
+                     cpu=32.6, request_times=[0.0, 250.0], status_429=0, violations=0)
+    note = storm._keep_trail(trail, 1, slow)
+    kept = tmp_path / "kept" / "brokergate-storm-concurrent-1.jsonl"
+    assert kept.read_text() == trail.read_text()
+    assert str(kept) in note and "0.016 of the limit" in note and "163.0 ms" in note
