@@ -207,11 +207,8 @@ class _Discard:
 
 
 class _TrailLogger(structlog.BoundLoggerBase):
-    """The bound logger of an audit trail: structlog's, plus ``log_event`` for an event whose
-    fields are already in a dict of its own."""
-
-    def info(self, event: str | None = None, **fields: Any) -> Any:
-        return self._proxy_to_logger("info", event, **fields)
+    """The bound logger of an audit trail: structlog's base, with ``log_event`` for an event
+    whose fields are already in a dict of its own (the one way events come in)."""
 
     def log_event(self, event: str, fields: dict[str, Any]) -> None:
         """``info(event, **fields)``, without unpacking ``fields`` into keywords and packing them
