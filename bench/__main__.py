@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench._load import Load, snapshot
 from bench._report import Section, machine
 from bench._server import raise_fd_limit
 
@@ -92,10 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections: list[Section] = []
     for name in args.only:
         print(f"running {name} ...", end=" ", file=sys.stderr, flush=True)
-        began = time.perf_counter()
+        began = snapshot()
         run: Callable[..., Section] = importlib.import_module(BENCHMARKS[name]).run
-        sections.append(run(quick=args.quick))
-        print(f"{time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+        section = run(quick=args.quick)
+        load = Load.since(began)
+        # The simulators and fleets are child processes: the machine's figures are the ones
+        # that cover them.
+        section.notes.append("While this benchmark ran: " + load.describe(process=False))
+        sections.append(section)
+        print(f"{load.seconds:.0f} s", file=sys.stderr, flush=True)
     command = "brokergate bench" + (" --quick" if args.quick else "") + (
         f" --only {','.join(args.only)}" if args.only != list(BENCHMARKS) else "")
     text = report(sections, quick=args.quick, seconds=time.perf_counter() - started,

@@ -29,6 +29,7 @@ from pathlib import Path
 import trio
 
 from bench._clients import engine_config
+from bench._load import Load, snapshot
 from bench._report import Section, median, ratio
 from bench._server import (
     SimulatorProcess,
@@ -64,6 +65,8 @@ class Run:
     status_429: int
     violations: int
     failed: list[str] = field(default_factory=list)
+    #: What the machine and this process went through meanwhile (None: not measured).
+    load: Load | None = None
 
     @property
     def logins_per_second(self) -> float:
@@ -98,6 +101,7 @@ async def storm(accounts: int, limit: float, audit_path: Path, *, together: bool
         failed: list[str] = []
         start = trio.current_time()
         cpu = time.process_time()
+        before = snapshot()
 
         async def log_in(config: FirstockConfig, everyone_in: trio.Event | None) -> None:
             # keep_session: a trading process stays logged in for the day, so a run ends without
@@ -125,11 +129,12 @@ async def storm(accounts: int, limit: float, audit_path: Path, *, together: bool
                     for config in configs:
                         await log_in(config, None)
             cpu = time.process_time() - cpu
+            load = Load.since(before)
         finally:
             audit.close()
         stats = await sim.command("stats")
     return Run(accounts, limit, max(took, default=float("nan")), took, cpu,
-               stats["request_times"], stats["status_429"], stats["violations"], failed)
+               stats["request_times"], stats["status_429"], stats["violations"], failed, load)
 
 
 def _keep_trail(audit: Path, index: int, run: Run) -> str:
@@ -137,9 +142,10 @@ def _keep_trail(audit: Path, index: int, run: Run) -> str:
     directory, so that what its sessions went through can be read afterwards; say where."""
     kept = Path(tempfile.gettempdir()) / f"brokergate-storm-concurrent-{index}.jsonl"
     shutil.copyfile(audit, kept)
+    load = f" {run.load.describe()}" if run.load is not None else ""
     return (f"Concurrent run {index + 1} reached {run.of_limit:.3f} of the limit in "
             f"{run.wall:.2f} s, with {run.cpu / run.accounts * 1e3:.1f} ms of CPU per login; "
-            f"its audit trail is kept at {kept}.")
+            f"its audit trail is kept at {kept}.{load}")
 
 
 def _cell(values: list[float], digits: str = ".2f", *, with_spread: bool) -> str:

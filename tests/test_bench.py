@@ -17,6 +17,7 @@ import pytest
 
 from bench import storm
 from bench.__main__ import README_END, README_START, main, summary, write_readme
+from bench._load import Load, Snapshot, parse_cpu_line
 from bench._report import Section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,45 @@ def test_the_facts_that_do_not_depend_on_speed_are_met(quick_report: str) -> Non
     assert facts and all(met == "yes" for met in facts.values()), facts
 
 
+def test_every_benchmark_says_how_busy_the_machine_was(quick_report: str) -> None:
+    notes = re.findall(r"^- While this benchmark ran: Over [\d.]+ s, (.*)$", quick_report,
+                       flags=re.MULTILINE)
+    assert len(notes) == 5, notes
+    if Path("/proc/stat").exists():
+        assert all(re.search(r"were \d+% busy and [\d.]+% of their time was taken by the "
+                             r"hypervisor", note) for note in notes), notes
+
+
+def test_the_cpu_line_of_proc_stat_is_read_by_column() -> None:
+    line = "cpu  1425951 0 145893 3696530 6782 0 12021 1271 0 0\n"
+    assert parse_cpu_line(line) == {
+        "user": 1425951, "nice": 0, "system": 145893, "idle": 3696530, "iowait": 6782,
+        "irq": 0, "softirq": 12021, "steal": 1271}
+    assert parse_cpu_line("cpu0 1 2 3 4 5 6 7 8") is None  # one core, not the machine
+    assert parse_cpu_line("cpu 1 2 3 4") is None  # a kernel too old to count steal
+    assert parse_cpu_line("cpu 1 2 x 4 5 6 7 8") is None
+
+
+def _ticks(busy: int, idle: int, steal: int) -> dict[str, int]:
+    return {"user": busy, "nice": 0, "system": 0, "idle": idle, "iowait": 0, "irq": 0,
+            "softirq": 0, "steal": steal}
+
+
+def test_a_load_gives_shares_of_the_machine_and_the_process_counts() -> None:
+    before = Snapshot(10.0, _ticks(100, 100, 0), major_faults=3, involuntary_switches=7)
+    after = Snapshot(12.5, _ticks(150, 120, 30), major_faults=5, involuntary_switches=17)
+    load = Load.since(before, after)
+    assert (load.seconds, load.busy, load.stolen) == (2.5, 0.5, 0.3)
+    assert (load.major_faults, load.involuntary_switches) == (2, 10)
+    text = load.describe()
+    assert "50% busy" in text and "30.0% of their time was taken by the hypervisor" in text
+    assert "2 page faults that read the disk" in text and "off a core 10 times" in text
+    assert "page faults" not in load.describe(process=False)
+    blind = Load.since(Snapshot(0.0, None, 0, 0), Snapshot(1.0, None, 0, 0))
+    assert blind.busy is None and "hypervisor" not in blind.describe()
+    assert "no machine figures" in blind.describe(process=False)
+
+
 def test_an_unknown_benchmark_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--only", "overhead,warp"])
@@ -131,9 +171,13 @@ def test_a_storm_run_that_misses_the_target_keeps_its_audit_trail(
     trail = tmp_path / "concurrent-1.jsonl"
     trail.write_text('{"event": "transition"}\n')
     # 200 accounts over 250 s against a limit of 50/s: 0.016 of it.
+    load = Load(260.5, busy=0.9, stolen=0.25, major_faults=0, involuntary_switches=40)
     slow = storm.Run(accounts=200, limit=50.0, wall=260.5, authenticated_after=[258.0],
-                     cpu=32.6, request_times=[0.0, 250.0], status_429=0, violations=0)
+                     cpu=32.6, request_times=[0.0, 250.0], status_429=0, violations=0,
+                     load=load)
     note = storm._keep_trail(trail, 1, slow)
     kept = tmp_path / "kept" / "brokergate-storm-concurrent-1.jsonl"
     assert kept.read_text() == trail.read_text()
     assert str(kept) in note and "0.016 of the limit" in note and "163.0 ms" in note
+    # What the machine went through meanwhile, to tell a slow engine from a slow machine.
+    assert "25.0% of their time was taken by the hypervisor" in note
