@@ -324,11 +324,23 @@ def close_connection(ev: EventData) -> None:
     model.emit(CloseConnection(model.epoch, 1000, model.state))
 
 
+#: Triggers that leave ``logging_out`` without the broker's answer to the logout: the
+#: connection closed, the logout timer ran out, the logout call failed.
+UNCONFIRMED_LOGOUT = frozenset({"closed", "timeout", "logout_failed"})
+
+
 def mark_stopped(ev: EventData) -> None:
     model = model_of(ev)
     if edge(ev).source == LOGGING_OUT:
         # A logout the machine started itself (CQG's inactivity rule) keeps its own reason.
-        model.conclude(model.logout_reason or "logged_out", None, model.logout_detail)
+        detail = model.logout_detail
+        if ev.event.name in UNCONFIRMED_LOGOUT:
+            # The session has ended as asked, but the broker may still hold it: say so, and
+            # why, rather than let the trail read like a confirmed logout.
+            why = ev.kwargs.get("detail") or ev.event.name
+            unconfirmed = f"logout not confirmed by the broker: {why}"
+            detail = f"{detail}; {unconfirmed}" if detail else unconfirmed
+        model.conclude(model.logout_reason or "logged_out", None, detail)
     else:
         model.conclude("stopped", None, None)
 

@@ -312,6 +312,22 @@ def test_stop_logs_out_over_rest_and_forgets_the_token() -> None:
     assert calls(out)[0].call == "logout" and SaveToken(None) in out
     answer(s, 200, {"status": "success", "data": "Successfully logged out"}, call="logout")
     assert s.state == "disconnected" and s.outcome()["reason"] == "logged_out"
+    assert s.outcome()["detail"] is None  # confirmed: nothing to add
+
+
+def test_a_logout_call_that_gets_no_answer_ends_the_session_and_says_so() -> None:
+    s = noren()
+    attached(s)
+    out = s.handle(Stop())
+    serial = calls(out)[0].serial
+    out = s.handle(HttpFailed("logout", serial, "timed out waiting for the answer",
+                              timed_out=True))
+    assert moves(out) == [("logout_failed", "logging_out", "disconnected")]
+    outcome = s.outcome()
+    assert outcome["reason"] == "logged_out"
+    assert outcome["detail"] == ("logout not confirmed by the broker: logout: timed out "
+                                 "waiting for the answer")
+    assert last(out).detail == outcome["detail"]  # the audit record says it too
 
 
 def test_a_fourth_socket_of_a_user_is_not_even_asked_for() -> None:

@@ -50,6 +50,8 @@ async def test_login_negotiates_coalescing_and_logs_out_cleanly() -> None:
             # Asked for 100 ms, entitled to 250 ms: the server grants the coarser.
             assert granted == {"coalescing_interval": "_250_MS", "coalesce_last_trade": True}
         assert session.state == "disconnected"
+        assert session.outcome()["reason"] == "logged_out"
+        assert session.outcome()["detail"] is None  # the broker confirmed the logout
         assert sim.stats.logouts == 1 and sim.stats.violations == []
     assert states(events) == ["connecting", "awaiting_login_response", "authenticated",
                               "logging_out", "disconnected"]
@@ -490,6 +492,73 @@ async def test_half_open_connection_is_detected_by_ping_and_reconnected(
     lost = next(e for e in events if e.get("trigger") == "closed")
     assert lost["close_code"] == 1006 and "no pong within 3 s" in lost["detail"]
     assert noticed <= 5.0 + 3.0 + 1.0  # one interval, one timeout, one backoff draw at most
+
+
+async def test_a_logout_that_cannot_be_written_is_bounded_and_ends_the_connection(
+    clock: trio.testing.MockClock,
+) -> None:
+    """The peer stops reading, and the application's own sends fill the socket's buffers: the
+    logout frame then cannot leave. The machine's own frames are bounded by ``ping_timeout``,
+    so the session closes the connection and ends, instead of waiting on the write forever."""
+    events: Events = []
+    account = QstAccount("ghost", "ghost-pw", stall_after_login=1.0)
+    lost: list[ConnectionLost] = []
+    async with run_qst_simulator([account]) as sim:
+        # No pings, so nothing but the stalled write can notice the dead peer; a logout timer
+        # far beyond the bound, so it is the bound that ends the wait.
+        config = qst_config(sim.url, "ghost", ping_interval=None, ping_timeout=3.0,
+                            logout_timeout=60.0)
+        async with trio.open_nursery() as nursery:
+            async with open_session(config, **session_kwargs(events)) as s:
+                await s.wait_authenticated()
+                await trio.sleep(2.0)  # the server has stopped reading
+                big = translate(*[f"SYMBOL{i:010d}" for i in range(4000)])  # about 80 KB
+
+                async def ask() -> None:
+                    try:
+                        await s.request(big)
+                    except ConnectionLost as exc:
+                        lost.append(exc)
+
+                for _ in range(200):  # more than loopback's socket buffers hold
+                    nursery.start_soon(ask)
+                # The clock moves only once every task waits: the requests are stuck behind a
+                # full socket by then.
+                await trio.sleep(1.0)
+                assert not lost and s.state == "authenticated"
+                stopping = trio.current_time()
+            took = trio.current_time() - stopping
+    assert took == pytest.approx(3.0, abs=0.5)
+    closed = next(e for e in events if e.get("trigger") == "closed")
+    assert closed["src"] == "logging_out" and closed["close_code"] == 1006
+    # The session ended as asked, and its trail says the broker never confirmed the logout.
+    assert closed["reason"] == "logged_out"
+    assert closed["detail"] == ("logout not confirmed by the broker: close 1006 sending stalled "
+                                "for 3 s")
+    assert states(events)[-1] == "disconnected"
+    # Every request ends with an error that says why; the ones still waiting to be written
+    # were never sent.
+    assert len(lost) == 200
+    assert any("closed while sending; not sent" in str(exc) for exc in lost)
+
+
+async def test_a_logout_the_broker_never_answers_ends_on_the_timer_and_says_so(
+    clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    account = QstAccount("ghost", "ghost-pw", stall_after_login=1.0)
+    async with run_qst_simulator([account]) as sim:
+        config = qst_config(sim.url, "ghost", ping_interval=None, logout_timeout=2.0)
+        async with open_session(config, **session_kwargs(events)) as s:
+            await s.wait_authenticated()
+            await trio.sleep(2.0)  # the server has gone silent
+            stopping = trio.current_time()
+        assert trio.current_time() - stopping == pytest.approx(2.0, abs=0.1)
+        assert s.outcome()["detail"] == "logout not confirmed by the broker: no logout response"
+    last = events[-1]
+    assert (last["trigger"], last["src"], last["dst"]) == ("timeout", "logging_out",
+                                                          "disconnected")
+    assert last["reason"] == "logged_out" and last["detail"] == s.outcome()["detail"]
 
 
 async def test_pings_can_be_turned_off(clock: trio.testing.MockClock) -> None:
