@@ -79,7 +79,8 @@ def main(argv: list[str]) -> None:
     elif task == "diagrams":
         run(BIN / "brokergate", "diagrams", "--out", ROOT / "diagrams", *rest)
         # The README carries each policy table too, between markers.
-        run(PY, "-c", "from pathlib import Path; from engine.diagrams import refresh_readme; "
+        run(PY, "-c", "from pathlib import Path; "
+            "from brokergate.engine.diagrams import refresh_readme; "
             "print('README.md', 'rewritten' if refresh_readme(Path('README.md')) else 'unchanged')")
 
 

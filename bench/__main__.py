@@ -1,7 +1,7 @@
 """brokergate's benchmarks: run them all and print one Markdown report.
 
     python -m bench [--quick] [--only NAME[,NAME...]] [--out FILE] [--readme]
-    (also: brokergate bench ..., python3 tasks.py bench ..., make bench)
+    (also: python3 tasks.py bench ..., make bench; from a checkout: bench/ is not installed)
 
 NAME is one of overhead, scale, restore, storm, transitions. Every benchmark runs its simulator
 in a process of its own. ``--quick`` runs each at a toy size (seconds, for a smoke test; its
@@ -36,7 +36,7 @@ README_END = "<!-- benchmarks:end -->"
 
 
 def _arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="brokergate bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 tasks.py bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="toy sizes: a smoke test of the benchmarks, not a measurement")
     parser.add_argument("--only", type=lambda text: [n.strip() for n in text.split(",") if n],
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         section.notes.append("While this benchmark ran: " + load.describe(process=False))
         sections.append(section)
         print(f"{load.seconds:.0f} s", file=sys.stderr, flush=True)
-    command = "brokergate bench" + (" --quick" if args.quick else "") + (
+    command = "python3 tasks.py bench" + (" --quick" if args.quick else "") + (
         f" --only {','.join(args.only)}" if args.only != list(BENCHMARKS) else "")
     text = report(sections, quick=args.quick, seconds=time.perf_counter() - started,
                   command=command)

@@ -23,9 +23,9 @@ import trio
 import trio_websocket
 
 from bench._server import PASSWORD, TOTP, api_key, vendor_code
-from engine import AuditLog, CqgConfig, FirstockConfig, QstConfig, Secret, open_session
-from machines.cqg import cqg_session_pb2 as cqg_pb
-from machines.qst import qst_pb2 as qst_pb
+from brokergate import AuditLog, CqgConfig, FirstockConfig, QstConfig, Secret, open_session
+from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
+from brokergate.machines.qst import qst_pb2 as qst_pb
 
 CLIENT_ID = "bench"
 #: Built once, as any careful client does: httpx builds a new context (reading the CA store,

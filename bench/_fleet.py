@@ -26,7 +26,7 @@ import trio
 
 from bench._clients import engine_config, engine_login, minimal_login
 from bench._server import raise_fd_limit, user
-from engine import AuditLog
+from brokergate import AuditLog
 
 #: Generous bounds: 10,000 sessions queue for the simulator's accept loop, and neither client
 #: should give up on a login merely for waiting its turn.

@@ -77,16 +77,16 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 def _simulator(args: argparse.Namespace) -> Any:
     names = [user(n) for n in range(args.accounts)]
     if args.broker == "qst":
-        from simulators.qst import QstAccount, QstSimulator  # noqa: PLC0415
+        from brokergate.simulators.qst import QstAccount, QstSimulator  # noqa: PLC0415
 
         return QstSimulator([QstAccount(u, PASSWORD, login_delay=args.login_delay)
                              for u in names])
     if args.broker == "cqg":
-        from simulators.cqg import CqgAccount, CqgSimulator  # noqa: PLC0415
+        from brokergate.simulators.cqg import CqgAccount, CqgSimulator  # noqa: PLC0415
 
         return CqgSimulator([CqgAccount(u, PASSWORD, logon_delay=args.login_delay)
                              for u in names], echo_application=False)
-    from simulators.firstock import FirstockAccount, FirstockSimulator  # noqa: PLC0415
+    from brokergate.simulators.firstock import FirstockAccount, FirstockSimulator  # noqa: PLC0415
 
     # Firstock's REST login is where its check happens: the settle is its least delay.
     delay = max(args.login_delay, args.settle)

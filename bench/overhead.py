@@ -21,7 +21,7 @@ import trio
 from bench._clients import BROKERS, engine_config, engine_login, minimal_login
 from bench._report import Section, median, ratio
 from bench._server import simulator_process, user
-from engine import AuditLog
+from brokergate import AuditLog
 
 #: The login check of the second measurement, seconds (the simulators' own default).
 SLOW_SETTLE = 0.01

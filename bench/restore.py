@@ -22,7 +22,7 @@ import trio
 from bench._clients import engine_config
 from bench._report import Section, median, spread
 from bench._server import simulator_process, user
-from engine import AuditLog, Backoff, Transitioned, open_session
+from brokergate import AuditLog, Backoff, Transitioned, open_session
 
 #: The session is quiet this long after each return before the next drop: long enough for its
 #: stability window (set to STABLE below) to pass, so every drop is a first drop, retried at once.

@@ -37,8 +37,8 @@ from bench._server import (
     simulator_process,
     user,
 )
-from engine import AuditLog, FirstockConfig, LoginFailed, MemoryTokenStore, open_session
-from engine._http import MARGIN
+from brokergate import AuditLog, FirstockConfig, LoginFailed, MemoryTokenStore, open_session
+from brokergate.engine._http import MARGIN
 
 #: The fraction of the broker's limit a concurrent run must reach.
 TARGET = 0.95

@@ -34,8 +34,8 @@ from functools import partial
 from pathlib import Path
 
 from bench._report import Section, median, spread
-from engine._audit import AuditLog, SessionLog
-from machines import (
+from brokergate.engine._audit import AuditLog, SessionLog
+from brokergate.machines import (
     AUTHENTICATED,
     DISCONNECTED,
     Closed,
@@ -50,12 +50,12 @@ from machines import (
     TimerFired,
     Transitioned,
 )
-from machines.cqg import CqgConfig, CqgSession, LogonHistory
-from machines.cqg import cqg_session_pb2 as cqg_pb
-from machines.firstock import FirstockConfig
-from machines.firstock.session import FirstockSession
-from machines.qst import QstConfig, QstSession
-from machines.qst import qst_pb2 as qst_pb
+from brokergate.machines.cqg import CqgConfig, CqgSession, LogonHistory
+from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
+from brokergate.machines.firstock import FirstockConfig
+from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.qst import QstConfig, QstSession
+from brokergate.machines.qst import qst_pb2 as qst_pb
 
 #: Allowance per transition, machine and audit together: a three-transition login then stays
 #: within the 0.3 ms per session that the design's budget (1.5 ms against the hand-written

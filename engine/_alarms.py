@@ -1,9 +1,9 @@
 """One alarm clock per trio run, shared by every session driver in it.
 
-A session spends its life waiting for its next event or its earliest timer, with no task of its
-own (``engine._driver``). Its timers need something to wake them: a task per session sleeping
-until its deadline would cost a task, its coroutine, a cancel scope and its cancel status for
-every session, and a cancel scope entered and left for every wait. Instead a driver asks this
+A session spends its life waiting for its next event or its earliest timer, with no task of its own
+(``brokergate.engine._driver``). Its timers need something to wake them: a task per session
+sleeping until its deadline would cost a task, its coroutine, a cancel scope and its cancel status
+for every session, and a cancel scope entered and left for every wait. Instead a driver asks this
 clock to ring at a deadline, and one system task per run sleeps until the earliest deadline any
 driver asked for; the driver then starts a short-lived worker for its due timers.
 

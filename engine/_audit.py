@@ -26,7 +26,7 @@ from typing import IO, Any, TextIO
 
 import structlog
 
-from machines import REDACTED, Secret, Transitioned
+from brokergate.machines import REDACTED, Secret, Transitioned
 
 _SECRETS_KEY = "_secrets"
 #: Every field of a Transitioned goes into its audit event.

@@ -7,8 +7,8 @@ What must be awaited (a frame to write, a token to save), and every command afte
 worker task that lives only until nothing is left to do. A connection task writes the frames its
 own frame calls for itself, and a task that ends once it has handed its event (an HTTP call, a
 credential) does that work itself. Timers ring on the run's one alarm clock
-(``engine._alarms``), which starts a worker for them. Whoever is handling an event holds the
-session (``_busy``); events that come meanwhile wait in a queue that it drains before letting
+(``brokergate.engine._alarms``), which starts a worker for them. Whoever is handling an event holds
+the session (``_busy``); events that come meanwhile wait in a queue that it drains before letting
 go. So one event is handled at a time, and its commands run in order. Events from a connection
 other than the live one are dropped, so a late frame from a dead socket can never move a new
 session.
@@ -32,9 +32,9 @@ from typing import Any
 import trio
 import trio_websocket
 
-from engine._alarms import AlarmClock, alarm_clock
-from engine._audit import SessionLog, scrub
-from engine._errors import (
+from brokergate.engine._alarms import AlarmClock, alarm_clock
+from brokergate.engine._audit import SessionLog, scrub
+from brokergate.engine._errors import (
     ConnectionLost,
     Displaced,
     GaveUp,
@@ -47,10 +47,10 @@ from engine._errors import (
     SessionClosed,
     SessionError,
 )
-from engine._http import HttpCaller
-from engine._tokens import StoredToken, TokenStore
-from engine._transport import describe_connect_error, open_stream, websocket_handshake
-from machines import (
+from brokergate.engine._http import HttpCaller
+from brokergate.engine._tokens import StoredToken, TokenStore
+from brokergate.engine._transport import describe_connect_error, open_stream, websocket_handshake
+from brokergate.machines import (
     AUTHENTICATED,
     DISCONNECTED,
     DISPLACED,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from machines import Fault
+from brokergate.machines import Fault
 
 
 class BrokergateError(Exception):

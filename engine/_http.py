@@ -19,8 +19,8 @@ import httpx
 import trio
 from trio.lowlevel import RunVar
 
-from engine._transport import plaintext_problem, root_cause, tls_context
-from machines import HttpAnswered, HttpFailed, HttpRequest
+from brokergate.engine._transport import plaintext_problem, root_cause, tls_context
+from brokergate.machines import HttpAnswered, HttpFailed, HttpRequest
 
 #: Seconds added to the broker's one-second window: the spread of trip times the limiter
 #: absorbs, and what it costs (sustained rate ``per_second / (1 + MARGIN)``). See RateLimiter.

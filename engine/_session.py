@@ -13,16 +13,16 @@ from urllib.parse import urlsplit
 import trio
 from trio.lowlevel import RunVar
 
-from engine._audit import AuditLog
-from engine._driver import EventStream, SessionDriver
-from engine._errors import ConfigurationError
-from engine._tokens import MemoryTokenStore, TokenStore
-from machines import SessionSettings
-from machines.cqg import CqgConfig, CqgSession, LogonHistory
-from machines.firstock import FirstockConfig
-from machines.firstock.session import FirstockSession
-from machines.firstock.slots import SocketSlots
-from machines.qst import QstConfig, QstSession
+from brokergate.engine._audit import AuditLog
+from brokergate.engine._driver import EventStream, SessionDriver
+from brokergate.engine._errors import ConfigurationError
+from brokergate.engine._tokens import MemoryTokenStore, TokenStore
+from brokergate.machines import SessionSettings
+from brokergate.machines.cqg import CqgConfig, CqgSession, LogonHistory
+from brokergate.machines.firstock import FirstockConfig
+from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.firstock.slots import SocketSlots
+from brokergate.machines.qst import QstConfig, QstSession
 
 #: A wall clock: now, as an aware datetime.
 WallClock = Callable[[], datetime]

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import trio
 
-from machines import Secret
+from brokergate.machines import Secret
 
 
 @dataclass(frozen=True, slots=True)

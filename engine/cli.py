@@ -25,15 +25,15 @@ from typing import Any, NoReturn
 
 import trio
 
-from engine._audit import AuditLog
-from engine._errors import BrokergateError, ConfigurationError, SessionError
-from engine._session import open_session
-from engine._tokens import FileTokenStore
-from machines import DISCONNECTED, TERMINAL_STATES, Backoff, Secret, Transitioned
-from machines.cqg import DEFAULT_CLIENT_VERSION, CqgConfig
-from machines.firstock import FirstockConfig
-from machines.qst import Coalescing, QstConfig
-from machines.qst import qst_pb2 as pb
+from brokergate.engine._audit import AuditLog
+from brokergate.engine._errors import BrokergateError, ConfigurationError, SessionError
+from brokergate.engine._session import open_session
+from brokergate.engine._tokens import FileTokenStore
+from brokergate.machines import DISCONNECTED, TERMINAL_STATES, Backoff, Secret, Transitioned
+from brokergate.machines.cqg import DEFAULT_CLIENT_VERSION, CqgConfig
+from brokergate.machines.firstock import FirstockConfig
+from brokergate.machines.qst import Coalescing, QstConfig
+from brokergate.machines.qst import qst_pb2 as pb
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -56,6 +56,13 @@ _COALESCING = {
     "uncoalesced": Coalescing.UNCOALESCED,
     "100ms": Coalescing.MS_100,
     "250ms": Coalescing.MS_250,
+}
+
+
+#: Commands that live in the repository, not in the wheel, with what they are.
+_CHECKOUT_ONLY = {
+    "bench": "benchmarks",
+    "reliability": "reliability and security suite",
 }
 
 
@@ -157,9 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_demo_parser(sub)
     _add_diagrams_parser(sub)
-    # Listed here for --help; `brokergate bench ...` goes to the bench package's own parser.
-    sub.add_parser("bench", add_help=False,
-                   help="run the benchmarks and print a Markdown report (brokergate bench -h)")
+    # Listed for --help only: both run from a checkout of the repository, not from an install.
+    for name, what in _CHECKOUT_ONLY.items():
+        sub.add_parser(name, add_help=False,
+                       help=f"{what} (from a checkout: python3 tasks.py {name})")
     sim = sub.add_parser("simulate", help="run a broker simulator in the foreground",
                          allow_abbrev=False)
     sim_sub = sim.add_subparsers(dest="broker", required=True, metavar="BROKER")
@@ -488,25 +496,25 @@ async def _simulate_broker(broker: str, host: str, port: int) -> None:
     sim: Any
     extra = ""
     if broker == "cqg":
-        from simulators.cqg import DEMO_OTP_SEED, CqgSimulator  # noqa: PLC0415
-        from simulators.cqg import demo_accounts as cqg_accounts  # noqa: PLC0415
+        from brokergate.simulators.cqg import DEMO_OTP_SEED, CqgSimulator  # noqa: PLC0415
+        from brokergate.simulators.cqg import demo_accounts as cqg_accounts  # noqa: PLC0415
 
         sim, name = CqgSimulator(cqg_accounts()), "CQG WebAPI"
         extra = f"; TOTP seed of otp: {DEMO_OTP_SEED}"
     elif broker == "firstock":
-        from simulators.firstock import (  # noqa: PLC0415
+        from brokergate.simulators.firstock import (  # noqa: PLC0415
             DEMO_FIXED_TOTP,
             DEMO_TOTP_SEED,
             FirstockSimulator,
         )
-        from simulators.firstock import demo_accounts as fs_accounts  # noqa: PLC0415
+        from brokergate.simulators.firstock import demo_accounts as fs_accounts  # noqa: PLC0415
 
         sim, name = FirstockSimulator(fs_accounts()), "Firstock"
         extra = (f"; API keys key-<user>, vendor codes <user>_API; TOTP seed of totp: "
                  f"{DEMO_TOTP_SEED}; code of fixed: {DEMO_FIXED_TOTP}")
     else:
-        from simulators.qst import QstSimulator  # noqa: PLC0415
-        from simulators.qst import demo_accounts as qst_accounts  # noqa: PLC0415
+        from brokergate.simulators.qst import QstSimulator  # noqa: PLC0415
+        from brokergate.simulators.qst import demo_accounts as qst_accounts  # noqa: PLC0415
 
         sim, name = QstSimulator(qst_accounts()), "QST"
     async with trio.open_nursery() as nursery:
@@ -550,10 +558,10 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:
-        from bench.__main__ import main as bench  # noqa: PLC0415 - simulators, subprocesses
-
-        return bench(argv[1:])
+    if argv[:1] and argv[0] in _CHECKOUT_ONLY:
+        _fail_usage(f"`brokergate {argv[0]}` is not part of the installed package: the "
+                    f"{_CHECKOUT_ONLY[argv[0]]} run from a checkout of the brokergate repository, "
+                    f"as `python3 tasks.py {argv[0]}`")
     try:
         args = _parse(argv)
         if args.command == "login":
@@ -561,14 +569,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "diagrams":
-            from engine import diagrams  # noqa: PLC0415
+            from brokergate.engine import diagrams  # noqa: PLC0415
 
             try:
                 diagrams.main(args.out, args.trace, args.session)
             except ConfigurationError as exc:
                 raise UsageError(str(exc)) from None
             return EXIT_OK
-        from engine.demo import list_scenarios, run_demo  # noqa: PLC0415 - the simulators
+        from brokergate.engine.demo import list_scenarios, run_demo  # noqa: PLC0415 - the simulators
 
         if args.list:
             list_scenarios()

@@ -1,6 +1,6 @@
 """``brokergate diagrams``: write the machines' diagrams and policy pages, or draw one session's
-trace over its broker's diagram. The text comes from ``machines.diagrams``; this module writes
-files and runs Graphviz's ``dot`` for the SVGs when it is installed."""
+trace over its broker's diagram. The text comes from ``brokergate.machines.diagrams``; this
+module writes files and runs Graphviz's ``dot`` for the SVGs when it is installed."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from engine._errors import ConfigurationError
-from machines import diagrams as d
-from machines import policy_markdown
+from brokergate.engine._errors import ConfigurationError
+from brokergate.machines import diagrams as d
+from brokergate.machines import policy_markdown
 
 #: How to get ``dot`` where it is missing (only the .svg files need it).
 INSTALL_DOT = ("Graphviz's `dot` is not installed, so no .svg was written (the .mmd and .dot "

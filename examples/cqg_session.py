@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import trio
 
-from engine import (
+from brokergate import (
     AuditLog,
     BrokerMessage,
     CqgConfig,
@@ -24,7 +24,7 @@ from engine import (
     Session,
     open_session,
 )
-from simulators.cqg import demo_accounts, run_cqg_simulator
+from brokergate.simulators.cqg import demo_accounts, run_cqg_simulator
 
 #: Stands for a real subscription built with CQG's own schema (ClientMsg field 4,
 #: market_data_subscriptions): brokergate passes it through without knowing it.

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import trio
 
-from engine import AuditLog, Coalescing, LoginFailed, QstConfig, Secret, open_session
-from machines.qst import qst_pb2 as pb
-from simulators.qst import demo_accounts, run_qst_simulator
+from brokergate import AuditLog, Coalescing, LoginFailed, QstConfig, Secret, open_session
+from brokergate.qst import pb
+from brokergate.simulators.qst import demo_accounts, run_qst_simulator
 
 
 async def main() -> None:

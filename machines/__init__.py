@@ -1,6 +1,6 @@
 """Pure broker login machines: no sockets, no clocks, no trio. The engine drives them."""
 
-from machines._base import (
+from brokergate.machines._base import (
     AUTHENTICATED,
     AWAITING_LOGIN_RESPONSE,
     BACKOFF,
@@ -14,8 +14,13 @@ from machines._base import (
     TERMINAL_STATES,
     LoginModel,
 )
-from machines._config import CredentialProvider, SessionSettings, is_loopback_host, url_problems
-from machines._policy import (
+from brokergate.machines._config import (
+    CredentialProvider,
+    SessionSettings,
+    is_loopback_host,
+    url_problems,
+)
+from brokergate.machines._policy import (
     Action,
     Disconnect,
     Displace,
@@ -30,7 +35,7 @@ from machines._policy import (
     Succeed,
     policy_markdown,
 )
-from machines._sansio import (
+from brokergate.machines._sansio import (
     CancelTimer,
     CloseConnection,
     Closed,
@@ -59,8 +64,8 @@ from machines._sansio import (
     TokenRefused,
     Transitioned,
 )
-from machines._secret import REDACTED, Secret
-from machines.backoff import Backoff, backoff_delay
+from brokergate.machines._secret import REDACTED, Secret
+from brokergate.machines.backoff import Backoff, backoff_delay
 
 __all__ = [
     "AUTHENTICATED",

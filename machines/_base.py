@@ -19,7 +19,7 @@ from transitions import Event as TransitionsEvent
 from transitions import EventData, Machine
 from transitions.core import Condition, Transition
 
-from machines._policy import (
+from brokergate.machines._policy import (
     Action,
     Disconnect,
     Displace,
@@ -32,7 +32,7 @@ from machines._policy import (
     Retry,
     Succeed,
 )
-from machines._sansio import (
+from brokergate.machines._sansio import (
     CancelTimer,
     CloseConnection,
     Closed,
@@ -49,8 +49,8 @@ from machines._sansio import (
     TimerFired,
     Transitioned,
 )
-from machines._secret import Secret
-from machines.backoff import Backoff, backoff_delay
+from brokergate.machines._secret import Secret
+from brokergate.machines.backoff import Backoff, backoff_delay
 
 # State names shared by every broker: the same name means the same thing everywhere.
 DISCONNECTED = "disconnected"

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from machines._secret import Secret
-from machines.backoff import Backoff
+from brokergate.machines._secret import Secret
+from brokergate.machines.backoff import Backoff
 
 DEFAULT_BACKOFF = Backoff()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from machines._sansio import Fault
+from brokergate.machines._sansio import Fault
 
 
 @dataclass(frozen=True, slots=True)

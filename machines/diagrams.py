@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from machines._base import AUTHENTICATED, DISCONNECTED, TERMINAL_STATES
-from machines._policy import PolicyRow, policy_markdown
-from machines.backoff import Backoff
+from brokergate.machines._base import AUTHENTICATED, DISCONNECTED, TERMINAL_STATES
+from brokergate.machines._policy import PolicyRow, policy_markdown
+from brokergate.machines.backoff import Backoff
 
 #: The brokers with a machine, in the order the diagrams show them: (module, title).
 BROKERS: dict[str, tuple[str, str]] = {
-    "qst": ("machines.qst", "QST market data"),
-    "cqg": ("machines.cqg", "CQG WebAPI"),
-    "firstock": ("machines.firstock", "Firstock"),
+    "qst": ("brokergate.machines.qst", "QST market data"),
+    "cqg": ("brokergate.machines.cqg", "CQG WebAPI"),
+    "firstock": ("brokergate.machines.firstock", "Firstock"),
 }
 
 #: Words for conditions every machine shares.

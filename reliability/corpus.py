@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from machines import SessionSettings
-from machines.cqg import cqg_session_pb2 as cpb
-from machines.qst import qst_pb2 as qpb
-from simulators.qst import frames as qst_frames
+from brokergate.machines import SessionSettings
+from brokergate.machines.cqg import cqg_session_pb2 as cpb
+from brokergate.machines.qst import qst_pb2 as qpb
+from brokergate.simulators.qst import frames as qst_frames
 
 #: Credentials of the fuzzed sessions: never shown in a problem line.
 PASSWORD: Final = "fuzz-password-Zq81"

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import trio
 
-from engine import (
+from brokergate import (
     AuditLog,
     Backoff,
     BrokerMessage,
@@ -44,7 +44,7 @@ from engine import (
     SessionError,
     open_session,
 )
-from machines import (
+from brokergate.machines import (
     AUTHENTICATED,
     AWAITING_LOGIN_RESPONSE,
     BACKOFF,
@@ -65,15 +65,17 @@ from machines import (
     TimerFired,
     Transitioned,
 )
-from machines.cqg import codec as cqg_codec
-from machines.cqg import machine as cqg_machine
-from machines.cqg.session import CqgSession
-from machines.firstock import codec as fs_codec
-from machines.firstock import machine as fs_machine
-from machines.firstock.session import FirstockSession
-from machines.qst import codec as qst_codec
-from machines.qst import machine as qst_machine
-from machines.qst.machine import QstSession
+from brokergate.machines.cqg import codec as cqg_codec
+from brokergate.machines.cqg import machine as cqg_machine
+from brokergate.machines.cqg.session import CqgSession
+from brokergate.machines.firstock import codec as fs_codec
+from brokergate.machines.firstock import machine as fs_machine
+from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.qst import codec as qst_codec
+from brokergate.machines.qst import machine as qst_machine
+from brokergate.machines.qst.machine import QstSession
+from brokergate.simulators._websocket import running
+from brokergate.simulators.firstock.http11 import Reply
 from reliability.corpus import (
     API_KEY,
     CQG_RESULT_CODE_AS_BYTES,
@@ -130,8 +132,6 @@ from reliability.hostile import (
     scripted,
 )
 from reliability.tally import Tally
-from simulators._websocket import running
-from simulators.firstock.http11 import Reply
 
 # --- labels ---------------------------------------------------------------------------------------
 

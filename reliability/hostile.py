@@ -25,9 +25,9 @@ from wsproto.events import (
     TextMessage,
 )
 
-from simulators._websocket import LoopbackServer
-from simulators.firstock.http11 import HttpConnection, Reply
-from simulators.firstock.http11 import Request as HttpRequestIn
+from brokergate.simulators._websocket import LoopbackServer
+from brokergate.simulators.firstock.http11 import HttpConnection, Reply
+from brokergate.simulators.firstock.http11 import Request as HttpRequestIn
 
 #: WebSocket opcodes a script may write as raw frames.
 TEXT: Final = 0x1

@@ -38,7 +38,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from engine import (
+from brokergate import (
     AuditLog,
     Backoff,
     ConnectionLost,
@@ -52,15 +52,15 @@ from engine import (
     SessionError,
     open_session,
 )
-from engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
-from machines import AUTHENTICATED, TERMINAL_STATES, SessionSettings, Transitioned
-from machines.cqg import cqg_session_pb2 as cqg_pb
-from machines.qst import qst_pb2 as qst_pb
+from brokergate.engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
+from brokergate.machines import AUTHENTICATED, TERMINAL_STATES, SessionSettings, Transitioned
+from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
+from brokergate.machines.qst import qst_pb2 as qst_pb
+from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
+from brokergate.simulators.faults import FaultPlan, FaultProxy, random_plan
+from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
+from brokergate.simulators.qst import QstAccount, run_qst_simulator
 from reliability.tally import Tally
-from simulators.cqg import CqgAccount, run_cqg_simulator
-from simulators.faults import FaultPlan, FaultProxy, random_plan
-from simulators.firstock import FirstockAccount, run_firstock_simulator
-from simulators.qst import QstAccount, run_qst_simulator
 
 #: Retry policy of every run: enough attempts for two faulty connections plus an account's own
 #: scripted errors, short delays (virtual time makes them free anyway).

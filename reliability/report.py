@@ -8,8 +8,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from brokergate.simulators.faults import FAULT_KINDS
 from reliability.tally import Tally
-from simulators.faults import FAULT_KINDS
 
 BROKER_NAMES = {"qst": "QST", "cqg": "CQG", "firstock": "Firstock"}
 #: The README's copy of the table sits between these lines.

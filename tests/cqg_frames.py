@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from machines.cqg import cqg_session_pb2 as pb
+from brokergate.cqg import pb
 
 BASE_TIME = "2026-11-21T00:00:00"
 TOKEN = "session-token-7f3a9c"

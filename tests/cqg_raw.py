@@ -12,8 +12,8 @@ from typing import Any
 import trio_websocket
 from ws_raw import RawSocket
 
-from machines.cqg import cqg_session_pb2 as pb
-from simulators.cqg import CqgSimulator
+from brokergate.cqg import pb
+from brokergate.simulators.cqg import CqgSimulator
 
 APP_ID = "test-app"
 RESTORE = pb.Logon.SESSION_SETTING_ALLOW_SESSION_RESTORE

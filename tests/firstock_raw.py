@@ -11,7 +11,7 @@ import trio
 import wsproto
 from wsproto.events import AcceptConnection, Request, TextMessage
 
-from simulators.firstock import FirstockSimulator
+from brokergate.simulators.firstock import FirstockSimulator
 
 
 def _address(url: str) -> tuple[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from engine import AuditLog, Backoff, CqgConfig, QstConfig, Secret
+from brokergate import AuditLog, Backoff, CqgConfig, QstConfig, Secret
 
 TEST_BACKOFF = Backoff(initial=0.5, factor=2.0, cap=5.0, max_attempts=5, stability_window=10.0)
 

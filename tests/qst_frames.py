@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from machines.qst import qst_pb2 as pb
+from brokergate.qst import pb
 
 
 def login_ok(interval: int | None = pb._250_MS, last_trade: bool | None = False,

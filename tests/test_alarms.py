@@ -6,9 +6,9 @@ import trio
 import trio.testing
 from helpers import qst_config, session_kwargs
 
-from engine import open_session
-from engine._alarms import TASK_NAME, AlarmClock, alarm_clock
-from simulators.qst import QstAccount, run_qst_simulator
+from brokergate import open_session
+from brokergate.engine._alarms import TASK_NAME, AlarmClock, alarm_clock
+from brokergate.simulators.qst import QstAccount, run_qst_simulator
 
 
 class _Sleeper:

@@ -16,9 +16,16 @@ import trio
 import trio.testing
 from helpers import qst_config, session_kwargs
 
-from engine import AuditLog, BrokergateError, Secret, open_session, redact_secrets, register_secret
-from machines.qst import qst_pb2 as pb
-from simulators.qst import QstAccount, run_qst_simulator
+from brokergate import (
+    AuditLog,
+    BrokergateError,
+    Secret,
+    open_session,
+    redact_secrets,
+    register_secret,
+)
+from brokergate.qst import pb
+from brokergate.simulators.qst import QstAccount, run_qst_simulator
 
 REQUIRED = {"timestamp", "broker", "session_id", "account", "epoch", "trigger", "src", "dst",
             "attempt", "error_code", "close_code", "delay", "reason", "event"}

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from engine import AuditLog, Secret, register_secret
-from engine._audit import render_json
-from machines import Transitioned
+from brokergate import AuditLog, Secret, register_secret
+from brokergate.engine._audit import render_json
+from brokergate.machines import Transitioned
 
 
 def _events(sink: io.StringIO) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from machines import Backoff, backoff_delay
+from brokergate.machines import Backoff, backoff_delay
 
 
 def test_ceiling_grows_exponentially_up_to_the_cap() -> None:

@@ -1,6 +1,6 @@
 """The benchmarks still run and say what they should.
 
-A smoke run at toy sizes (``brokergate bench --quick``) in a child process, checked for the
+A smoke run at toy sizes (``python3 tasks.py bench --quick``) in a child process, checked for the
 report's shape and for facts that do not depend on speed: every session authenticated, one Logon
 for a session that was restored again and again, every storm login in. Nothing here is timed;
 the figures themselves are the benchmark's business (python3 tasks.py bench).
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def quick_report(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("bench") / "report.md"
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -44,7 +44,7 @@ def _rows(text: str, title: str) -> list[list[str]]:
 
 
 def test_the_report_names_the_machine_and_every_benchmark(quick_report: str) -> None:
-    assert quick_report.startswith("Produced by `brokergate bench --quick`")
+    assert quick_report.startswith("Produced by `python3 tasks.py bench --quick`")
     assert re.search(r"- CPU: .+, \d+ logical cores; memory \d+ GiB", quick_report)
     assert "Python 3." in quick_report and "transitions 0." in quick_report
     assert "Quick run: toy sizes" in quick_report
@@ -157,7 +157,7 @@ def test_the_report_goes_between_the_readme_markers(tmp_path: Path) -> None:
 def test_the_readme_carries_a_full_run() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     report = text.split(README_START, 1)[1].split(README_END, 1)[0]
-    assert report.strip().startswith("Produced by `brokergate bench` in")
+    assert report.strip().startswith("Produced by `python3 tasks.py bench` in")
     assert "Quick run" not in report
     for title in ("1. Login overhead", "2. Scale", "3. CQG", "Morning storm",
                   "Transition cost", "### Targets"):

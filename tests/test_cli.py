@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "brokergate.engine.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_no_secret_in_any_cli_output(sim_url: str) -> None:
 
 
 def test_url_without_a_scheme_means_tls() -> None:
-    from engine.cli import with_default_scheme
+    from brokergate.engine.cli import with_default_scheme
 
     assert with_default_scheme("md.example.com/api", "wss") == "wss://md.example.com/api"
     assert with_default_scheme("ws://127.0.0.1:9/", "wss") == "ws://127.0.0.1:9/"

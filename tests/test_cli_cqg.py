@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from simulators.cqg import DEMO_OTP_SEED
+from brokergate.simulators.cqg import DEMO_OTP_SEED
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "brokergate.engine.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from simulators.firstock import DEMO_FIXED_TOTP
+from brokergate.simulators.firstock import DEMO_FIXED_TOTP
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "brokergate.engine.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ from cqg_frames import (
     user_message,
 )
 
-from machines import (
+from brokergate.cqg import pb
+from brokergate.machines import (
     Backoff,
     CancelTimer,
     CloseConnection,
@@ -47,9 +48,15 @@ from machines import (
     TimerFired,
     Transitioned,
 )
-from machines.cqg import CqgConfig, CqgServerMessage, CqgSession, LogonHistory, codec, policy
-from machines.cqg import cqg_session_pb2 as pb
-from machines.cqg.config import registered_domain
+from brokergate.machines.cqg import (
+    CqgConfig,
+    CqgServerMessage,
+    CqgSession,
+    LogonHistory,
+    codec,
+    policy,
+)
+from brokergate.machines.cqg.config import registered_domain
 
 URL = "wss://demoapi.cqg.com/"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

@@ -14,7 +14,7 @@ import trio_websocket
 from cqg_frames import UNKNOWN_FIELD
 from helpers import cqg_config, session_kwargs, states, transitions
 
-from engine import (
+from brokergate import (
     BrokerMessage,
     CqgServerMessage,
     Displaced,
@@ -27,8 +27,8 @@ from engine import (
     SessionClosed,
     open_session,
 )
-from machines.cqg import cqg_session_pb2 as pb
-from simulators.cqg import CqgAccount, CqgSimulator, run_cqg_simulator
+from brokergate.cqg import pb
+from brokergate.simulators.cqg import CqgAccount, CqgSimulator, run_cqg_simulator
 
 Events = list[dict[str, Any]]
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

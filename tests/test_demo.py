@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from engine.demo import SCENARIOS
-from engine.demo.view import Row, View
+from brokergate.engine.demo import SCENARIOS
+from brokergate.engine.demo.view import Row, View
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "brokergate.engine.cli"]
 #: Every credential the demo's sessions hold: none may appear in anything the demo writes.
 SECRETS = ["alice-pw", "a-wrong-guess", "the-real-pw", "fran-pw", "kim-pw", "carl-pw", "dana-pw",
            "lee-pw", "rita-pw", "tina-token-old", "tina-token-new", "TOTY-pw", "TOKY-pw",
@@ -106,7 +106,7 @@ def test_list_and_one_scenario_and_an_unknown_name(tmp_path: Path) -> None:
 
 
 def test_a_scenario_that_misses_its_expectation_fails_the_demo(tmp_path: Path) -> None:
-    from engine.demo import run_demo, scenarios
+    from brokergate.engine.demo import run_demo, scenarios
 
     sc = next(s for s in scenarios.SCENARIOS if s.name == "qst-wrong-password")
     wrong = scenarios.Expect("authenticated")

@@ -19,13 +19,13 @@ import trio.testing
 from helpers import cqg_config, qst_config
 from transitions.extensions import GraphMachine
 
-from engine import AuditLog, FirstockConfig, Notice, Secret, open_session
-from engine import diagrams as writer
-from machines import diagrams as d
-from machines._policy import Action
-from simulators.cqg import CqgAccount, run_cqg_simulator
-from simulators.firstock import FirstockAccount, run_firstock_simulator
-from simulators.qst import QstAccount, run_qst_simulator
+from brokergate import AuditLog, FirstockConfig, Notice, Secret, open_session
+from brokergate.engine import diagrams as writer
+from brokergate.machines import diagrams as d
+from brokergate.machines._policy import Action
+from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
+from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
+from brokergate.simulators.qst import QstAccount, run_qst_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "diagrams"
@@ -69,7 +69,7 @@ def _copy(src: Path, folder: Path) -> Path:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_every_state_and_transition_appears(broker: str) -> None:
     g = d.graph(broker)
-    machine = __import__(f"machines.{broker}.machine", fromlist=["x"])
+    machine = __import__(f"brokergate.machines.{broker}.machine", fromlist=["x"])
     mmd, dot = d.mermaid(g), d.dot(g)
     for state in (s["name"] for s in machine.STATES):
         assert re.search(rf"\b{state}\b", mmd) and f'"{state}"' in dot
@@ -90,7 +90,7 @@ def test_every_state_and_transition_appears(broker: str) -> None:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_the_same_edges_as_transitions_own_diagram(broker: str) -> None:
     """transitions' GraphMachine (mermaid engine) draws the same tables: the same edge set."""
-    machine = __import__(f"machines.{broker}.machine", fromlist=["x"])
+    machine = __import__(f"brokergate.machines.{broker}.machine", fromlist=["x"])
     model = type("Model", (), {})()
     GraphMachine(model=model, states=machine.STATES, transitions=machine.TRANSITIONS,
                  initial="disconnected", graph_engine="mermaid", auto_transitions=False,
@@ -107,7 +107,7 @@ def test_the_same_edges_as_transitions_own_diagram(broker: str) -> None:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_the_runtime_machines_are_built_without_the_diagram_extension(broker: str) -> None:
     """GraphMachine keeps a graph per model and is slower: it is for the tests above only."""
-    machine = importlib.import_module(f"machines.{broker}.machine").MACHINE
+    machine = importlib.import_module(f"brokergate.machines.{broker}.machine").MACHINE
     # The plain Machine (machines._base's RuntimeMachine adds no extension, only direct calls).
     assert not any(cls.__module__.startswith("transitions.extensions")
                    for cls in type(machine).__mro__)
@@ -132,7 +132,7 @@ def test_edges_speak_the_brokers_words() -> None:
 
 
 def test_policy_pages_come_from_the_runtime_rows() -> None:
-    from machines.qst.policy import policy_rows
+    from brokergate.machines.qst.policy import policy_rows
 
     page = d.policy_page(d.graph("qst"))
     for row in policy_rows():
@@ -158,11 +158,11 @@ def test_every_policy_row_is_drawn_on_an_edge(broker: str) -> None:
 def test_every_action_a_broker_module_defines_is_a_policy_row(broker: str) -> None:
     """An action constant kept outside the policy table would act without a row a reviewer can
     read (Firstock's socket close once did): every one in the broker's package is a row's."""
-    package = importlib.import_module(f"machines.{broker}")
+    package = importlib.import_module(f"brokergate.machines.{broker}")
     in_rows = {id(row.action) for row in d.graph(broker).policy}
     stray = []
     for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"machines.{broker}.{info.name}")
+        module = importlib.import_module(f"brokergate.machines.{broker}.{info.name}")
         for name, value in vars(module).items():
             values = value.values() if isinstance(value, dict) else [value]
             stray += [f"{info.name}.{name}" for v in values
@@ -341,7 +341,7 @@ def test_trace_errors_are_clear(tmp_path: Path) -> None:
 
 def test_the_command_writes_diagrams_and_says_how_to_get_dot(tmp_path: Path) -> None:
     env_path = str(Path(sys.executable).parent)  # the venv, without Graphviz's folder
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "diagrams", "--out",
+    proc = subprocess.run([sys.executable, "-m", "brokergate.engine.cli", "diagrams", "--out",
                            str(tmp_path)], capture_output=True, text=True, cwd=ROOT, check=False,
                           env={"PATH": env_path}, timeout=60)
     assert proc.returncode == 0, proc.stderr

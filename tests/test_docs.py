@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from machines import PolicyRow, policy_markdown
-from machines.cqg.policy import policy_rows as cqg_rows
-from machines.firstock.policy import policy_rows as firstock_rows
-from machines.qst.policy import policy_rows as qst_rows
+from brokergate.machines import PolicyRow, policy_markdown
+from brokergate.machines.cqg.policy import policy_rows as cqg_rows
+from brokergate.machines.firstock.policy import policy_rows as firstock_rows
+from brokergate.machines.qst.policy import policy_rows as qst_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -30,7 +30,7 @@ def test_readme_carries_each_policy_table_exactly(
 
 
 def test_the_readme_policy_tables_are_refreshed_between_their_markers() -> None:
-    from engine.diagrams import readme_with_policy_tables
+    from brokergate.engine.diagrams import readme_with_policy_tables
 
     assert readme_with_policy_tables(README) == README
     stale = README.replace("| ErrorMessage code 1 |", "| ErrorMessage code one |", 1)

@@ -13,15 +13,15 @@ import trio
 import trio.testing
 from helpers import cqg_config, qst_config, session_kwargs
 
-from engine import FirstockConfig, MemoryTokenStore, Secret, Transitioned, open_session
-from engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
-from machines.qst import qst_pb2 as pb
-from simulators.cqg import CqgAccount, run_cqg_simulator
-from simulators.firstock import FirstockAccount, run_firstock_simulator
-from simulators.qst import QstAccount, run_qst_simulator
+from brokergate import FirstockConfig, MemoryTokenStore, Secret, Transitioned, open_session
+from brokergate.engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
+from brokergate.qst import pb
+from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
+from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
+from brokergate.simulators.qst import QstAccount, run_qst_simulator
 
-WORKER_TASK = "engine._driver.SessionDriver._work"
-CONNECTION_TASK = "engine._driver.SessionDriver._connection_task"
+WORKER_TASK = "brokergate.engine._driver.SessionDriver._work"
+CONNECTION_TASK = "brokergate.engine._driver.SessionDriver._connection_task"
 
 
 class _Steps(trio.abc.Instrument):
@@ -167,4 +167,4 @@ async def test_a_rest_answer_is_carried_out_by_its_own_call_task(
                 counter.stop()
                 assert await store.load("firstock", "AA1") is not None
     assert counter.spawned.get(WORKER_TASK, 0) == 0
-    assert counter.spawned.get("engine._driver.SessionDriver._http_call") == 1
+    assert counter.spawned.get("brokergate.engine._driver.SessionDriver._http_call") == 1

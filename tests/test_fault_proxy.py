@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from simulators.faults import Fault, FaultPlan, FaultProxy, random_fault, random_plan
+from brokergate.simulators.faults import Fault, FaultPlan, FaultProxy, random_fault, random_plan
 
 GREETING = bytes(range(200))
 

@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
-from machines import Fail, Fault, LockOut, Relogon, Retry, Secret, Succeed
-from machines.firstock import FirstockConfig, classify, codec, parse_answer, read_socket_message
+from brokergate.machines import Fail, Fault, LockOut, Relogon, Retry, Secret, Succeed
+from brokergate.machines.firstock import (
+    FirstockConfig,
+    classify,
+    codec,
+    parse_answer,
+    read_socket_message,
+)
 
 
 def config(**overrides: Any) -> FirstockConfig:

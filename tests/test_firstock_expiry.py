@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from machines.firstock import expiry
+from brokergate.machines.firstock import expiry
 
 IST = "Asia/Kolkata"
 FIVE = time(5, 0)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from machines import (
+from brokergate.machines import (
     Backoff,
     Closed,
     Command,
@@ -34,9 +34,9 @@ from machines import (
     TokenRefused,
     Transitioned,
 )
-from machines.firstock import FirstockConfig
-from machines.firstock.session import FirstockSession
-from machines.firstock.slots import SocketSlots
+from brokergate.machines.firstock import FirstockConfig
+from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.firstock.slots import SocketSlots
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 NOW = datetime(2026, 11, 21, 3, 0, 10, tzinfo=UTC)  # 08:30:10 IST
@@ -498,8 +498,8 @@ def test_an_unreadable_socket_message_before_the_verdict_fails_the_session(
 
 
 def test_the_unreadable_socket_message_row_is_in_the_policy() -> None:
-    from machines import Fail, Fault
-    from machines.firstock import policy
+    from brokergate.machines import Fail, Fault
+    from brokergate.machines.firstock import policy
 
     assert Fail("protocol_error", Fault.BROKER) == policy.MALFORMED_BEFORE_VERDICT
     [row] = [r for r in policy.policy_rows()

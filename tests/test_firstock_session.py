@@ -16,7 +16,7 @@ import trio.testing
 import trio_websocket
 from helpers import qst_config, session_kwargs, states
 
-from engine import (
+from brokergate import (
     ConfigurationError,
     Fault,
     FileTokenStore,
@@ -32,8 +32,12 @@ from engine import (
     Transitioned,
     open_session,
 )
-from machines.firstock import expiry
-from simulators.firstock import FirstockAccount, FirstockSimulator, run_firstock_simulator
+from brokergate.machines.firstock import expiry
+from brokergate.simulators.firstock import (
+    FirstockAccount,
+    FirstockSimulator,
+    run_firstock_simulator,
+)
 
 Events = list[dict[str, Any]]
 TOTP = "123456"

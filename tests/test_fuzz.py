@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from machines import SessionSettings
+from brokergate.machines import SessionSettings
 from reliability import fuzz
 from reliability.tally import Tally
 

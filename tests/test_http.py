@@ -14,8 +14,8 @@ import pytest
 import trio
 import trio.testing
 
-from engine._http import HttpCaller, RateLimiter, describe_http_error, limiter_for
-from machines import HttpAnswered, HttpFailed, HttpRequest
+from brokergate.engine._http import HttpCaller, RateLimiter, describe_http_error, limiter_for
+from brokergate.machines import HttpAnswered, HttpFailed, HttpRequest
 
 
 async def test_requests_are_spaced_evenly_at_the_rate(clock: trio.testing.MockClock) -> None:

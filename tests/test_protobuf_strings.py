@@ -3,9 +3,9 @@ however deep or repeated it is, and a message with none costs one pass."""
 
 from __future__ import annotations
 
-from machines._protobuf import invalid_strings
-from machines.cqg import cqg_session_pb2 as cqg_pb
-from machines.qst import qst_pb2 as pb
+from brokergate.machines._protobuf import invalid_strings
+from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
+from brokergate.qst import pb
 
 
 def _parsed(message: pb.Response, text: str) -> pb.Response:

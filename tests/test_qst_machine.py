@@ -10,7 +10,7 @@ import random
 import pytest
 from qst_frames import error, login_ok, logout_ok, provisioning, translated
 
-from machines import (
+from brokergate.machines import (
     Backoff,
     CancelTimer,
     CloseConnection,
@@ -31,8 +31,8 @@ from machines import (
     TimerFired,
     Transitioned,
 )
-from machines.qst import Coalescing, QstConfig, QstSession
-from machines.qst import qst_pb2 as pb
+from brokergate.machines.qst import Coalescing, QstConfig, QstSession
+from brokergate.qst import pb
 
 URL = "ws://127.0.0.1:9000/"
 

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from helpers import qst_config, session_kwargs, states, transitions
 
-from engine import (
+from brokergate import (
     Backoff,
     BrokerMessage,
     Coalescing,
@@ -27,8 +27,8 @@ from engine import (
     Transitioned,
     open_session,
 )
-from machines.qst import qst_pb2 as pb
-from simulators.qst import QstAccount, QstSimulator, run_qst_simulator
+from brokergate.qst import pb
+from brokergate.simulators.qst import QstAccount, QstSimulator, run_qst_simulator
 
 Events = list[dict[str, Any]]
 
@@ -379,7 +379,7 @@ async def test_answer_for_unknown_request_id_is_a_notice() -> None:
 async def test_stale_events_from_an_old_connection_are_dropped(
     clock: trio.testing.MockClock,
 ) -> None:
-    from machines import Closed, FrameReceived
+    from brokergate.machines import Closed, FrameReceived
 
     account = QstAccount("slow", "slow-pw", close_after_login=4102, close_after_login_delay=1.0)
     async with run_qst_simulator([account]) as sim:
@@ -431,7 +431,7 @@ async def test_broker_error_answer_raises_request_failed() -> None:
             waiter_task_result: dict[str, Any] = {}
 
             async def raw() -> None:
-                from engine._driver import _Waiter
+                from brokergate.engine._driver import _Waiter
 
                 waiter = _Waiter()
                 driver._pending[rid] = waiter
@@ -447,7 +447,7 @@ async def test_broker_error_answer_raises_request_failed() -> None:
 async def test_a_bug_in_the_machine_fails_the_session_instead_of_crashing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from machines.qst import QstSession
+    from brokergate.machines.qst import QstSession
 
     def broken(self: QstSession, event: object) -> None:
         raise RuntimeError("simulated bug")

@@ -11,11 +11,11 @@ import pytest
 import trio
 import trio.testing
 
-from engine import AuditLog, Session, open_session
+from brokergate import AuditLog, Session, open_session
+from brokergate.simulators.faults import Fault, FaultPlan
 from reliability import properties, report
 from reliability.properties import BROKERS, Behaviour, Qst, run_one
 from reliability.tally import Tally
-from simulators.faults import Fault, FaultPlan
 
 #: Seeds per broker in the test suite; the long run uses 200 or more.
 SEEDS = 30

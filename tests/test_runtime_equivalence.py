@@ -18,7 +18,7 @@ import pytest
 import qst_frames
 from transitions import Machine
 
-from machines import (
+from brokergate.machines import (
     AUTHENTICATED,
     AWAITING_LOGIN_RESPONSE,
     BACKOFF,
@@ -43,14 +43,14 @@ from machines import (
     TimerFired,
     Transitioned,
 )
-from machines._base import RuntimeMachine, build_machine
-from machines.cqg import CqgConfig, CqgSession, LogonHistory
-from machines.cqg import machine as cqg_machine
-from machines.firstock import FirstockConfig
-from machines.firstock import machine as firstock_machine
-from machines.firstock.session import FirstockSession
-from machines.qst import QstConfig, QstSession
-from machines.qst import machine as qst_machine
+from brokergate.machines._base import RuntimeMachine, build_machine
+from brokergate.machines.cqg import CqgConfig, CqgSession, LogonHistory
+from brokergate.machines.cqg import machine as cqg_machine
+from brokergate.machines.firstock import FirstockConfig
+from brokergate.machines.firstock import machine as firstock_machine
+from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.qst import QstConfig, QstSession
+from brokergate.machines.qst import machine as qst_machine
 
 STEPS = 150
 SEEDS = range(60)

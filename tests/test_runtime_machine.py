@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from machines._base import COMMON_STATES, DISCONNECTED, RuntimeMachine, build_machine
-from machines.cqg.machine import MACHINE as CQG
-from machines.firstock.machine import MACHINE as FIRSTOCK
-from machines.qst.machine import MACHINE as QST
+from brokergate.machines._base import COMMON_STATES, DISCONNECTED, RuntimeMachine, build_machine
+from brokergate.machines.cqg.machine import MACHINE as CQG
+from brokergate.machines.firstock.machine import MACHINE as FIRSTOCK
+from brokergate.machines.qst.machine import MACHINE as QST
 
 
 @pytest.mark.parametrize("machine", [QST, CQG, FIRSTOCK], ids=["qst", "cqg", "firstock"])

@@ -47,7 +47,7 @@ import trustme
 from helpers import TEST_BACKOFF, cqg_config, qst_config, session_kwargs
 from trio._socket import _SocketType
 
-from engine import (
+from brokergate import (
     Fault,
     FileTokenStore,
     FirstockConfig,
@@ -59,17 +59,17 @@ from engine import (
     Transitioned,
     open_session,
 )
-from engine import cli as cli_module
-from engine._transport import tls_context
-from machines import TERMINAL_STATES
-from machines._config import is_loopback_host, url_problems
-from simulators._websocket import running
-from simulators.cqg import CqgAccount, run_cqg_simulator
-from simulators.firstock import FirstockAccount, FirstockSimulator
-from simulators.qst import QstAccount, QstSimulator
+from brokergate.engine import cli as cli_module
+from brokergate.engine._transport import tls_context
+from brokergate.machines import TERMINAL_STATES
+from brokergate.machines._config import is_loopback_host, url_problems
+from brokergate.simulators._websocket import running
+from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
+from brokergate.simulators.firstock import FirstockAccount, FirstockSimulator
+from brokergate.simulators.qst import QstAccount, QstSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "brokergate.engine.cli"]
 BROKERGATE = ROOT / ".venv" / "bin" / "brokergate"
 TOTP = "123456"
 #: Where test names resolve "elsewhere": TEST-NET-1, never dialled (Net refuses to).
@@ -872,7 +872,7 @@ def guarded(host, *args, **kwargs):
     return real(host, *args, **kwargs)
 socket.getaddrinfo = guarded
 sys.argv[0] = "brokergate"
-runpy.run_module("engine.cli", run_name="__main__", alter_sys=True)
+runpy.run_module("brokergate.engine.cli", run_name="__main__", alter_sys=True)
 """]
 
 CHILD_RUNS: dict[str, list[str]] = {

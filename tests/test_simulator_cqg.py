@@ -9,16 +9,16 @@ import trio.testing
 import trio_websocket
 from cqg_raw import APP_ID, JOIN, connect, logoff, logon, ping, restore
 
-from machines.cqg import cqg_session_pb2 as pb
-from simulators.cqg import (
+from brokergate.cqg import pb
+from brokergate.simulators.cqg import (
     DEMO_OTP_SEED,
     CqgAccount,
     CqgSimulator,
     demo_accounts,
     run_cqg_simulator,
 )
-from simulators.cqg.accounts import derived_user_id
-from simulators.cqg.frames import HEARTBEAT_TOKEN
+from brokergate.simulators.cqg.accounts import derived_user_id
+from brokergate.simulators.cqg.frames import HEARTBEAT_TOKEN
 
 ALICE = CqgAccount("alice", "alice-pw", inactivity_timeout=30)
 

@@ -24,7 +24,7 @@ import trio_websocket
 import trustme
 from firstock_raw import deaf_socket, raw_http, read_until_closed
 
-from simulators.firstock import (
+from brokergate.simulators.firstock import (
     DEMO_FIXED_TOTP,
     DEMO_TOTP_SEED,
     FirstockAccount,
@@ -32,7 +32,7 @@ from simulators.firstock import (
     demo_accounts,
     run_firstock_simulator,
 )
-from simulators.firstock.http11 import BODY_TIMEOUT, IDLE_TIMEOUT
+from brokergate.simulators.firstock.http11 import BODY_TIMEOUT, IDLE_TIMEOUT
 
 ALICE = FirstockAccount("alice", "alice-pw", name="Alice Example", email="alice@example.invalid")
 BOB = FirstockAccount("bob", "bob-pw")

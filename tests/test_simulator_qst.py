@@ -12,9 +12,9 @@ import trio_websocket
 from google.protobuf.message import DecodeError
 from ws_raw import RawSocket
 
-from machines.qst import qst_pb2 as pb
-from simulators.qst import QstAccount, QstSimulator, demo_accounts, run_qst_simulator
-from simulators.qst.frames import instrument_id
+from brokergate.qst import pb
+from brokergate.simulators.qst import QstAccount, QstSimulator, demo_accounts, run_qst_simulator
+from brokergate.simulators.qst.frames import instrument_id
 
 CLIENT_ID = "test-client"
 MANDATORY = "Populate all mandatory fields: username and password are mandatory."

@@ -11,8 +11,8 @@ import trio.testing
 import trustme
 from helpers import qst_config, session_kwargs
 
-from engine import GaveUp, open_session
-from simulators.qst import QstAccount, QstSimulator
+from brokergate import GaveUp, open_session
+from brokergate.simulators.qst import QstAccount, QstSimulator
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine._tokens import FileTokenStore, MemoryTokenStore, StoredToken
-from machines import Secret
+from brokergate.engine._tokens import FileTokenStore, MemoryTokenStore, StoredToken
+from brokergate.machines import Secret
 
 CREATED = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
 

@@ -23,11 +23,11 @@ from typing import Any, TextIO
 
 import trio
 
-from engine import diagrams
-from engine._audit import AuditLog
-from engine._errors import ConfigurationError, SessionError
-from engine._session import Session, open_session
-from engine.demo.scenarios import (
+from brokergate.engine import diagrams
+from brokergate.engine._audit import AuditLog
+from brokergate.engine._errors import ConfigurationError, SessionError
+from brokergate.engine._session import Session, open_session
+from brokergate.engine.demo.scenarios import (
     FIRSTOCK_RATE_LIMIT,
     SCENARIOS,
     TOTP_WINDOW_AFTER,
@@ -38,11 +38,11 @@ from engine.demo.scenarios import (
     pick,
     try_early,
 )
-from engine.demo.view import Row, View, summary
-from machines import Transitioned
-from simulators.cqg import CqgAccount, run_cqg_simulator
-from simulators.firstock import run_firstock_simulator
-from simulators.qst import run_qst_simulator
+from brokergate.engine.demo.view import Row, View, summary
+from brokergate.machines import Transitioned
+from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
+from brokergate.simulators.firstock import run_firstock_simulator
+from brokergate.simulators.qst import run_qst_simulator
 
 __all__ = ["SCENARIOS", "Scenario", "list_scenarios", "run_demo"]
 

@@ -15,17 +15,17 @@ from typing import Any
 
 import trio
 
-from engine._errors import NotAuthenticated
-from engine._session import Session
-from machines import Backoff, Secret, SessionSettings
-from machines.cqg import CqgConfig
-from machines.cqg import cqg_session_pb2 as cqg_pb
-from machines.firstock import FirstockConfig
-from machines.qst import Coalescing, QstConfig
-from machines.qst import qst_pb2 as qst_pb
-from simulators.cqg import CqgAccount, CqgSimulator
-from simulators.firstock import FirstockAccount, FirstockSimulator
-from simulators.qst import QstAccount, QstSimulator
+from brokergate.engine._errors import NotAuthenticated
+from brokergate.engine._session import Session
+from brokergate.machines import Backoff, Secret, SessionSettings
+from brokergate.machines.cqg import CqgConfig
+from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
+from brokergate.machines.firstock import FirstockConfig
+from brokergate.machines.qst import Coalescing, QstConfig
+from brokergate.machines.qst import qst_pb2 as qst_pb
+from brokergate.simulators.cqg import CqgAccount, CqgSimulator
+from brokergate.simulators.firstock import FirstockAccount, FirstockSimulator
+from brokergate.simulators.qst import QstAccount, QstSimulator
 
 #: Short timers so that the whole demo takes seconds: every session uses these.
 DEMO_BACKOFF = Backoff(initial=0.2, factor=2.0, cap=1.0, max_attempts=5, stability_window=2.0)

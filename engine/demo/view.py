@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import trio
 
-from machines import Transitioned
+from brokergate.machines import Transitioned
 
 #: ANSI: cursor up n lines; clear the line.
 _UP = "\x1b[{n}F"

@@ -1,12 +1,12 @@
 """CQG WebAPI (protocol 2.230): session logon, restore, ping/pong, logoff and redirects."""
 
-from machines._config import CredentialProvider
-from machines.cqg.codec import CqgServerMessage, InvalidClientMessage, MalformedFrame
-from machines.cqg.config import DEFAULT_CLIENT_VERSION, CqgConfig
-from machines.cqg.machine import MACHINE, REFRESHING_CREDENTIALS, RESTORING
-from machines.cqg.policy import policy_rows
-from machines.cqg.session import CqgSession
-from machines.cqg.throttle import LogonHistory
+from brokergate.machines._config import CredentialProvider
+from brokergate.machines.cqg.codec import CqgServerMessage, InvalidClientMessage, MalformedFrame
+from brokergate.machines.cqg.config import DEFAULT_CLIENT_VERSION, CqgConfig
+from brokergate.machines.cqg.machine import MACHINE, REFRESHING_CREDENTIALS, RESTORING
+from brokergate.machines.cqg.policy import policy_rows
+from brokergate.machines.cqg.session import CqgSession
+from brokergate.machines.cqg.throttle import LogonHistory
 
 __all__ = [
     "DEFAULT_CLIENT_VERSION",

@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from google.protobuf.message import DecodeError, EncodeError, Message
 
-from machines._protobuf import invalid_strings
-from machines.cqg import cqg_session_pb2 as pb
+from brokergate.machines._protobuf import invalid_strings
+from brokergate.machines.cqg import cqg_session_pb2 as pb
 
 PROTOCOL_VERSION_MAJOR: Final = pb.PROTOCOL_VERSION_MAJOR
 PROTOCOL_VERSION_MINOR: Final = pb.PROTOCOL_VERSION_MINOR

@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from machines._config import CredentialProvider, SessionSettings, is_loopback_host, url_problems
-from machines._secret import Secret
+from brokergate.machines._config import (
+    CredentialProvider,
+    SessionSettings,
+    is_loopback_host,
+    url_problems,
+)
+from brokergate.machines._secret import Secret
 
 #: The default ``client_version`` sent in Logon (CQG requires one).
 DEFAULT_CLIENT_VERSION = "brokergate 0.1"

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from transitions import EventData
 
-from machines._base import (
+from brokergate.machines._base import (
     AUTHENTICATED,
     AWAITING_LOGIN_RESPONSE,
     BACKOFF,
@@ -61,17 +61,17 @@ from machines._base import (
     reset_attempts,
     take_outcome,
 )
-from machines._policy import FullLogon, Redirect, Relogon
-from machines._sansio import (
+from brokergate.machines._policy import FullLogon, Redirect, Relogon
+from brokergate.machines._sansio import (
     CancelTimer,
     FetchCredential,
     Notice,
     OpenConnection,
     StartTimer,
 )
-from machines._secret import Secret
-from machines.cqg import cqg_session_pb2 as pb
-from machines.cqg import policy
+from brokergate.machines._secret import Secret
+from brokergate.machines.cqg import cqg_session_pb2 as pb
+from brokergate.machines.cqg import policy
 
 BROKER = "cqg"
 
@@ -86,7 +86,7 @@ INACTIVITY_TIMER = "inactivity"
 PING_TOKEN = "brokergate-"
 
 if TYPE_CHECKING:
-    from machines.cqg.session import CqgSession
+    from brokergate.machines.cqg.session import CqgSession
 
 
 def cqg(ev: EventData) -> CqgSession:

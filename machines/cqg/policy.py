@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from machines._policy import (
+from brokergate.machines._policy import (
     Action,
     Disconnect,
     Displace,
@@ -23,8 +23,8 @@ from machines._policy import (
     Retry,
     Succeed,
 )
-from machines._sansio import Fault
-from machines.cqg import cqg_session_pb2 as pb
+from brokergate.machines._sansio import Fault
+from brokergate.machines.cqg import cqg_session_pb2 as pb
 
 #: LogonResult.result_code.
 LOGON_RESULTS: dict[int, Action] = {

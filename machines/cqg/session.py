@@ -10,16 +10,16 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from machines._base import (
+from brokergate.machines._base import (
     AUTHENTICATED,
     AWAITING_LOGIN_RESPONSE,
     LOGGING_OUT,
     LOGIN_TIMER,
     LoginModel,
 )
-from machines._config import CredentialProvider, url_problems
-from machines._policy import Action
-from machines._sansio import (
+from brokergate.machines._config import CredentialProvider, url_problems
+from brokergate.machines._policy import Action
+from brokergate.machines._sansio import (
     CancelTimer,
     Command,
     ConnectFailed,
@@ -31,12 +31,12 @@ from machines._sansio import (
     SendFrame,
     StartTimer,
 )
-from machines._secret import Secret
-from machines.cqg import codec, policy
-from machines.cqg import cqg_session_pb2 as pb
-from machines.cqg.codec import CqgServerMessage, MalformedFrame
-from machines.cqg.config import CqgConfig, host_allowed
-from machines.cqg.machine import (
+from brokergate.machines._secret import Secret
+from brokergate.machines.cqg import codec, policy
+from brokergate.machines.cqg import cqg_session_pb2 as pb
+from brokergate.machines.cqg.codec import CqgServerMessage, MalformedFrame
+from brokergate.machines.cqg.config import CqgConfig, host_allowed
+from brokergate.machines.cqg.machine import (
     BROKER,
     INACTIVITY_TIMER,
     MACHINE,
@@ -45,7 +45,7 @@ from machines.cqg.machine import (
     PONG_TIMER,
     RESTORING,
 )
-from machines.cqg.throttle import LogonHistory
+from brokergate.machines.cqg.throttle import LogonHistory
 
 _USER_MESSAGE_TYPES = {1: "CRITICAL_ERROR", 2: "WARNING", 3: "INFO", 4: "LOG"}
 

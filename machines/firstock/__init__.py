@@ -1,8 +1,13 @@
 """Firstock: REST login (V3 and later), token lifecycle, market-data socket attach."""
 
-from machines.firstock.codec import Answer, SocketAnswer, parse_answer, read_socket_message
-from machines.firstock.config import FirstockConfig, SocketKind
-from machines.firstock.policy import classify, policy_rows
+from brokergate.machines.firstock.codec import (
+    Answer,
+    SocketAnswer,
+    parse_answer,
+    read_socket_message,
+)
+from brokergate.machines.firstock.config import FirstockConfig, SocketKind
+from brokergate.machines.firstock.policy import classify, policy_rows
 
 __all__ = [
     "Answer",

@@ -9,8 +9,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from machines._config import CredentialProvider, SessionSettings, url_problems
-from machines._secret import Secret
+from brokergate.machines._config import CredentialProvider, SessionSettings, url_problems
+from brokergate.machines._secret import Secret
 
 SocketKind = Literal["noren", "v2", "none"]
 

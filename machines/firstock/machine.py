@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from transitions import EventData
 
-from machines._base import (
+from brokergate.machines._base import (
     AUTHENTICATED,
     AWAITING_LOGIN_RESPONSE,
     BACKOFF,
@@ -57,11 +57,11 @@ from machines._base import (
     take_outcome,
     take_retry,
 )
-from machines._policy import Relogon
-from machines._sansio import CancelTimer, Fault, StartTimer
+from brokergate.machines._policy import Relogon
+from brokergate.machines._sansio import CancelTimer, Fault, StartTimer
 
 if TYPE_CHECKING:
-    from machines.firstock.session import FirstockSession
+    from brokergate.machines.firstock.session import FirstockSession
 
 BROKER = "firstock"
 

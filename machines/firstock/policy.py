@@ -8,9 +8,9 @@ Firstock, blocks a user after a few wrong attempts.
 
 from __future__ import annotations
 
-from machines._policy import Action, Fail, LockOut, PolicyRow, Relogon, Retry, Succeed
-from machines._sansio import Fault
-from machines.firstock.codec import Answer
+from brokergate.machines._policy import Action, Fail, LockOut, PolicyRow, Relogon, Retry, Succeed
+from brokergate.machines._sansio import Fault
+from brokergate.machines.firstock.codec import Answer
 
 SUCCESS = Succeed(note="token acquired (susertoken kept as a secret)")
 

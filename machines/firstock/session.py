@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from machines._base import (
+from brokergate.machines._base import (
     AUTHENTICATED,
     AWAITING_LOGIN_RESPONSE,
     LoginModel,
 )
-from machines._policy import Action, Relogon
-from machines._sansio import (
+from brokergate.machines._policy import Action, Relogon
+from brokergate.machines._sansio import (
     Command,
     CredentialReady,
     Deliver,
@@ -33,16 +33,16 @@ from machines._sansio import (
     StartTimer,
     TokenRefused,
 )
-from machines._secret import Secret
-from machines.firstock import codec, expiry, policy
-from machines.firstock.config import FirstockConfig
-from machines.firstock.machine import (
+from brokergate.machines._secret import Secret
+from brokergate.machines.firstock import codec, expiry, policy
+from brokergate.machines.firstock.config import FirstockConfig
+from brokergate.machines.firstock.machine import (
     BROKER,
     HEARTBEAT_TIMER,
     MACHINE,
     RENEW_TIMER,
 )
-from machines.firstock.slots import SocketSlots
+from brokergate.machines.firstock.slots import SocketSlots
 
 #: REST calls, by the name of their endpoint, and the trigger their answer fires.
 _ANSWER_TRIGGERS = {"login": "login_answer", "userDetails": "validation_answer",

@@ -1,8 +1,8 @@
 """QST binary market-data API: the login machine, its policy table, its codec and config."""
 
-from machines.qst.codec import Coalescing, MalformedFrame, ProvisioningMessage
-from machines.qst.config import QstConfig
-from machines.qst.machine import MACHINE, STATES, TRANSITIONS, QstSession
+from brokergate.machines.qst.codec import Coalescing, MalformedFrame, ProvisioningMessage
+from brokergate.machines.qst.config import QstConfig
+from brokergate.machines.qst.machine import MACHINE, STATES, TRANSITIONS, QstSession
 
 __all__ = [
     "MACHINE",

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError, Message
 
-from machines._protobuf import invalid_strings
-from machines.qst import qst_pb2 as pb
+from brokergate.machines._protobuf import invalid_strings
+from brokergate.machines.qst import qst_pb2 as pb
 
 LOGIN_REQUEST_ID = 1
 LOGOUT_REQUEST_ID = 2

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from machines._config import SessionSettings, url_problems
-from machines._secret import Secret
-from machines.qst.codec import Coalescing
+from brokergate.machines._config import SessionSettings, url_problems
+from brokergate.machines._secret import Secret
+from brokergate.machines.qst.codec import Coalescing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, cast
 
 from transitions import EventData
 
-from machines._base import (
+from brokergate.machines._base import (
     AUTHENTICATED,
     AWAITING_LOGIN_RESPONSE,
     BACKOFF,
@@ -43,11 +43,19 @@ from machines._base import (
     reset_attempts,
     take_outcome,
 )
-from machines._policy import Action
-from machines._sansio import Command, Deliver, Fault, FrameReceived, Notice, RequestError, SendFrame
-from machines.qst import codec, policy
-from machines.qst.codec import MalformedFrame, ProvisioningMessage
-from machines.qst.config import QstConfig
+from brokergate.machines._policy import Action
+from brokergate.machines._sansio import (
+    Command,
+    Deliver,
+    Fault,
+    FrameReceived,
+    Notice,
+    RequestError,
+    SendFrame,
+)
+from brokergate.machines.qst import codec, policy
+from brokergate.machines.qst.codec import MalformedFrame, ProvisioningMessage
+from brokergate.machines.qst.config import QstConfig
 
 BROKER = "qst"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from machines._policy import Action, Displace, Fail, LockOut, PolicyRow, Retry
-from machines._sansio import Fault
+from brokergate.machines._policy import Action, Displace, Fail, LockOut, PolicyRow, Retry
+from brokergate.machines._sansio import Fault
 
 #: ErrorMessage.code in answer to a LoginRequest.
 ERROR_CODES: dict[int, Action] = {

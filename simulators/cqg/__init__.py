@@ -1,7 +1,12 @@
 """A fake CQG WebAPI server speaking the real session layer (protobuf over WebSocket)."""
 
-from simulators.cqg.accounts import DEMO_OTP_SEED, CqgAccount, CqgSimulatorStats, demo_accounts
-from simulators.cqg.server import CqgSimulator, run_cqg_simulator
+from brokergate.simulators.cqg.accounts import (
+    DEMO_OTP_SEED,
+    CqgAccount,
+    CqgSimulatorStats,
+    demo_accounts,
+)
+from brokergate.simulators.cqg.server import CqgSimulator, run_cqg_simulator
 
 __all__ = [
     "DEMO_OTP_SEED",

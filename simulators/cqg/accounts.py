@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pyotp
 
-from machines.cqg import cqg_session_pb2 as pb
+from brokergate.machines.cqg import cqg_session_pb2 as pb
 
 #: The TOTP seed (base32) of the ``otp`` demo account. It is published here on purpose: the
 #: demo exists to exercise the one-time-password path, not to protect anything.

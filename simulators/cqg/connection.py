@@ -15,14 +15,14 @@ import pyotp
 import trio
 import trio_websocket
 
-from machines.cqg import cqg_session_pb2 as pb
-from simulators._websocket import Close, Ending, QueuedConnection
-from simulators.cqg import frames
-from simulators.cqg.accounts import CqgAccount
-from simulators.cqg.sessions import Countdowns, ServerSession
+from brokergate.machines.cqg import cqg_session_pb2 as pb
+from brokergate.simulators._websocket import Close, Ending, QueuedConnection
+from brokergate.simulators.cqg import frames
+from brokergate.simulators.cqg.accounts import CqgAccount
+from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
 
 if TYPE_CHECKING:
-    from simulators.cqg.server import CqgSimulator
+    from brokergate.simulators.cqg.server import CqgSimulator
 
 #: The window of ``CqgAccount.rate_limit``, seconds (CQG counts client messages per 10 s).
 RATE_WINDOW: Final = 10.0

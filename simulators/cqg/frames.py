@@ -10,7 +10,7 @@ from typing import Final
 
 from google.protobuf.message import DecodeError
 
-from machines.cqg import cqg_session_pb2 as pb
+from brokergate.machines.cqg import cqg_session_pb2 as pb
 
 PROTOCOL_VERSION_MAJOR: Final = 2
 PROTOCOL_VERSION_MINOR: Final = 230

@@ -13,9 +13,9 @@ from typing import Final, Literal
 
 import trio
 
-from machines.cqg import cqg_session_pb2 as pb
-from simulators._accounts import AccountBook
-from simulators._websocket import (
+from brokergate.machines.cqg import cqg_session_pb2 as pb
+from brokergate.simulators._accounts import AccountBook
+from brokergate.simulators._websocket import (
     CLOSE_TIMEOUT,
     NORMAL_CLOSURE,
     STALL_SECONDS,
@@ -25,10 +25,10 @@ from simulators._websocket import (
     handshake,
     running,
 )
-from simulators.cqg import frames
-from simulators.cqg.accounts import CqgAccount, CqgSimulatorStats
-from simulators.cqg.connection import Connection
-from simulators.cqg.sessions import Countdowns, ServerSession
+from brokergate.simulators.cqg import frames
+from brokergate.simulators.cqg.accounts import CqgAccount, CqgSimulatorStats
+from brokergate.simulators.cqg.connection import Connection
+from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
 
 log = logging.getLogger(__name__)
 

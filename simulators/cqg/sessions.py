@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from simulators.cqg.accounts import CqgAccount
+from brokergate.simulators.cqg.accounts import CqgAccount
 
 if TYPE_CHECKING:
-    from simulators.cqg.connection import Connection
+    from brokergate.simulators.cqg.connection import Connection
 
 
 @dataclass

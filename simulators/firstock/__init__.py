@@ -1,14 +1,14 @@
 """A fake Firstock Connect API on loopback: HTTP/1.1 login, userDetails, limit and logout, plus the
 legacy Noren WebSocket and the new one, with scripted faults."""
 
-from simulators.firstock.accounts import (
+from brokergate.simulators.firstock.accounts import (
     DEMO_FIXED_TOTP,
     DEMO_TOTP_SEED,
     FirstockAccount,
     FirstockSimulatorStats,
     demo_accounts,
 )
-from simulators.firstock.server import FirstockSimulator, run_firstock_simulator
+from brokergate.simulators.firstock.server import FirstockSimulator, run_firstock_simulator
 
 __all__ = [
     "DEMO_FIXED_TOTP",

@@ -11,8 +11,8 @@ import json
 import math
 from typing import Final
 
-from simulators.firstock.accounts import StatusCase
-from simulators.firstock.http11 import Reply
+from brokergate.simulators.firstock.accounts import StatusCase
+from brokergate.simulators.firstock.http11 import Reply
 
 #: Noren's own words for a blocked user (Shoonya issue #87); Firstock documents no name for it.
 BLOCKED_TEXT: Final = "Invalid Input : User Blocked due to multiple wrong attempts"

@@ -23,19 +23,19 @@ from urllib.parse import urlencode
 import pyotp
 import trio
 
-from simulators._accounts import AccountBook
-from simulators._websocket import CLOSE_TIMEOUT, LoopbackServer, running
-from simulators.firstock import replies
-from simulators.firstock.accounts import (
+from brokergate.simulators._accounts import AccountBook
+from brokergate.simulators._websocket import CLOSE_TIMEOUT, LoopbackServer, running
+from brokergate.simulators.firstock import replies
+from brokergate.simulators.firstock.accounts import (
     STATUS_CASES,
     Countdowns,
     FirstockAccount,
     FirstockSimulatorStats,
     StatusCase,
 )
-from simulators.firstock.http11 import HttpConnection, Reply, Request
-from simulators.firstock.messages import MAX_SESSIONS
-from simulators.firstock.sockets import FirstockSocketServer, SocketConnection
+from brokergate.simulators.firstock.http11 import HttpConnection, Reply, Request
+from brokergate.simulators.firstock.messages import MAX_SESSIONS
+from brokergate.simulators.firstock.sockets import FirstockSocketServer, SocketConnection
 
 log = logging.getLogger(__name__)
 

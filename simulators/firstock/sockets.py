@@ -23,17 +23,17 @@ from urllib.parse import parse_qs
 import trio
 import trio_websocket
 
-from simulators._websocket import (
+from brokergate.simulators._websocket import (
     HANDSHAKE_TIMEOUT,
     Close,
     LoopbackServer,
     QueuedConnection,
     finish,
 )
-from simulators.firstock import messages
+from brokergate.simulators.firstock import messages
 
 if TYPE_CHECKING:
-    from simulators.firstock.server import FirstockSimulator
+    from brokergate.simulators.firstock.server import FirstockSimulator
 
 log = logging.getLogger(__name__)
 
@@ -303,8 +303,8 @@ async def _handshake(
 ) -> tuple[trio_websocket.WebSocketConnection, SocketKind, str] | None:
     """Accept a handshake for one of the two socket paths (404 for any other), or None.
 
-    Like ``simulators._websocket.handshake``, but it looks at the path first: one listener
-    serves both sockets, and the path says which protocol follows.
+    Like ``brokergate.simulators._websocket.handshake``, but it looks at the path first: one
+    listener serves both sockets, and the path says which protocol follows.
     """
     with trio.move_on_after(HANDSHAKE_TIMEOUT):
         request = await trio_websocket.wrap_server_stream(nursery, stream)

@@ -1,6 +1,6 @@
 """A fake QST server speaking the real wire protocol (protobuf over WebSocket) on loopback."""
 
-from simulators.qst.accounts import QstAccount, SimulatorStats, demo_accounts
-from simulators.qst.server import QstSimulator, run_qst_simulator
+from brokergate.simulators.qst.accounts import QstAccount, SimulatorStats, demo_accounts
+from brokergate.simulators.qst.server import QstSimulator, run_qst_simulator
 
 __all__ = ["QstAccount", "QstSimulator", "SimulatorStats", "demo_accounts", "run_qst_simulator"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from machines.qst import qst_pb2 as pb
+from brokergate.machines.qst import qst_pb2 as pb
 
 #: Misbehaviour kinds accepted by ``QstAccount.misbehave`` and ``misbehave_before_login``.
 MISBEHAVIOURS = frozenset({"garbage", "truncated", "text", "unknown_request_id"})

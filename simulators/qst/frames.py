@@ -6,7 +6,7 @@ import hashlib
 
 from google.protobuf.message import DecodeError
 
-from machines.qst import qst_pb2 as pb
+from brokergate.machines.qst import qst_pb2 as pb
 
 MANDATORY_FIELDS_TEXT = "Populate all mandatory fields: username and password are mandatory."
 UNAUTHORIZED_CLIENT_TEXT = "Unauthorized client_id."

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from simulators._accounts import AccountBook
-from simulators._websocket import (
+from brokergate.simulators._accounts import AccountBook
+from brokergate.simulators._websocket import (
     STALL_SECONDS,
     Ending,
     LoopbackServer,
@@ -18,8 +18,8 @@ from simulators._websocket import (
     handshake,
     running,
 )
-from simulators.qst.accounts import QstAccount, SimulatorStats
-from simulators.qst.session import Connection, Countdowns
+from brokergate.simulators.qst.accounts import QstAccount, SimulatorStats
+from brokergate.simulators.qst.session import Connection, Countdowns
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ import trio
 import trio_websocket
 from google.protobuf.message import DecodeError
 
-from machines.qst import qst_pb2 as pb
-from simulators._websocket import Close, QueuedConnection
-from simulators.qst import frames
-from simulators.qst.accounts import QstAccount
+from brokergate.machines.qst import qst_pb2 as pb
+from brokergate.simulators._websocket import Close, QueuedConnection
+from brokergate.simulators.qst import frames
+from brokergate.simulators.qst.accounts import QstAccount
 
 if TYPE_CHECKING:
-    from simulators.qst.server import QstSimulator
+    from brokergate.simulators.qst.server import QstSimulator
 
 #: Seconds between a failed login's answer and the server's close (the client closes anyway).
 CLOSE_GRACE: Final = 0.1

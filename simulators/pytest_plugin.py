@@ -1,0 +1,1 @@
+"""pytest fixtures that start brokergate's broker simulators on loopback (work in progress)."""
