@@ -36,7 +36,8 @@ README_END = "<!-- benchmarks:end -->"
 
 
 def _arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python3 tasks.py bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 tasks.py bench",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="toy sizes: a smoke test of the benchmarks, not a measurement")
     parser.add_argument("--only", type=lambda text: [n.strip() for n in text.split(",") if n],
