@@ -6,36 +6,69 @@ its commands in order."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import trio
 import trio.testing
 from helpers import cqg_config, qst_config, session_kwargs
 
+import brokergate.engine
 from brokergate import FirstockConfig, MemoryTokenStore, Secret, Transitioned, open_session
-from brokergate.engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
 from brokergate.qst import pb
 from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
 from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
 from brokergate.simulators.qst import QstAccount, run_qst_simulator
 
-WORKER_TASK = "brokergate.engine._driver.SessionDriver._work"
-CONNECTION_TASK = "brokergate.engine._driver.SessionDriver._connection_task"
+#: The trio task name of the run's alarm clock, as a user sees it in the task tree.
+ALARM_CLOCK_TASK = "brokergate alarm clock"
+#: Where the session layer's own code lives: a task whose coroutine is defined here is one of
+#: brokergate's (a connection, an HTTP call, a worker), whatever the engine calls it.
+ENGINE_DIR = Path(brokergate.engine.__file__).resolve().parent
+
+
+@functools.cache
+def _in_engine(filename: str) -> bool:
+    return Path(filename).resolve().is_relative_to(ENGINE_DIR)
+
+
+def engine_task(task: trio.lowlevel.Task) -> bool:
+    """Whether ``task`` is one the session layer runs for a session (not its alarm clock)."""
+    code = getattr(task.coro, "cr_code", None)
+    return (code is not None and _in_engine(code.co_filename)
+            and task.name != ALARM_CLOCK_TASK)
+
+
+def live_engine_tasks() -> list[trio.lowlevel.Task]:
+    """Every session-layer task alive in this run, found by walking the whole task tree."""
+    found: list[trio.lowlevel.Task] = []
+    todo = [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        found += [task] if engine_task(task) else []
+        todo += [child for nursery in task.child_nurseries for child in nursery.child_tasks]
+    return found
 
 
 class _Steps(trio.abc.Instrument):
-    """Counts the steps each task name takes, and the tasks of each name spawned."""
+    """Counts the session layer's tasks spawned and the steps they take, the alarm clock's steps,
+    and the steps of other tasks by name."""
 
     def __init__(self) -> None:
+        self.engine_spawned = 0
+        self.engine_steps = 0
         self.steps: dict[str, int] = {}
-        self.spawned: dict[str, int] = {}
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        self.spawned[task.name] = self.spawned.get(task.name, 0) + 1
+        self.engine_spawned += engine_task(task)
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        self.steps[task.name] = self.steps.get(task.name, 0) + 1
+        if engine_task(task):
+            self.engine_steps += 1
+        else:
+            self.steps[task.name] = self.steps.get(task.name, 0) + 1
 
     def stop(self) -> None:
         """Stop counting (again is fine)."""
@@ -61,13 +94,11 @@ async def test_an_authenticated_session_waits_with_no_task_but_its_connection(
         async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
             await session.wait_authenticated()
             await trio.testing.wait_all_tasks_blocked()
-            nursery = session._driver._nursery
-            assert nursery is not None
-            assert [task.name for task in nursery.child_tasks] == [CONNECTION_TASK]
+            assert len(live_engine_tasks()) == 1  # its connection's
             await trio.sleep(120)  # pings and their pongs come and go: still none
             assert session.state == "authenticated"
             await trio.testing.wait_all_tasks_blocked()
-            assert [task.name for task in nursery.child_tasks] == [CONNECTION_TASK]
+            assert len(live_engine_tasks()) == 1
 
 
 async def test_answers_reach_requests_without_a_worker_task(
@@ -81,8 +112,8 @@ async def test_answers_reach_requests_without_a_worker_task(
                     answer = await session.request(pb.TranslateInstrumentSymbolRequest(
                         symbol_source=1, instrument_symbols=[f"ES{index}"]))
                     assert answer.records[0].symbol == f"ES{index}"
-    assert counter.steps.get(WORKER_TASK, 0) == 0
-    assert counter.steps.get(CONNECTION_TASK, 0) >= 20
+    assert counter.engine_spawned == 0  # no worker: the connection task carried every answer
+    assert counter.engine_steps >= 20
 
 
 async def test_a_frame_that_calls_for_a_frame_is_answered_by_the_connection_task(
@@ -102,7 +133,7 @@ async def test_a_frame_that_calls_for_a_frame_is_answered_by_the_connection_task
         pongs = len(sim.stats.pongs)
     assert pongs >= 25
     alarms = counter.steps.get(ALARM_CLOCK_TASK, 0)
-    assert counter.spawned.get(WORKER_TASK, 0) <= alarms < 10
+    assert counter.engine_spawned <= alarms < 10  # a worker per alarm at most, none per pong
     assert [e["dst"] for e in events if e.get("event") == "transition"][-1] == "disconnected"
 
 
@@ -141,8 +172,7 @@ async def test_a_login_takes_no_worker_and_a_late_subscriber_no_replay(
                 await session.wait_authenticated()
                 counter.stop()
                 late = session.events()
-    assert counter.spawned.get(WORKER_TASK, 0) == 0
-    assert counter.spawned.get(CONNECTION_TASK) == 1
+    assert counter.engine_spawned == 1  # its connection's, and no worker
     seen = [event.dst async for event in late if isinstance(event, Transitioned)]
     assert seen == ["logging_out", "disconnected"]
 
@@ -166,5 +196,4 @@ async def test_a_rest_answer_is_carried_out_by_its_own_call_task(
                 await session.wait_authenticated()
                 counter.stop()
                 assert await store.load("firstock", "AA1") is not None
-    assert counter.spawned.get(WORKER_TASK, 0) == 0
-    assert counter.spawned.get("brokergate.engine._driver.SessionDriver._http_call") == 1
+    assert counter.engine_spawned == 2  # the login call's and the socket's; no worker
