@@ -858,9 +858,9 @@ def test_passwords_come_from_the_environment_a_file_or_a_prompt(
 # ---------------------------------------------------------------------------------------------
 # the real CLI, in child processes, all started at once (they take a fraction of a second each)
 
-#: The CLI as ``python -m brokergate.engine.cli``, behind a guard that refuses (and reports on stderr) any
-#: name lookup that is not loopback: a child that tried to reach example.com would say so, and
-#: never get there, even if the check under test were broken.
+#: The CLI as ``python -m brokergate.engine.cli``, behind a guard that refuses (and reports on
+#: stderr) any name lookup that is not loopback: a child that tried to reach example.com would say
+#: so, and never get there, even if the check under test were broken.
 GUARDED_CLI = [sys.executable, "-c", """
 import runpy, socket, sys
 real = socket.getaddrinfo
