@@ -31,11 +31,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import trio
 
 PASSWORD = "pw"
+#: The checkout the benchmarks run from: bench/ is not installed, so its child processes
+#: (``python -m bench...``) start there, wherever the caller's working directory is.
+CHECKOUT = Path(__file__).resolve().parent.parent
 TOTP = "123456"
 
 
@@ -195,7 +199,7 @@ async def _process(cmd: list[str]) -> AsyncIterator[SimulatorProcess]:
     async with trio.open_nursery() as nursery:
         proc: trio.Process = await nursery.start(
             partial(trio.run_process, cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    check=False))
+                    cwd=CHECKOUT, check=False))
         assert proc.stdin is not None and proc.stdout is not None
         lines = _lines(proc.stdout).__aiter__()
         lock = trio.Lock()

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 from bench._report import Section, median, ratio
-from bench._server import simulator_process
+from bench._server import CHECKOUT, simulator_process
 
 TARGET = 1.3
 BROKERS = ("qst", "cqg")
@@ -31,7 +31,7 @@ async def _one(broker: str, client: str, sessions: int, audit: Path) -> dict[str
         if client == "engine":
             cmd += ["--audit", str(audit)]
         done = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True,
-                                      check=False)
+                                      cwd=CHECKOUT, check=False)
         if done.returncode:
             raise RuntimeError(f"{client} fleet of {sessions} {broker} sessions failed: "
                                f"{done.stderr.decode(errors='replace')[-2000:]}")
