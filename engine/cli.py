@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.metadata
 import json
 import os
 import re
@@ -154,20 +155,7 @@ def _positive(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="brokergate",
-        description="Log trading processes in to their brokers and keep them logged in.",
-        allow_abbrev=False,
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    _add_demo_parser(sub)
-    _add_diagrams_parser(sub)
-    # Listed for --help only: both run from a checkout of the repository, not from an install.
-    for name, what in _CHECKOUT_ONLY.items():
-        sub.add_parser(name, add_help=False,
-                       help=f"{what} (from a checkout: python3 tasks.py {name})")
+def _add_simulate_parser(sub: Any) -> None:
     sim = sub.add_parser("simulate", help="run a broker simulator in the foreground",
                          allow_abbrev=False)
     sim_sub = sim.add_subparsers(dest="broker", required=True, metavar="BROKER")
@@ -178,6 +166,29 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (sim_qst, sim_cqg, sim_fs):
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+
+
+def _add_checkout_only_parsers(sub: Any) -> None:
+    """Listed for --help only: these run from a checkout of the repository, not an install."""
+    for name, what in _CHECKOUT_ONLY.items():
+        sub.add_parser(name, add_help=False,
+                       help=f"{what} (from a checkout: python3 tasks.py {name})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brokergate",
+        description="Log trading processes in to their brokers and keep them logged in.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"brokergate {importlib.metadata.version('brokergate')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_demo_parser(sub)
+    _add_diagrams_parser(sub)
+    _add_checkout_only_parsers(sub)
+    _add_simulate_parser(sub)
 
     login = sub.add_parser("login", help="log in to a broker", allow_abbrev=False)
     login_sub = login.add_subparsers(dest="broker", required=True, metavar="BROKER")

@@ -61,6 +61,9 @@ def test_the_console_entry_and_python_dash_m_are_the_same_command_line() -> None
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: brokergate ")
+    version = subprocess.run([sys.executable, "-m", "brokergate", "--version"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert version.stdout == f"brokergate {PYPROJECT['project']['version']}\n"
 
 
 @pytest.mark.parametrize("command", ["bench", "reliability"])
