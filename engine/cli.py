@@ -539,17 +539,27 @@ async def _simulate_broker(broker: str, host: str, port: int) -> None:
                   f"v2 {sim.socket_url}", flush=True)
         users = ", ".join(sim.account_names())
         print(f"accounts: {users} (password <user>-pw{extra}; see "
-              f"`pydoc simulators.{broker}.demo_accounts`)", flush=True)
+              f"`pydoc brokergate.simulators.{broker}.demo_accounts`)", flush=True)
         print("stop with Ctrl-C", flush=True)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C: a KeyboardInterrupt, or one that trio delivered inside the
+    exception groups of the nurseries it passed through, with nothing else in them."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(KeyboardInterrupt)[1] is None
+    return isinstance(exc, KeyboardInterrupt)
 
 
 def _simulate(args: argparse.Namespace) -> int:
     try:
         trio.run(_simulate_broker, args.broker, args.host, args.port)
-    except KeyboardInterrupt:
-        print("simulator stopped", file=sys.stderr)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
+        print("simulator stopped", file=sys.stderr)
     return EXIT_OK
 
 
@@ -595,7 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(Path(args.out), args.scenario, live=False if args.plain else None)
     except UsageError as exc:
         _fail_usage(str(exc))
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
         return 130
 
 

@@ -425,9 +425,6 @@ def test_the_installed_cli_runs_the_simulator_and_logs_in_to_it(fresh: Fresh) ->
         sim.interrupt()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Ctrl-C reaches _simulate as a KeyboardInterrupt inside trio's BaseExceptionGroup, which "
-    "`except KeyboardInterrupt` does not catch: a traceback and exit 1"))
 def test_ctrl_c_stops_the_installed_simulator_cleanly(fresh: Fresh) -> None:
     with _simulator(fresh, "interrupted") as sim:
         code = sim.interrupt()
