@@ -4,11 +4,11 @@
     python3 tasks.py demo      run `brokergate demo` against the built-in simulators
     python3 tasks.py test      lint, type-check and run the whole test suite
     python3 tasks.py proto     regenerate the protobuf modules from proto/
-    python3 tasks.py diagrams  regenerate diagrams/ and the README's policy tables
+    python3 tasks.py diagrams  regenerate diagrams/ and the policy tables in docs/brokers/
     python3 tasks.py lint      ruff and mypy only
-    python3 tasks.py reliability [--seeds N] [--readme]
+    python3 tasks.py reliability [--seeds N] [--docs]
                                the long reliability and security suite, with its table
-    python3 tasks.py bench [--quick] [--only NAME,...] [--readme]
+    python3 tasks.py bench [--quick] [--only NAME,...] [--docs]
                                the benchmarks, as a Markdown report (see bench/README.md)
 
 Each task creates .venv on first use and installs the project with its dev extra into it;
@@ -78,10 +78,11 @@ def main(argv: list[str]) -> None:
         run(PY, "-m", "bench", *rest)
     elif task == "diagrams":
         run(BIN / "brokergate", "diagrams", "--out", ROOT / "diagrams", *rest)
-        # The README carries each policy table too, between markers.
+        # Each broker's page in docs/brokers/ carries its policy table too, between markers.
         run(PY, "-c", "from pathlib import Path; "
-            "from brokergate.engine.diagrams import refresh_readme; "
-            "print('README.md', 'rewritten' if refresh_readme(Path('README.md')) else 'unchanged')")
+            "from brokergate.engine.diagrams import refresh_broker_docs; "
+            "[print(path, 'rewritten' if changed else 'unchanged') "
+            "for path, changed in refresh_broker_docs(Path('.')).items()]")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """brokergate's benchmarks: run them all and print one Markdown report.
 
-    python -m bench [--quick] [--only NAME[,NAME...]] [--out FILE] [--readme]
+    python -m bench [--quick] [--only NAME[,NAME...]] [--out FILE] [--docs]
     (also: python3 tasks.py bench ..., make bench; from a checkout: bench/ is not installed)
 
 NAME is one of overhead, scale, restore, storm, transitions. Every benchmark runs its simulator
 in a process of its own. ``--quick`` runs each at a toy size (seconds, for a smoke test; its
-figures mean little). ``--readme`` also puts the report in README.md between the benchmark
-markers. Exit status 0 whatever the figures say: a benchmark reports, it does not judge; the
-summary says which targets were met.
+figures mean little). ``--docs`` also puts the report in docs/benchmarks.md between the
+benchmark markers. Exit status 0 whatever the figures say: a benchmark reports, it does not
+judge; the summary says which targets were met.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ BENCHMARKS: dict[str, str] = {
     "storm": "bench.storm",
     "transitions": "bench.transitions",
 }
-README_START = "<!-- benchmarks:start -->"
-README_END = "<!-- benchmarks:end -->"
+#: Where ``--docs`` puts the report, between these markers.
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DOCS_START = "<!-- benchmarks:start -->"
+DOCS_END = "<!-- benchmarks:end -->"
 
 
 def _arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -44,8 +46,11 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
                         default=list(BENCHMARKS), metavar="NAME[,NAME...]",
                         help=f"run only these ({', '.join(BENCHMARKS)})")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
-    parser.add_argument("--readme", action="store_true",
-                        help="also put the report in README.md between the benchmark markers")
+    parser.add_argument("--docs", action="store_true",
+                        help="also put the report in docs/benchmarks.md between the benchmark "
+                             "markers")
+    # The old name, from when the report was in the README.
+    parser.add_argument("--readme", dest="docs", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = [name for name in args.only if name not in BENCHMARKS]
     if unknown:
@@ -76,13 +81,14 @@ def report(sections: Sequence[Section], *, quick: bool, seconds: float, command:
     return "\n".join(parts)
 
 
-def write_readme(path: Path, text: str) -> bool:
-    """Put ``text`` between the README's benchmark markers; False if the markers are missing."""
-    readme = path.read_text(encoding="utf-8")
-    start, end = readme.find(README_START), readme.find(README_END)
+def write_docs(path: Path, text: str) -> bool:
+    """Put ``text`` between the benchmark markers in ``path`` (docs/benchmarks.md); False if the
+    markers are missing."""
+    page = path.read_text(encoding="utf-8")
+    start, end = page.find(DOCS_START), page.find(DOCS_END)
     if start < 0 or end < start:
         return False
-    path.write_text(readme[: start + len(README_START)] + "\n" + text + "\n" + readme[end:],
+    path.write_text(page[: start + len(DOCS_START)] + "\n" + text + "\n" + page[end:],
                     encoding="utf-8")
     return True
 
@@ -110,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text, flush=True)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
-    if args.readme and not write_readme(Path("README.md"), text):
-        print("README.md has no benchmark markers; not written", file=sys.stderr)
+    if args.docs and not write_docs(DOCS, text):
+        print(f"{DOCS} has no benchmark markers; not written", file=sys.stderr)
         return 1
     return 0
 

@@ -62,19 +62,23 @@ def _render_all(dot_files: list[Path]) -> tuple[list[Path], str | None]:
     return [render_svg(path, program) for path in dot_files], None
 
 
-def readme_with_policy_tables(text: str) -> str:
-    """``text`` (the project README) with each broker's policy table, between its
-    ``<!-- policy table: <broker> ... -->`` and ``<!-- end of policy table: <broker> -->``
+#: Where each broker's policy table is kept, relative to the repository's root: its page in the
+#: docs, between ``<!-- policy table: <broker> ... -->`` and
+#: ``<!-- end of policy table: <broker> -->``.
+BROKER_DOCS: dict[str, Path] = {name: Path("docs", "brokers", f"{name}.md") for name in d.BROKERS}
+
+
+def with_policy_table(text: str, broker: str) -> str:
+    """``text`` (the broker's page in the docs) with ``broker``'s policy table, between its
     markers, replaced by the runtime's table."""
-    for name in d.BROKERS:
-        g = d.graph(name)
-        pattern = re.compile(rf"(<!-- policy table: {name}\b[^>]*-->\n)(.*?)"
-                             rf"(<!-- end of policy table: {name} -->)", re.S)
-        # A callable replacement: the table is inserted as it is, backslashes and all.
-        text, count = pattern.subn(_between(policy_markdown(list(g.policy))), text)
-        if count != 1:
-            raise ConfigurationError(f"the README has {count} policy-table markers for {name}; "
-                                     "it needs one pair")
+    g = d.graph(broker)
+    pattern = re.compile(rf"(<!-- policy table: {broker}\b[^>]*-->\n)(.*?)"
+                         rf"(<!-- end of policy table: {broker} -->)", re.S)
+    # A callable replacement: the table is inserted as it is, backslashes and all.
+    text, count = pattern.subn(_between(policy_markdown(list(g.policy))), text)
+    if count != 1:
+        raise ConfigurationError(f"{BROKER_DOCS[broker]} has {count} policy-table markers for "
+                                 f"{broker}; it needs one pair")
     return text
 
 
@@ -82,13 +86,18 @@ def _between(table: str) -> Callable[[re.Match[str]], str]:
     return lambda m: m.group(1) + table + m.group(3)
 
 
-def refresh_readme(path: Path) -> bool:
-    """Rewrite the policy tables in the README at ``path``; True when something changed."""
-    old = path.read_text(encoding="utf-8")
-    new = readme_with_policy_tables(old)
-    if new != old:
-        path.write_text(new, encoding="utf-8")
-    return new != old
+def refresh_broker_docs(root: Path) -> dict[Path, bool]:
+    """Rewrite the policy table in each broker's page under ``root`` (``docs/brokers/<broker>.md``
+    in the repository); for each page, whether it changed."""
+    changed: dict[Path, bool] = {}
+    for broker, relative in BROKER_DOCS.items():
+        path = root / relative
+        old = path.read_text(encoding="utf-8")
+        new = with_policy_table(old, broker)
+        if new != old:
+            path.write_text(new, encoding="utf-8")
+        changed[relative] = new != old
+    return changed
 
 
 def load_trace(audit_file: Path, session: str | None) -> d.Trace:

@@ -198,7 +198,7 @@ Action = (Fail | LockOut | Displace | Retry | Succeed | Restore | FullLogon | Re
 
 @dataclass(frozen=True, slots=True)
 class PolicyRow:
-    """One line of a broker's policy table, as shown to reviewers (README, diagrams)."""
+    """One line of a broker's policy table, as shown to reviewers (docs/brokers/, diagrams/)."""
 
     signal: str
     action: Action

@@ -3,7 +3,7 @@
     python3 tasks.py reliability                 500 seeds per broker, fuzzing, the table
     python3 tasks.py reliability --seeds 1000    more
     python3 tasks.py reliability --broker cqg --seed 17    replay one run, with its audit trail
-    python3 tasks.py reliability --readme        also write the table into README.md
+    python3 tasks.py reliability --docs          also write the table into docs/reliability.md
 
 Exit status 0 when every session ended as expected and every bad-news count is zero, else 1.
 """
@@ -22,7 +22,8 @@ import trio.testing
 from reliability import fuzz, properties, report
 from reliability.tally import Tally
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+#: Where ``--docs`` writes the table.
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
 DEFAULT_SEEDS = 500
 
 
@@ -41,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hostile", type=int, default=50,
                    help="rounds of random hostile servers, after the named cases (default 50; "
                         "0 skips them all)")
-    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--docs", action="store_true",
+                   help="write the table into docs/reliability.md")
+    # The old name, from when the table was in the README.
+    p.add_argument("--readme", dest="docs", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -96,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if tally.problems:
         print("\n" + report.problems(tally))
-    if args.readme:
-        changed = report.write_readme(README, table)
-        print(f"\nREADME.md {'rewritten' if changed else 'unchanged'}")
+    if args.docs:
+        changed = report.write_docs(DOCS, table)
+        print(f"\ndocs/reliability.md {'rewritten' if changed else 'unchanged'}")
     return 0 if tally.clean else 1
 
 

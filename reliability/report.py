@@ -12,9 +12,9 @@ from brokergate.simulators.faults import FAULT_KINDS
 from reliability.tally import Tally
 
 BROKER_NAMES = {"qst": "QST", "cqg": "CQG", "firstock": "Firstock"}
-#: The README's copy of the table sits between these lines.
-README_START = "<!-- reliability table: written by `python3 tasks.py reliability --readme` -->"
-README_END = "<!-- end of reliability table -->"
+#: The copy of the table in docs/reliability.md sits between these lines.
+DOCS_START = "<!-- reliability table: written by `python3 tasks.py reliability --docs` -->"
+DOCS_END = "<!-- end of reliability table -->"
 
 
 def machine() -> str:
@@ -68,17 +68,18 @@ def problems(tally: Tally, limit: int = 30) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
 
-def write_readme(path: Path, table: str) -> bool:
-    """Replace the README's table between the markers; True if the file changed."""
-    text = path.read_text()
+def write_docs(path: Path, table: str) -> bool:
+    """Replace the table between the markers in ``path`` (docs/reliability.md); True if the file
+    changed."""
+    text = path.read_text(encoding="utf-8")
     try:
-        head, rest = text.split(README_START, 1)
-        _, tail = rest.split(README_END, 1)
+        head, rest = text.split(DOCS_START, 1)
+        _, tail = rest.split(DOCS_END, 1)
     except ValueError:
         raise SystemExit(f"{path} has no reliability table markers "
-                         f"({README_START} ... {README_END})") from None
-    new = f"{head}{README_START}\n{table}\n{README_END}{tail}"
+                         f"({DOCS_START} ... {DOCS_END})") from None
+    new = f"{head}{DOCS_START}\n{table}\n{DOCS_END}{tail}"
     if new == text:
         return False
-    path.write_text(new)
+    path.write_text(new, encoding="utf-8")
     return True

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import storm
-from bench.__main__ import README_END, README_START, main, summary, write_readme
+from bench.__main__ import DOCS, DOCS_END, DOCS_START, main, summary, write_docs
 from bench._load import Load, Snapshot, parse_cpu_line
 from bench._report import Section
 
@@ -144,19 +144,22 @@ def test_the_summary_marks_missed_targets() -> None:
     assert summary([section]).splitlines()[2:] == ["| fast | yes |", "| small | **no** |"]
 
 
-def test_the_report_goes_between_the_readme_markers(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\nrest\n", encoding="utf-8")
-    assert write_readme(readme, "new figures")
-    assert readme.read_text(encoding="utf-8") == (
-        f"intro\n{README_START}\nnew figures\n{README_END}\nrest\n")
+def test_the_report_goes_between_the_docs_markers(tmp_path: Path) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"intro\n{DOCS_START}\nold\n{DOCS_END}\nrest\n", encoding="utf-8")
+    assert write_docs(page, "new figures")
+    assert page.read_text(encoding="utf-8") == (
+        f"intro\n{DOCS_START}\nnew figures\n{DOCS_END}\nrest\n")
     (tmp_path / "bare.md").write_text("no markers\n", encoding="utf-8")
-    assert not write_readme(tmp_path / "bare.md", "x")
+    assert not write_docs(tmp_path / "bare.md", "x")
 
 
-def test_the_readme_carries_a_full_run() -> None:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    report = text.split(README_START, 1)[1].split(README_END, 1)[0]
+def test_the_docs_carry_a_full_run() -> None:
+    assert ROOT / "docs" / "benchmarks.md" == DOCS
+    text = DOCS.read_text(encoding="utf-8")
+    assert DOCS_START in text and DOCS_END in text, (
+        f"docs/benchmarks.md has lost its markers {DOCS_START} ... {DOCS_END}")
+    report = text.split(DOCS_START, 1)[1].split(DOCS_END, 1)[0]
     assert report.strip().startswith("Produced by `python3 tasks.py bench` in")
     assert "Quick run" not in report
     for title in ("1. Login overhead", "2. Scale", "3. CQG", "Morning storm",

@@ -1,4 +1,4 @@
-"""What each CQG answer makes a session do. The README mirrors these tables.
+"""What each CQG answer makes a session do. docs/brokers/cqg.md mirrors these tables.
 
 Result codes come from CQG WebAPI 2.230 (LogonResult, RestoreOrJoinSessionResult, LoggedOff).
 CQG says any code above 100 is a failure and clients must accept codes they do not know.
@@ -106,7 +106,7 @@ def _name(message: Any, enum: str, code: int, prefix: str) -> str:
 
 
 def policy_rows() -> list[PolicyRow]:
-    """The whole policy as reviewer-facing rows, in the order the README shows them."""
+    """The whole policy as reviewer-facing rows, in the order docs/brokers/cqg.md shows them."""
     logon, restore, off = ("logon_result",), ("restore_result",), ("logged_off",)
     malformed = ("malformed_frame",)
     rows = [PolicyRow(f"LogonResult {_name(pb.LogonResult, 'ResultCode', c, 'RESULT_CODE_')}", a,

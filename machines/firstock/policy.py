@@ -1,4 +1,4 @@
-"""What each Firstock answer makes a session do. The README mirrors these tables.
+"""What each Firstock answer makes a session do. docs/brokers/firstock.md mirrors these tables.
 
 Firstock names its errors (``INVALID_PASSWORD``, ``INVALID_TOTP``, ``SESSION_EXPIRED``...) and
 follows an ``INVALID_<field>`` pattern rather than a fixed list, so a name is matched by prefix
@@ -93,7 +93,8 @@ def classify(answer: Answer, *, with_token: bool = False) -> Action:
 
 
 def policy_rows() -> list[PolicyRow]:
-    """The whole policy as reviewer-facing rows, in the order the README shows them."""
+    """The whole policy as reviewer-facing rows, in the order docs/brokers/firstock.md shows
+    them."""
     rest = ("login_answer", "validation_answer")
     with_token = ("validation_answer", "token_refused")
     rows = [PolicyRow('status "success" (any case)', SUCCESS, triggers=rest)]

@@ -1,4 +1,4 @@
-"""What each QST answer makes a session do. The README mirrors these tables.
+"""What each QST answer makes a session do. docs/brokers/qst.md mirrors these tables.
 
 Error codes come from QST's LoginRequest documentation. A wrong password is never retried: QST
 locks the account after a number of failed logins (code 5), and a retry loop would get it there.
@@ -84,7 +84,7 @@ def classify_close(code: int, *, during_login: bool = False) -> Action:
 
 
 def policy_rows() -> list[PolicyRow]:
-    """The whole policy as reviewer-facing rows, in the order the README shows them."""
+    """The whole policy as reviewer-facing rows, in the order docs/brokers/qst.md shows them."""
     err, close = ("error_message",), ("closed",)
     rows = [PolicyRow(f"ErrorMessage code {c}", a, triggers=err) for c, a in ERROR_CODES.items()]
     rows += [PolicyRow(f'ErrorMessage "{t}…" (no code)', a, triggers=err)
