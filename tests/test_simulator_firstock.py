@@ -750,6 +750,9 @@ async def test_drop_sockets(clock: trio.testing.MockClock) -> None:
             await bobs.send_message('{"action":"unsubscribe","tokens":"NSE:26000"}')
             assert (await recv(bobs))["action"] == "unsubscribe"
             assert await sim.drop_sockets("alice") == 0
+            assert await sim.drop("bob") == 1  # the name the other simulators use
+            assert await close_code(bobs) == 1006
+            assert sim.token_of("bob") == bob_token  # only the socket went
     assert sim.stats.violations == []
 
 

@@ -379,6 +379,54 @@ async def test_drop_mid_login_is_seen_as_1006() -> None:
     assert sim.stats.violations == []
 
 
+async def test_drop_ends_only_that_users_logged_in_connections() -> None:
+    bob = QstAccount("bob", "bob-pw")
+    async with run_qst_simulator([ALICE, bob]) as sim:
+        async with connect(sim) as first, connect(sim) as second, connect(sim) as bobs:
+            assert (await first.login()).HasField("login")
+            assert (await second.login()).HasField("login")
+            assert (await bobs.login(login("bob", "bob-pw"))).HasField("login")
+            assert (sim.live_connections("alice"), sim.live_connections("bob")) == (2, 1)
+            assert await sim.drop("alice") == 2
+            assert sim.live_connections("alice") == 0
+            assert [await first.close_code(), await second.close_code()] == [1006, 1006]
+            await bobs.send(translate(2, "ESZ20"))  # bob's connection is untouched
+            assert (await bobs.recv()).request_id == 2
+            assert await sim.drop("alice") == 0
+        async with connect(sim) as client:  # and alice can log in again
+            assert (await client.login()).HasField("login")
+            assert sim.live_connections("alice") == 1
+    assert sim.stats.violations == []
+
+
+async def test_a_connection_not_logged_in_is_not_dropped() -> None:
+    slow = QstAccount("alice", "alice-pw", login_delay=0.5)
+    async with run_qst_simulator([slow]) as sim, connect(sim) as client:
+        await client.send(login())
+        assert await sim.drop("alice") == 0
+        assert (await client.recv()).HasField("login")
+        assert sim.live_connections("alice") == 1
+
+
+@pytest.mark.parametrize(("code", "reason", "said"), [
+    (4101, None, "the same user connected from another device"),
+    (4102, "too slow", "too slow"),
+    (1000, None, "normal closure"),
+])
+async def test_close_sends_the_code_and_its_reason(code: int, reason: str | None,
+                                                   said: str) -> None:
+    async with run_qst_simulator([ALICE]) as sim, connect(sim) as client:
+        assert (await client.login()).HasField("login")
+        assert await sim.close("alice", code, reason) == 1
+        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            await client.raw()
+        assert closed.value.reason is not None
+        assert (closed.value.reason.code, closed.value.reason.reason) == (code, said)
+        assert sim.live_connections("alice") == 0
+        assert await sim.close("alice") == 0
+    assert sim.stats.violations == []
+
+
 # -- misbehaving servers --------------------------------------------------------------------------
 
 

@@ -223,6 +223,13 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
                 await conn.finished.wait()
         return len(conns)
 
+    async def drop(self, user_id: str) -> int:
+        """``drop_sockets``, under the name the QST and CQG simulators use for the same thing.
+
+        Only the sockets: the user's token stays good, so a client can open a new socket on it
+        without logging in again."""
+        return await self.drop_sockets(user_id)
+
     # -- for the sockets ------------------------------------------------------------------------
 
     def check_token(self, user_id: str, jkey: str) -> Verdict:

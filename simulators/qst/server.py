@@ -6,11 +6,13 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
+from typing import Final
 
 import trio
 
 from brokergate.simulators._accounts import AccountBook
 from brokergate.simulators._websocket import (
+    CLOSE_TIMEOUT,
     STALL_SECONDS,
     Ending,
     LoopbackServer,
@@ -22,6 +24,9 @@ from brokergate.simulators.qst.accounts import QstAccount, SimulatorStats
 from brokergate.simulators.qst.session import Connection, Countdowns
 
 log = logging.getLogger(__name__)
+
+#: Seconds a control method (drop, close) waits for the connections it ended to be gone.
+CONTROL_WAIT: Final = CLOSE_TIMEOUT + 1.0
 
 
 class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
@@ -36,6 +41,8 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         self._client_ids = None if client_ids is None else frozenset(client_ids)
         self._numbers = itertools.count(1)
         self.stats = SimulatorStats()
+        #: Logged-in connections, in the order they logged in.
+        self._live: dict[Connection, None] = {}
         self._open_book(accounts)
 
     def _account_key(self, account: QstAccount) -> str:
@@ -51,9 +58,50 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         """Start counting afresh (which also forgets wrong passwords, and so lockouts)."""
         self.stats = SimulatorStats()
 
+    # -- logged-in connections (for connections) ------------------------------------------------
+
+    def attach(self, conn: Connection) -> None:
+        """A connection logged in."""
+        self._live[conn] = None
+
+    def detach(self, conn: Connection) -> None:
+        """A connection is ending (any way at all). Idempotent."""
+        self._live.pop(conn, None)
+
+    # -- controls (for tests and demos) ---------------------------------------------------------
+
+    def _connections(self, user_name: str) -> list[Connection]:
+        return [conn for conn in self._live if conn.user_name == user_name]
+
+    def live_connections(self, user_name: str) -> int:
+        """How many logged-in connections the user has right now."""
+        return len(self._connections(user_name))
+
+    async def _wait_finished(self, conns: Iterable[Connection]) -> None:
+        # Bounded: a client that never answers a close frame must not hold up the caller.
+        with trio.move_on_after(CONTROL_WAIT):
+            for conn in conns:
+                await conn.finished.wait()
+
+    async def drop(self, user_name: str) -> int:
+        """Drop the TCP connections the user is logged in on, with no close frame (the client
+        sees 1006); returns how many, once they are gone."""
+        conns = [conn for conn in self._connections(user_name) if conn.abort("drop")]
+        await self._wait_finished(conns)
+        return len(conns)
+
+    async def close(self, user_name: str, code: int = 4101, reason: str | None = None) -> int:
+        """Close the user's logged-in connections with ``code`` (4101: the same user connected
+        from another device; 4102: the client reads too slowly; 1000...) and ``reason``
+        (default: QST's own words for the code); returns how many, once they are closed."""
+        conns = [conn for conn in self._connections(user_name) if conn.close(code, reason)]
+        await self._wait_finished(conns)
+        return len(conns)
+
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """One TCP connection. Nothing may escape: a bad client must not stop the server."""
         label = f"connection {next(self._numbers)}"
+        conn: Connection | None = None
         ending: Ending = None
         try:
             # trio_websocket's reader task for this connection lives in this nursery.
@@ -61,16 +109,20 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
                 ws = await handshake(ws_tasks, stream)
                 if ws is not None:
                     self.stats.connections += 1
-                    ending = await Connection(self, ws, label).run()
+                    conn = Connection(self, ws, label)
+                    ending = await conn.run()
                     await finish(ws, stream, ending)
                 ws_tasks.cancel_scope.cancel()
-            if ending == "stall":
+            if conn is not None and ending == "stall":
                 # The reader task is gone, so nothing answers pings, but the TCP connection
                 # stays open: to the client this is a peer that vanished without a FIN.
+                conn.finished.set()
                 await trio.sleep(STALL_SECONDS)
         except Exception:
             log.exception("QST simulator: %s failed", label)
         finally:
+            if conn is not None:
+                conn.finished.set()
             await trio.aclose_forcefully(stream)
 
 

@@ -68,9 +68,29 @@ class Connection(QueuedConnection):
         self._user: str | None = None
         self._account: QstAccount | None = None
         self._phase = Phase.AWAITING_LOGIN
+        #: Set by the server once the connection is closed, dropped or silent.
+        self.finished = trio.Event()
+
+    @property
+    def user_name(self) -> str | None:
+        """The user logged in on this connection (None before a successful login)."""
+        return self._account.user_name if self._account is not None else None
+
+    def close(self, code: int, reason: str | None = None) -> bool:
+        """Close with ``code`` once the frames already queued are out; False if already ending.
+
+        Stops reading at once, as QST does when it decides to close.
+        """
+        if self._ended or self._phase is Phase.CLOSING:
+            return False
+        self._phase = Phase.CLOSING
+        self._sim.detach(self)
+        self._post(Close((code, reason or _CLOSE_REASONS.get(code, "closed by the simulator"))))
+        return True
 
     def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
+        self._sim.detach(self)
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self._label} (no login yet)"
@@ -231,6 +251,7 @@ class Connection(QueuedConnection):
         # Logged in from the moment the answer is on its way: a client may send its next
         # request as soon as it reads the answer, possibly before send_message() returns here.
         self._phase = Phase.LOGGED_IN
+        self._sim.attach(self)
         self._post(frames.login_ok(rid, interval, last_trade))
         if account.misbehave is not None:
             self._post(frames.bad_frame(account.misbehave))
