@@ -312,14 +312,6 @@ def test_the_plugin_module_imports_neither_trio_nor_a_simulator() -> None:
     assert added == ["brokergate.simulators", "brokergate.simulators.pytest_plugin"]
 
 
-@pytest.mark.xfail(strict=True, reason="brokergate/__init__ imports the engine, and so trio, "
-                   "eagerly: every pytest run in an environment with brokergate installed pays "
-                   "for it when pytest loads the plugin")
-def test_loading_the_plugin_does_not_import_trio() -> None:
-    added = modules_loaded_by_the_plugin("pytest")
-    assert "trio" not in added
-
-
 def user_files_in_the_docs() -> dict[str, str]:
     """docs/testing.md's example files: each code block right after ``<!-- user file: NAME -->``."""
     text = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
