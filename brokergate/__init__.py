@@ -13,7 +13,6 @@ Importing this package loads the library only: no simulator, benchmark or test c
 """
 
 from brokergate.engine._audit import AuditLog, redact_secrets, register_secret
-from brokergate.engine._driver import BrokerMessage, EventStream, SessionEvent
 from brokergate.engine._errors import (
     BrokergateError,
     ConfigurationError,
@@ -29,6 +28,7 @@ from brokergate.engine._errors import (
     SessionClosed,
     SessionError,
 )
+from brokergate.engine._events import BrokerMessage, EventStream, Overflow, SessionEvent
 from brokergate.engine._session import Session, open_session
 from brokergate.engine._tokens import FileTokenStore, MemoryTokenStore, StoredToken, TokenStore
 from brokergate.machines import (
@@ -71,6 +71,7 @@ __all__ = [
     "MemoryTokenStore",
     "NotAuthenticated",
     "Notice",
+    "Overflow",
     "ProvisioningRequired",
     "QstConfig",
     "RequestFailed",

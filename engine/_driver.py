@@ -26,7 +26,6 @@ import inspect
 import math
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -46,6 +45,14 @@ from brokergate.engine._errors import (
     RequestFailed,
     SessionClosed,
     SessionError,
+)
+from brokergate.engine._events import (
+    DEFAULT_BUFFER,
+    DEFAULT_MAX_BYTES,
+    BrokerMessage,
+    EventStream,
+    Overflow,
+    SessionEvent,
 )
 from brokergate.engine._http import HttpCaller
 from brokergate.engine._tokens import StoredToken, TokenStore
@@ -104,59 +111,6 @@ _OWN_WRITES: frozenset[type[Command]] = frozenset(
     {SendFrame, StartTimer, CancelTimer, Transitioned, Notice, Deliver})
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerMessage:
-    """An asynchronous message from the broker (no request waits for it)."""
-
-    message: Any
-
-
-SessionEvent = Transitioned | Notice | BrokerMessage
-
-
-class EventStream:
-    """An async iterator of one subscriber's session events; ends when the session ends.
-
-    A subscriber that falls ``buffer`` events behind loses the newest ones (counted in
-    ``dropped``) rather than stall the session.
-    """
-
-    __slots__ = ("_driver", "_receive", "_send", "dropped")
-
-    def __init__(self, driver: SessionDriver, buffer: int) -> None:
-        self._send, self._receive = trio.open_memory_channel[SessionEvent](buffer)
-        self._driver = driver
-        self.dropped = 0
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> SessionEvent:
-        try:
-            return await self._receive.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> EventStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._driver._unsubscribe(self)
-        self._send.close()
-        self._receive.close()
-
-    def _offer(self, event: SessionEvent) -> None:
-        try:
-            self._send.send_nowait(event)
-        except trio.WouldBlock:
-            self.dropped += 1
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-
-
 class _Waiter:
     __slots__ = ("done", "error", "result")
 
@@ -209,15 +163,23 @@ class SessionDriver:
         "_conn",
         "_deferred",
         "_early",
+        "_frame_size",
+        "_full_streams",
         "_http",
         "_live_epoch",
         "_next_request_id",
         "_nursery",
+        "_paused_at",
+        "_pauses",
         "_pending",
         "_queue",
+        "_room",
         "_settled",
+        "_slow_since",
+        "_slow_told",
         "_stopping",
         "_subscribers",
+        "_suspended",
         "_timers",
         "audit",
         "model",
@@ -257,6 +219,22 @@ class SessionDriver:
         self._pending: dict[int, _Waiter] = {}
         self._next_request_id = model.first_request_id
         self._subscribers: list[EventStream] = []
+        # Backpressure (see brokergate.engine._events): how many lossless subscribers are over
+        # their bounds; the reading waits on ``_room`` while any is. The bytes of the frame being
+        # handed, which its broker messages count for.
+        self._full_streams = 0
+        self._room: trio.Event | None = None
+        self._frame_size = 0
+        # When the reading was paused for a subscriber (None: it is not), and how many pauses
+        # there have been (a ping that was pending across one proves nothing).
+        self._paused_at: float | None = None
+        self._pauses = 0
+        # A subscriber is behind from the first pause until every lossless subscriber has
+        # received all it was given: since when, and whether ``slow_consumer`` was said.
+        self._slow_since: float | None = None
+        self._slow_told = False
+        # Liveness timers held while the reading is paused: name -> seconds that were left.
+        self._suspended: dict[str, float] = {}
         # What the session published while starting, for a subscriber who comes before any of
         # its tasks has run (see ``start``).
         self._early: list[SessionEvent] | None = None
@@ -476,10 +454,14 @@ class SessionDriver:
             self._drop_connection(command.code, command.reason)
 
     def _start_timer(self, command: StartTimer) -> None:
-        self._timers[command.name] = trio.current_time() + command.seconds
+        if self._paused_at is not None and command.name in self.model.liveness_timers:
+            self._suspended[command.name] = command.seconds
+        else:
+            self._timers[command.name] = trio.current_time() + command.seconds
 
     def _cancel_timer(self, command: CancelTimer) -> None:
         self._timers.pop(command.name, None)
+        self._suspended.pop(command.name, None)
 
     def _start_http_call(self, command: HttpRequest) -> None:
         assert self._nursery is not None
@@ -522,8 +504,12 @@ class SessionDriver:
                     await self.write_own()
                 try:
                     while True:
-                        if self.hand(FrameReceived(epoch, await ws.get_message()), writer=True):
+                        data = await ws.get_message()
+                        self._frame_size = len(data)
+                        if self.hand(FrameReceived(epoch, data), writer=True):
                             await self.write_own()
+                        if self._full_streams:
+                            await self._wait_for_room()
                 except trio_websocket.ConnectionClosed as exc:
                     reason = exc.reason
                     code = reason.code if reason else 1006
@@ -578,6 +564,7 @@ class SessionDriver:
 
     async def _ping_once(self, ws: trio_websocket.WebSocketConnection, epoch: int) -> None:
         timeout = self.settings.ping_timeout
+        pauses = self._pauses
         with trio.move_on_after(timeout) as waited:
             try:
                 await ws.ping()
@@ -586,12 +573,15 @@ class SessionDriver:
             except Exception as exc:  # keep a surprise inside this session
                 self._log("internal_error", detail=_summarise(exc))
                 return
-        if waited.cancelled_caught and epoch == self._live_epoch:
+        if (waited.cancelled_caught and epoch == self._live_epoch
+                and self._paused_at is None and pauses == self._pauses):
+            # (A pause of the reading for a slow subscriber also holds back the pong.)
             self.hand(Closed(epoch, 1006, f"no pong within {timeout:g} s"))
 
     def _drop_connection(self, code: int = 1000, reason: str = "") -> None:
         conn, self._conn, self._live_epoch = self._conn, None, None
         self._timers.pop(_PING_TIMER, None)
+        self._suspended.pop(_PING_TIMER, None)
         if conn is None:
             return
         if conn.ws is None:
@@ -803,7 +793,7 @@ class SessionDriver:
     def _deliver(self, command: Deliver) -> None:
         rid = command.request_id
         if rid is None:
-            self._publish(BrokerMessage(command.message))
+            self._publish(BrokerMessage(command.message), self._frame_size)
             return
         waiter = self._pending.get(rid)
         if waiter is None:
@@ -859,16 +849,111 @@ class SessionDriver:
         return kind(outcome, broker=self.model.broker, session_id=self.session_id,
                     account=self.model.account)
 
-    def subscribe(self, buffer: int) -> EventStream:
-        stream = EventStream(self, buffer)
+    def subscribe(self, buffer: int = DEFAULT_BUFFER, max_bytes: int = DEFAULT_MAX_BYTES,
+                  overflow: Overflow = "backpressure") -> EventStream:
+        stream = EventStream(self, buffer, max_bytes, overflow)
         self._subscribers.append(stream)
         for event in self._early or ():
-            stream._offer(event)
+            stream.offer(event)
+        if self._closed:  # the session is over: the stream ends after what it was given
+            stream.end()
         return stream
 
-    def _unsubscribe(self, stream: EventStream) -> None:
+    # What the event streams call (brokergate.engine._events.Publisher).
+
+    def unsubscribe(self, stream: EventStream) -> None:
         if stream in self._subscribers:
             self._subscribers.remove(stream)
+
+    def stream_full(self, full: bool) -> None:
+        """A lossless subscriber went over its bounds (True) or came back within them."""
+        self._full_streams += 1 if full else -1
+        if not self._full_streams and self._room is not None:
+            self._room.set()
+
+    def stream_dropped(self, stream: EventStream, count: int) -> Notice:
+        """The notice a ``drop_oldest`` subscriber gets for ``count`` messages it lost (also in
+        the audit trail)."""
+        notice = Notice(
+            "messages_dropped",
+            f"{count} {self.model.broker_name} messages dropped for a subscriber that asked for "
+            f"overflow='drop_oldest' (its buffer holds {stream.buffer} events, "
+            f"{stream.max_bytes} bytes); {stream.dropped} in all",
+            data={"dropped": count, "total": stream.dropped},
+        )
+        self._log("notice", kind=notice.kind, detail=notice.detail, fault=None)
+        return notice
+
+    async def _wait_for_room(self) -> None:
+        """A lossless subscriber is over its bounds: read nothing more until none is. The
+        liveness timers wait meanwhile. Once subscribers have been behind for
+        ``slow_consumer_after`` seconds, a ``slow_consumer`` notice says so."""
+        started = trio.current_time()
+        self._paused_at = started
+        self._pauses += 1
+        self._suspend_liveness(started)
+        if self._slow_since is None:
+            self._slow_since = started
+            for stream in self._subscribers:
+                stream.report_drained = stream.overflow == "backpressure"
+        try:
+            if not self._slow_told:
+                with trio.move_on_at(self._slow_since + self.settings.slow_consumer_after):
+                    await self._room_made()
+                if self._full_streams:
+                    self._slow_told = True
+                    events, size = self._backlog()
+                    self._notice(Notice(
+                        "slow_consumer",
+                        f"the application has kept the session from reading "
+                        f"{self.model.broker_name} (for {trio.current_time() - started:.3g} s "
+                        f"now, behind for {trio.current_time() - self._slow_since:.3g} s): a "
+                        f"subscriber is {events} events ({size} bytes) behind; the broker may "
+                        "act on a slow reader",
+                        data={"events": events, "bytes": size},
+                    ))
+            await self._room_made()
+        finally:
+            self._paused_at = None
+            self._resume_liveness(trio.current_time())
+
+    def stream_drained(self) -> None:
+        """A subscriber that was behind has received everything: when none is behind any more,
+        the subscribers have caught up."""
+        if self._slow_since is None or any(s.report_drained for s in self._subscribers):
+            return
+        since, self._slow_since = self._slow_since, None
+        if self._slow_told:
+            self._slow_told = False
+            behind = trio.current_time() - since
+            self._notice(Notice("caught_up",
+                                f"the application has caught up with {self.model.broker_name} "
+                                f"after {behind:.3g} s behind", data={"behind": behind}))
+
+    async def _room_made(self) -> None:
+        while self._full_streams:
+            self._room = trio.Event()
+            await self._room.wait()
+        self._room = None
+
+    def _backlog(self) -> tuple[int, int]:
+        """The largest backlog among the subscribers (events, bytes)."""
+        return max((stream.backlog for stream in self._subscribers), default=(0, 0))
+
+    def _suspend_liveness(self, now: float) -> None:
+        """Hold the timers that judge the connection's liveness: the reading is paused."""
+        for name in (_PING_TIMER, *self.model.liveness_timers):
+            deadline = self._timers.pop(name, None)
+            if deadline is not None:
+                self._suspended[name] = max(0.0, deadline - now)
+
+    def _resume_liveness(self, now: float) -> None:
+        if not self._suspended:
+            return
+        for name, left in self._suspended.items():
+            self._timers[name] = now + left
+        self._suspended.clear()
+        self._ask_alarm(min(self._timers.values()))
 
     async def stop(self, *, logout: bool = True) -> None:
         """Log out if authenticated (unless ``logout`` is False and the broker's session outlives
@@ -897,15 +982,15 @@ class SessionDriver:
         if record.dst == AUTHENTICATED or self._ended():
             self._settle()
 
-    def _publish(self, event: SessionEvent) -> None:
+    def _publish(self, event: SessionEvent, size: int = 0) -> None:
         for stream in self._subscribers:
-            stream._offer(event)
+            stream.offer(event, size)
         if self._early is not None:
             self._early.append(event)
 
     def _end_streams(self) -> None:
         for stream in list(self._subscribers):
-            stream._send.close()
+            stream.end()
         self._subscribers.clear()
 
     def _log(self, event: str, **fields: Any) -> None:

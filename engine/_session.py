@@ -14,8 +14,9 @@ import trio
 from trio.lowlevel import RunVar
 
 from brokergate.engine._audit import AuditLog
-from brokergate.engine._driver import EventStream, SessionDriver
+from brokergate.engine._driver import SessionDriver
 from brokergate.engine._errors import ConfigurationError
+from brokergate.engine._events import DEFAULT_BUFFER, DEFAULT_MAX_BYTES, EventStream, Overflow
 from brokergate.engine._tokens import MemoryTokenStore, TokenStore
 from brokergate.machines import SessionSettings
 from brokergate.machines.cqg import CqgConfig, CqgSession, LogonHistory
@@ -178,9 +179,21 @@ class Session:
         """
         return await self._driver.call(endpoint, body, retry=retry)
 
-    def events(self, *, buffer: int = 1024) -> EventStream:
-        """Subscribe to this session's events (transitions, notices, broker messages)."""
-        return self._driver.subscribe(buffer)
+    def events(self, *, buffer: int = DEFAULT_BUFFER, max_bytes: int = DEFAULT_MAX_BYTES,
+               overflow: Overflow = "backpressure") -> EventStream:
+        """Subscribe to this session's events: transitions, notices and broker messages, in the
+        order they happened, until the session ends.
+
+        The subscriber's buffer holds up to ``buffer`` events and ``max_bytes`` bytes of broker
+        messages. With ``overflow="backpressure"`` (the default) nothing is ever dropped: while
+        the buffer is full the session stops reading from the broker, and says so in a
+        ``slow_consumer`` notice after ``slow_consumer_after`` seconds (``caught_up`` when it
+        reads again). ``overflow="drop_oldest"`` is for a subscriber that only wants the latest
+        data: it never holds back the reading, and its oldest broker messages make room for new
+        ones, each run of drops told in a ``messages_dropped`` notice. Transitions and notices
+        are never dropped. Raises ``ValueError`` for a bound below 1 or an unknown policy.
+        """
+        return self._driver.subscribe(buffer, max_bytes, overflow)
 
 
 def _session_id(config: SessionSettings, broker: str) -> str:

@@ -585,6 +585,9 @@ class LoginModel:
     #: Whether the engine should probe the connection with WebSocket pings (``ping_interval``).
     #: A broker with its own application-level ping says False and pings in its machine.
     websocket_pings: ClassVar[bool] = True
+    #: Timers that declare the connection dead when they fire (held while the engine has
+    #: stopped reading for a slow subscriber: no answer can arrive then).
+    liveness_timers: ClassVar[frozenset[str]] = frozenset()
     #: Whether the broker's session outlives the connection, so that leaving without logging
     #: out (``Stop(logout=False)``) lets a later process reuse it (Firstock's day-long token).
     keeps_sessions: ClassVar[bool] = False

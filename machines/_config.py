@@ -32,6 +32,10 @@ class SessionSettings:
     never); a pong that does not come within ``ping_timeout`` means the connection is dead (a
     half-open TCP connection shows no other sign), and it is handled like a dropped one. The same
     timeout bounds how long a session-control frame may take to send.
+
+    ``slow_consumer_after``: once a subscriber that loses nothing has kept the session from
+    reading its connection this long, a ``slow_consumer`` notice says so (and ``caught_up`` when
+    the reading resumes).
     """
 
     connect_timeout: float = 10.0
@@ -43,12 +47,14 @@ class SessionSettings:
     max_frame_size: int = 1 << 20
     ping_interval: float | None = 20.0
     ping_timeout: float = 10.0
+    slow_consumer_after: float = 5.0
 
     def settings_problems(self) -> list[str]:
         problems = []
         if self.ping_interval is not None and not self.ping_interval > 0:
             problems.append("ping_interval must be positive (or None to disable pings)")
-        for name in ("connect_timeout", "login_timeout", "logout_timeout", "ping_timeout"):
+        for name in ("connect_timeout", "login_timeout", "logout_timeout", "ping_timeout",
+                     "slow_consumer_after"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be positive")
         if self.max_frame_size < 1024:

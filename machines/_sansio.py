@@ -275,6 +275,9 @@ class LoginProtocol(Protocol):
     first_request_id: int
     #: Whether the engine probes the connection with WebSocket pings.
     websocket_pings: bool
+    #: Timers whose firing says the connection is dead (a deadline for the broker's answer to
+    #: a probe): the engine holds them while it has stopped reading for a slow subscriber.
+    liveness_timers: frozenset[str]
     keeps_sessions: bool
     state: str
     epoch: int

@@ -89,6 +89,8 @@ class CqgSession(LoginModel):
     broker_name: ClassVar[str] = "CQG"
     MACHINE = MACHINE
     websocket_pings: ClassVar[bool] = False
+    #: No Pong by its deadline means a dead connection (policy: disconnect).
+    liveness_timers: ClassVar[frozenset[str]] = frozenset({PONG_TIMER})
 
     def __init__(
         self,

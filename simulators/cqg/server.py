@@ -229,6 +229,18 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
             self._forget(session)
         return len(sessions)
 
+    def send(self, user_name: str, frames: Iterable[bytes]) -> int:
+        """Queue ``frames`` (serialized ``ServerMsg``s: market data, order updates, whatever the
+        test needs the client to receive) on every established connection of the user's
+        sessions, in order, behind what is already queued. Returns how many connections took
+        them. The simulator's writer sends them as fast as the client reads."""
+        frames = list(frames)
+        taken = 0
+        for conn in self._connections(user_name):
+            if all(conn.deliver(frame) for frame in frames):
+                taken += 1
+        return taken
+
     async def _abort(self, user_name: str, how: Literal["drop", "stall"]) -> int:
         conns = [c for c in self._connections(user_name) if c.abort(how)]
         await self.wait_finished(conns)

@@ -223,6 +223,17 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
                 await conn.finished.wait()
         return len(conns)
 
+    def send(self, user_id: str, messages: Iterable[str]) -> int:
+        """Queue ``messages`` (market data, order updates: text frames, as Firstock's sockets
+        send them) on every authenticated socket of the user, in order. Returns how many sockets
+        took them; the simulator's writer sends them as fast as the client reads."""
+        messages = list(messages)
+        mine = [conn for conn in self._live if conn.user_id == user_id]
+        for conn in mine:
+            for message in messages:
+                conn.deliver(message)
+        return len(mine)
+
     async def drop(self, user_id: str) -> int:
         """``drop_sockets``, under the name the QST and CQG simulators use for the same thing.
 

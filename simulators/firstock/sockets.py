@@ -73,6 +73,10 @@ class SocketConnection(QueuedConnection):
         self._sim = sim
         self._phase = Phase.AWAITING
 
+    def deliver(self, message: str) -> None:
+        """Queue a message for the client, behind what is already queued."""
+        self._post(message)
+
     # -- for subclasses -------------------------------------------------------------------------
 
     def _on_message(self, data: str | bytes) -> None:
