@@ -7,7 +7,8 @@ check it (QST, CQG); or POST the login with httpx, read the token, and open the 
 that logs in. Both clients log in to the same simulator accounts (``bench._server``).
 
 Each function logs one account in, calls ``authenticated()`` once it is, then holds the session
-open until ``release`` is set, and closes it.
+open until ``release`` is set, and closes it. ``keep``, if given, is handed the logged-in
+WebSocket first (the steady-state benchmark goes on using it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ _TLS = ssl.create_default_context()
 BROKERS = ("qst", "cqg", "firstock")
 
 
+#: Handed the minimal client's WebSocket once it is logged in.
+Keep = Callable[[trio_websocket.WebSocketConnection], None] | None
+
+
 class LoginRefused(Exception):
     """The simulator did not log the minimal client in (the benchmark is broken, not slow)."""
 
@@ -49,7 +54,7 @@ def _binary(message: bytes | str, broker: str) -> bytes:
 
 
 async def minimal_qst(url: str, user: str, authenticated: Callable[[], None],
-                      release: trio.Event) -> None:
+                      release: trio.Event, *, keep: Keep = None) -> None:
     async with trio_websocket.open_websocket_url(url) as ws:
         req = qst_pb.Request(request_id=1)
         req.login.user_name = user
@@ -61,12 +66,14 @@ async def minimal_qst(url: str, user: str, authenticated: Callable[[], None],
         answer.ParseFromString(_binary(await ws.get_message(), "QST"))
         if not answer.HasField("login"):
             raise LoginRefused(f"QST refused {user}: {answer}")
+        if keep is not None:
+            keep(ws)
         authenticated()
         await release.wait()
 
 
 async def minimal_cqg(url: str, user: str, authenticated: Callable[[], None],
-                      release: trio.Event) -> None:
+                      release: trio.Event, *, keep: Keep = None) -> None:
     async with trio_websocket.open_websocket_url(url) as ws:
         msg = cqg_pb.ClientMsg()
         logon = msg.logon
@@ -81,12 +88,15 @@ async def minimal_cqg(url: str, user: str, authenticated: Callable[[], None],
         answer.ParseFromString(_binary(await ws.get_message(), "CQG"))
         if not answer.HasField("logon_result") or answer.logon_result.result_code != 0:
             raise LoginRefused(f"CQG refused {user}: {answer}")
+        if keep is not None:
+            keep(ws)
         authenticated()
         await release.wait()
 
 
 async def minimal_firstock(base_url: str, socket_url: str, user: str,
-                           authenticated: Callable[[], None], release: trio.Event) -> None:
+                           authenticated: Callable[[], None], release: trio.Event, *,
+                           keep: Keep = None) -> None:
     body = {"userId": user, "password": PASSWORD, "TOTP": TOTP, "vendorCode": vendor_code(user),
             "apiKey": api_key(user)}
     async with httpx.AsyncClient(verify=_TLS) as http:
@@ -101,6 +111,8 @@ async def minimal_firstock(base_url: str, socket_url: str, user: str,
             verdict = json.loads(await ws.get_message())
             if str(verdict.get("status", "")).lower() != "success":
                 raise LoginRefused(f"the Firstock socket refused {user}: {verdict}")
+            if keep is not None:
+                keep(ws)
             authenticated()
             await release.wait()
 
@@ -138,11 +150,12 @@ async def engine_login(config: Any, audit: AuditLog, authenticated: Callable[[],
 
 
 async def minimal_login(broker: str, info: dict[str, Any], user: str,
-                        authenticated: Callable[[], None], release: trio.Event) -> None:
+                        authenticated: Callable[[], None], release: trio.Event, *,
+                        keep: Keep = None) -> None:
     if broker == "qst":
-        await minimal_qst(info["url"], user, authenticated, release)
+        await minimal_qst(info["url"], user, authenticated, release, keep=keep)
     elif broker == "cqg":
-        await minimal_cqg(info["url"], user, authenticated, release)
+        await minimal_cqg(info["url"], user, authenticated, release, keep=keep)
     else:
         await minimal_firstock(info["base_url"], info["socket_url"], user, authenticated,
-                               release)
+                               release, keep=keep)

@@ -11,6 +11,9 @@ it answers one command per line on stdin with one JSON line:
 
     stats            what the simulator counted (connections, logins, 429s, violations, ...)
     drop USER        CQG: drop USER's connections without a close frame; {"dropped": n}
+    stream USER N    CQG, Firstock: queue N application messages for USER's connections (a
+                     market-data-sized frame each, see ``feed``); {"connections": n}
+    received         CQG: how many application ClientMsgs the simulator has received
 
 and it exits when stdin closes, so it never outlives the benchmark that started it.
 ``--settle`` is the pause each login takes on the simulator (0 here by default: the benchmark
@@ -56,6 +59,27 @@ def api_key(name: str) -> str:
 def vendor_code(name: str) -> str:
     """The vendor code of Firstock account ``name`` (the simulator's default)."""
     return f"{name}_API"
+
+
+#: The application field the CQG feed's frames carry: a tag in the range CQG keeps for the
+#: application's traffic (1-30), which brokergate's session-layer schema does not declare, as
+#: market data is not.
+CQG_FEED_TAG = 10
+
+
+def feed(broker: str, count: int) -> list[Any]:
+    """``count`` market-data-like messages: CQG ServerMsgs of about 80 bytes carrying one
+    application field (brokergate's schema knows nothing of it), or Firstock socket JSON."""
+    if broker == "cqg":
+        frames = []
+        for n in range(count):
+            payload = b"quote %08d bid 4512.25 ask 4512.50 size 17x23 last 4512.25 vol 10012" % n
+            # Field CQG_FEED_TAG, wire type 2 (length-delimited): tag byte, length, payload.
+            frames.append(bytes([CQG_FEED_TAG << 3 | 2, len(payload)]) + payload)
+        return frames
+    return [json.dumps({"t": "df", "e": "NSE", "tk": "26000", "lp": f"{22000 + n % 100}.05",
+                        "v": str(n), "bp1": "22000.00", "sp1": "22000.10"})
+            for n in range(count)]
 
 
 def raise_fd_limit() -> int:
@@ -151,6 +175,11 @@ async def _serve(args: argparse.Namespace) -> None:
                 answer = _stats(sim)
             elif word == "drop" and args.broker == "cqg":
                 answer = {"dropped": await sim.drop(rest)}
+            elif word == "stream" and args.broker in ("cqg", "firstock"):
+                name, _, count = rest.partition(" ")
+                answer = {"connections": sim.send(name, feed(args.broker, int(count)))}
+            elif word == "received" and args.broker == "cqg":
+                answer = {"received": len(sim.stats.app_messages)}
             else:
                 answer = {"error": f"unknown command {line!r}"}
             print(json.dumps(answer), flush=True)

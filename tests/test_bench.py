@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import storm
-from bench.__main__ import DOCS, DOCS_END, DOCS_START, main, summary, write_docs
+from bench.__main__ import BENCHMARKS, DOCS, DOCS_END, DOCS_START, main, summary, write_docs
 from bench._load import Load, Snapshot, parse_cpu_line
 from bench._report import Section
 
@@ -49,8 +49,19 @@ def test_the_report_names_the_machine_and_every_benchmark(quick_report: str) -> 
     assert "Python 3." in quick_report and "transitions 0." in quick_report
     assert "Quick run: toy sizes" in quick_report
     for title in ("1. Login overhead", "2. Scale", "3. CQG", "Morning storm",
-                  "Transition cost", "### Targets"):
+                  "Transition cost", "4. Steady state", "### Targets"):
         assert title in quick_report
+
+
+def test_the_steady_state_compares_every_path_with_the_raw_client(quick_report: str) -> None:
+    rows = _rows(quick_report, "4. Steady state")
+    assert [r[0] for r in rows] == ["cqg inbound", "firstock socket", "qst round trips",
+                                    "cqg outbound"]
+    for row in rows:
+        raw, ours = float(row[1]), float(row[2])
+        assert raw > 0 and ours > 0
+        assert row[4].endswith("x")  # from the unrounded figures: within rounding
+        assert abs(float(row[4][:-1]) - ours / raw) < 0.01 + 0.1 / raw
 
 
 def test_login_overhead_has_both_clients_for_every_broker(quick_report: str) -> None:
@@ -96,7 +107,7 @@ def test_the_facts_that_do_not_depend_on_speed_are_met(quick_report: str) -> Non
 def test_every_benchmark_says_how_busy_the_machine_was(quick_report: str) -> None:
     notes = re.findall(r"^- While this benchmark ran: Over [\d.]+ s, (.*)$", quick_report,
                        flags=re.MULTILINE)
-    assert len(notes) == 5, notes
+    assert len(notes) == len(BENCHMARKS), notes
     if Path("/proc/stat").exists():
         assert all(re.search(r"were \d+% busy and [\d.]+% of their time was taken by the "
                              r"hypervisor", note) for note in notes), notes

@@ -1,0 +1,193 @@
+"""Steady state: the application's data through an authenticated session, against the raw client.
+
+A trading process logs in once and then lives on its data path. Each measurement holds two
+sessions to one simulator in its own process, one brokergate session and one raw trio-websocket
+client (the minimal client of ``bench._clients``, after its login), and times the same work
+through each, in alternating rounds, as client CPU per message (``time.process_time``: this
+process only; the simulator's CPU is its own):
+
+- CQG inbound: the simulator streams market-data-sized ServerMsgs (one application field that
+  brokergate's session-layer schema does not declare, as market data is not); the application
+  parses each with ``ServerMsg.FromString`` under both clients, so what differs is the session.
+- QST request round trips: ``session.request(TranslateInstrumentSymbolRequest)`` one after the
+  other, against ``Request``/``Response`` by hand.
+- CQG outbound: ``session.send(bytes)`` of an application ClientMsg, against
+  ``ws.send_message``; the round ends when the simulator has counted them all.
+- Firstock socket messages: the simulator streams socket JSON to the session's socket; the
+  application receives each text message (neither client parses it).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
+from typing import Any
+
+import trio
+import trio_websocket
+
+from bench._clients import CLIENT_ID, engine_config, minimal_login
+from bench._report import Section, median, ratio, spread
+from bench._server import CQG_FEED_TAG, simulator_process, user
+from brokergate import AuditLog, BrokerMessage, Session, open_session
+from brokergate.cqg import pb as cqg_pb
+from brokergate.qst import pb as qst_pb
+
+#: Targets: the session's CPU per message within these multiples of the raw client's.
+INBOUND_TARGET = 1.15
+ROUND_TRIP_TARGET = 1.15
+OUTBOUND_TARGET = 1.10
+#: An application ClientMsg: one field in the application's range (order_requests, tag 3).
+APP_CLIENT_MSG = bytes([3 << 3 | 2, 12]) + b"order 000001"
+
+Work = Callable[[int], Awaitable[None]]
+
+
+@asynccontextmanager
+async def _raw(broker: str, info: dict[str, Any], name: str) -> AsyncIterator[Any]:
+    """The minimal client, logged in, with its WebSocket kept for the measurement."""
+    kept: list[trio_websocket.WebSocketConnection] = []
+    release, ready = trio.Event(), trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(minimal_login, broker, info, name, ready.set, release,
+                                   keep=kept.append))
+        await ready.wait()
+        try:
+            yield kept[0]
+        finally:
+            release.set()
+
+
+@asynccontextmanager
+async def _engine(broker: str, info: dict[str, Any], name: str) -> AsyncIterator[Session]:
+    async with open_session(engine_config(broker, info, name),
+                            audit=AuditLog.disabled()) as session:
+        await session.wait_authenticated()
+        yield session
+
+
+def _inbound_raw(ws: Any, sim: Any, broker: str, parse: bool) -> Work:
+    async def work(count: int) -> None:
+        await sim.command(f"stream {user(0)} {count}")
+        for _ in range(count):
+            frame = await ws.get_message()
+            if parse:
+                cqg_pb.ServerMsg.FromString(frame)
+    return work
+
+
+def _inbound_engine(session: Session, sim: Any, parse: bool) -> Work:
+    stream = session.events()
+
+    async def work(count: int) -> None:
+        await sim.command(f"stream {user(1)} {count}")
+        got = 0
+        async for event in stream:
+            if type(event) is BrokerMessage:
+                if parse:
+                    cqg_pb.ServerMsg.FromString(event.message.raw)
+                got += 1
+                if got == count:
+                    return
+    return work
+
+
+def _round_trips_raw(ws: Any) -> Work:
+    ids = iter(range(16, 1 << 30))
+
+    async def work(count: int) -> None:
+        for _ in range(count):
+            req = qst_pb.Request(request_id=next(ids))
+            req.translate_instrument_symbol.symbol_source = 1
+            req.translate_instrument_symbol.instrument_symbols.append("ESZ6")
+            await ws.send_message(req.SerializeToString())
+            answer = qst_pb.Response.FromString(await ws.get_message())
+            assert answer.request_id == req.request_id
+    return work
+
+
+def _round_trips_engine(session: Session) -> Work:
+    async def work(count: int) -> None:
+        for _ in range(count):
+            await session.request(qst_pb.TranslateInstrumentSymbolRequest(
+                symbol_source=1, instrument_symbols=["ESZ6"]))
+    return work
+
+
+def _outbound(send: Callable[[bytes], Awaitable[None]], sim: Any, sent: list[int]) -> Work:
+    """``sent``: what both clients have sent so far (the simulator counts them together)."""
+    async def work(count: int) -> None:
+        for _ in range(count):
+            await send(APP_CLIENT_MSG)
+        sent[0] += count
+        # Polling another process: no event to wait on here.
+        while (await sim.command("received"))["received"] < sent[0]:  # noqa: ASYNC110
+            await trio.sleep(0.001)
+    return work
+
+
+async def _compare(raw: Work, engine: Work, count: int, rounds: int) -> dict[str, list[float]]:
+    """Alternating rounds of ``count`` messages each; CPU µs and wall µs per message."""
+    out: dict[str, list[float]] = {"raw cpu": [], "engine cpu": [], "raw wall": [],
+                                   "engine wall": []}
+    await raw(min(count, 50))  # warm both paths up
+    await engine(min(count, 50))
+    for _ in range(rounds):
+        for name, work in (("raw", raw), ("engine", engine)):
+            gc.collect()
+            cpu, wall = time.process_time(), time.perf_counter()
+            await work(count)
+            out[f"{name} cpu"].append((time.process_time() - cpu) / count * 1e6)
+            out[f"{name} wall"].append((time.perf_counter() - wall) / count * 1e6)
+    return out
+
+
+async def _measure(kind: str, count: int, rounds: int) -> dict[str, list[float]]:
+    broker = {"cqg inbound": "cqg", "qst round trips": "qst", "cqg outbound": "cqg",
+              "firstock socket": "firstock"}[kind]
+    async with simulator_process(broker, "--accounts", "2") as sim, AsyncExitStack() as stack:
+        ws = await stack.enter_async_context(_raw(broker, sim.info, user(0)))
+        session = await stack.enter_async_context(_engine(broker, sim.info, user(1)))
+        if kind == "cqg inbound":
+            pair = (_inbound_raw(ws, sim, broker, True), _inbound_engine(session, sim, True))
+        elif kind == "firstock socket":
+            pair = (_inbound_raw(ws, sim, broker, False), _inbound_engine(session, sim, False))
+        elif kind == "qst round trips":
+            pair = (_round_trips_raw(ws), _round_trips_engine(session))
+        else:
+            sent = [0]
+            pair = (_outbound(ws.send_message, sim, sent), _outbound(session.send, sim, sent))
+        return await _compare(*pair, count, rounds)
+
+
+def run(*, quick: bool) -> Section:
+    count, rounds = (200, 2) if quick else (5000, 7)
+    section = Section(
+        "4. Steady state: the data path after login",
+        ["path", "raw client µs/msg", "brokergate µs/msg", "brokergate adds µs", "ratio",
+         "spread (brokergate)", "raw msgs/s", "brokergate msgs/s"],
+    )
+    targets = {"cqg inbound": INBOUND_TARGET, "firstock socket": INBOUND_TARGET,
+               "qst round trips": ROUND_TRIP_TARGET, "cqg outbound": OUTBOUND_TARGET}
+    for kind, target in targets.items():
+        figures = trio.run(_measure, kind, count, rounds)
+        raw, ours = median(figures["raw cpu"]), median(figures["engine cpu"])
+        section.rows.append([
+            kind, f"{raw:.1f}", f"{ours:.1f}", f"{ours - raw:+.1f}", ratio(ours, raw),
+            spread(figures["engine cpu"]), f"{1e6 / median(figures['raw wall']):,.0f}",
+            f"{1e6 / median(figures['engine wall']):,.0f}",
+        ])
+        section.targets.append((f"{kind}: client CPU per message ≤ {target:.2f}x the raw "
+                                f"client (measured {ours / raw:.2f}x)", ours <= raw * target))
+    section.notes += [
+        f"{rounds} alternating rounds of {count} messages per path, medians; client CPU of "
+        "this process per message (the simulator runs in its own process).",
+        f"CQG frames carry one application field (tag {CQG_FEED_TAG}, about 80 bytes), parsed "
+        "by the application under both clients; the raw client is trio-websocket with "
+        f"protobuf and nothing else, logged in as {CLIENT_ID!r} like the benchmark's sessions.",
+        "QST round trips are one request at a time (answer before the next request).",
+    ]
+    return section
