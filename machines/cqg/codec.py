@@ -8,7 +8,6 @@ prefix. A ServerMsg may carry several session fields at once, and fields we do n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from google.protobuf.message import DecodeError, EncodeError, Message
@@ -47,13 +46,31 @@ class InvalidClientMessage(ValueError):
     """The application's message cannot go to CQG as it is (the application's fault)."""
 
 
-@dataclass(frozen=True, slots=True)
 class CqgServerMessage:
     """One ServerMsg frame for the application: the raw bytes (parse them with CQG's full
-    schema for market data, orders and the rest) and our decoding of its session part."""
+    schema for market data, orders and the rest) and our decoding of its session part.
 
-    raw: bytes
-    session: pb.ServerMsg
+    A frame with no field the session schema declares (market data, orders: the application's
+    traffic) reaches the application without being decoded at all; ``session`` decodes it
+    then, on first use (an empty session part, the rest kept as unknown fields)."""
+
+    __slots__ = ("_session", "raw")
+
+    def __init__(self, raw: bytes, session: pb.ServerMsg | None = None) -> None:
+        self.raw = raw
+        self._session = session
+
+    @property
+    def session(self) -> pb.ServerMsg:
+        if self._session is None:
+            self._session = pb.ServerMsg.FromString(self.raw)
+        return self._session
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CqgServerMessage) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
 
     def __repr__(self) -> str:
         fields = [f.name for f, _ in self.session.ListFields()]
@@ -151,6 +168,75 @@ def encode_pong(token: str | None, ping_utc_time: int, pong_utc_time: int) -> by
     pong = pb.Pong(ping_utc_time=ping_utc_time, pong_utc_time=pong_utc_time)
     _put(pong, token=token)
     return pb.ClientMsg(pong=pong).SerializeToString()
+
+
+#: The field numbers ServerMsg declares here (the session layer's, and results of requests the
+#: session layer knows). Application traffic uses other numbers (CQG keeps 1-30 and 200 for it).
+_DECLARED_TAGS: Final = frozenset(f.number for f in pb.ServerMsg.DESCRIPTOR.fields)
+_MAX_FIELD_NUMBER: Final = (1 << 29) - 1
+
+
+def application_only(raw: bytes) -> bool:
+    """Whether ``raw`` is a frame for the application alone: a well-formed ServerMsg top level
+    whose fields all have numbers this schema does not declare. Only the field keys and lengths
+    are read; no message is built.
+
+    False when it holds a declared field, is empty, or its top level cannot be walked (a group,
+    a bad wire type, a truncated field): ``decode_server`` then decides, and says what is
+    wrong. A test holds this to the full decoding on generated frames."""
+    pos, end = 0, len(raw)
+    if not end:
+        return False
+    declared = _DECLARED_TAGS
+    while pos < end:
+        key = raw[pos]
+        pos += 1
+        if key & 0x80:  # a key of more than one byte
+            key &= 0x7F
+            shift = 7
+            while True:
+                if pos >= end or shift > 28:
+                    return False
+                byte = raw[pos]
+                pos += 1
+                key |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+        number, wire = key >> 3, key & 7
+        if number == 0 or number > _MAX_FIELD_NUMBER or number in declared:
+            return False
+        if wire == 2:  # length-delimited: a varint length, then that many bytes
+            length = 0
+            shift = 0
+            while True:
+                if pos >= end or shift > 63:
+                    return False
+                byte = raw[pos]
+                pos += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+            pos += length
+        elif wire == 0:  # a varint value
+            start = pos
+            while True:
+                if pos >= end or pos - start >= 10:
+                    return False
+                byte = raw[pos]
+                pos += 1
+                if not byte & 0x80:
+                    break
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:  # groups (3, 4) and wire types 6 and 7
+            return False
+        if pos > end:
+            return False
+    return True
 
 
 def decode_server(data: bytes | str) -> pb.ServerMsg:

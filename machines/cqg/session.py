@@ -319,12 +319,17 @@ class CqgSession(LoginModel):
     # -- frames
 
     def on_frame(self, event: FrameReceived) -> None:
+        raw = event.data
+        if (self.state == AUTHENTICATED and type(raw) is bytes
+                and codec.application_only(raw)):
+            # The data path: nothing here for the session layer, so nothing is decoded.
+            self.emit(Deliver(None, CqgServerMessage(raw)))
+            return
         try:
-            msg = codec.decode_server(event.data)
+            msg = codec.decode_server(raw)
         except MalformedFrame as exc:
             self._malformed(str(exc))
             return
-        raw = event.data
         assert isinstance(raw, bytes)  # decode_server refuses text frames
         if msg.HasField("logon_result"):
             self._logon_result(msg.logon_result)
