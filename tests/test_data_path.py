@@ -13,8 +13,10 @@ from helpers import cqg_config, session_kwargs, states
 
 from brokergate import (
     BrokerMessage,
+    ConnectionLost,
     EventStream,
     FirstockConfig,
+    NotAuthenticated,
     Notice,
     Secret,
     Transitioned,
@@ -218,3 +220,48 @@ async def test_a_paused_reader_is_not_taken_for_a_dead_connection(
             assert [int(m.split(",")[0].split(":")[1]) for m in got] == list(range(2000))
             assert session.state == "authenticated"
         assert sim.stats.sockets_opened == 1 and sim.stats.ping_timeouts == 0
+
+
+async def test_a_send_across_a_drop_is_written_or_refused_never_lost_silently(
+    clock: trio.testing.MockClock,
+) -> None:
+    """The application sends throughout a dropped connection and its restore: each send either
+    returns (written to the connection) or raises, saying nothing was written; CQG received
+    nothing that was refused, and the ``restored`` notice hands re-subscribing back to the
+    application (CQG does not carry subscriptions across connections)."""
+    outcomes: dict[int, str] = {}
+    async with run_cqg_simulator([CqgAccount("alice", "alice-pw")],
+                                 echo_application=False) as sim:
+        async with open_session(cqg_config(sim.url, "alice"), **session_kwargs([])) as session:
+            stream = session.events()
+            await session.wait_authenticated()
+
+            async def sender() -> None:
+                for n in range(300):
+                    order = bytes([3 << 3 | 2, 8]) + b"%08d" % n  # an order_requests field
+                    try:
+                        await session.send(order)
+                        outcomes[n] = "written"
+                    except NotAuthenticated:  # the gate: nothing is written until restored
+                        outcomes[n] = "refused"
+                    except ConnectionLost as exc:
+                        assert "not sent" in str(exc)
+                        outcomes[n] = "refused"
+                    await trio.sleep(0.002)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender)
+                await trio.sleep(0.2)
+                await sim.drop("alice")
+                restored = None
+                async for event in stream:
+                    if isinstance(event, Notice) and event.kind == "restored":
+                        restored = event
+                        break
+            assert restored is not None and "subscri" in restored.detail
+            await trio.sleep(0.1)
+    received = {int(raw[2:]) for raw in sim.stats.app_messages}
+    refused = {n for n, what in outcomes.items() if what == "refused"}
+    assert len(outcomes) == 300 and refused, "the drop fell between sends"
+    assert received.isdisjoint(refused)
+    assert received <= {n for n, what in outcomes.items() if what == "written"}
