@@ -194,6 +194,18 @@ class SocketAnswer:
     unreadable: str | None = None
 
 
+#: What a socket message must contain, as written, to be a verdict on the token: the markers
+#: ``read_socket_message`` looks for, and a backslash (an escape could spell any of them).
+_VERDICT_MARKS: Final = ("ck", "message", "status", "Maximum sessions limit", "\\")
+
+
+def plainly_data(text: str) -> bool:
+    """Whether a text socket message cannot be a verdict on the token (``read_socket_message``
+    would find its ``ok`` None): none of the verdict markers is in it. Market data is plainly
+    data, so an authenticated session hands it on without parsing its JSON."""
+    return not any(mark in text for mark in _VERDICT_MARKS)
+
+
 def read_socket_message(data: bytes | str) -> SocketAnswer:
     """Classify one socket message of either variant. Never raises."""
     if isinstance(data, bytes):

@@ -409,7 +409,11 @@ class FirstockSession(LoginModel):
             super().on_timer(name)
 
     def on_frame(self, event: FrameReceived) -> None:
-        verdict = codec.read_socket_message(event.data)
+        data = event.data
+        if self.state == AUTHENTICATED and type(data) is str and codec.plainly_data(data):
+            self.emit(Deliver(None, data))  # the data path: nothing for the session in it
+            return
+        verdict = codec.read_socket_message(data)
         if self.state == AWAITING_LOGIN_RESPONSE:
             if verdict.unreadable is not None:
                 detail = f"Firstock sent an unreadable socket message: {verdict.unreadable}"

@@ -1,8 +1,13 @@
-"""The CQG data path's shortcut: a frame whose top-level fields are all ones the session schema
-does not declare is handed to the application without being decoded. ``application_only``
-walks only the field keys and lengths; here it is held to the full decoding it stands in for."""
+"""The data path's shortcuts, each held to the full decoding it stands in for.
+
+CQG: a frame whose top-level fields are all ones the session schema does not declare is handed to
+the application without being decoded; ``application_only`` walks only the field keys and
+lengths. Firstock: a socket message with none of the verdict markers in it is handed on without
+parsing its JSON (``plainly_data``)."""
 
 from __future__ import annotations
+
+import json
 
 import hypothesis.strategies as st
 from hypothesis import given, settings
@@ -15,6 +20,7 @@ from brokergate.machines.cqg.codec import (
     decode_server,
     has_application_part,
 )
+from brokergate.machines.firstock.codec import plainly_data, read_socket_message
 
 DECLARED = sorted(f.number for f in pb.ServerMsg.DESCRIPTOR.fields)
 
@@ -106,3 +112,39 @@ def test_session_fields_and_empty_frames_go_the_long_way() -> None:
     market_data = bytes([10 << 3 | 2, 3]) + b"abc"
     assert application_only(market_data)
     assert not application_only(market_data + ping)
+
+
+# -- Firstock ----------------------------------------------------------------------------------
+
+KEYS = st.sampled_from(["t", "s", "message", "status", "emsg", "lp", "tk", "e", "v"])
+VALUES = st.one_of(
+    st.sampled_from(["ck", "ok", "OK", "Authentication successful", "unauthenticated", "failed",
+                     "Failed", "Maximum sessions limit reached", "df", "22000.05", "NSE"]),
+    st.text(max_size=12), st.integers(), st.none(), st.booleans())
+DOCS = st.recursive(st.dictionaries(KEYS, VALUES, max_size=5),
+                    lambda inner: st.dictionaries(KEYS, st.one_of(VALUES, inner), max_size=4),
+                    max_leaves=12)
+
+
+@given(DOCS, st.booleans())
+@settings(max_examples=800, deadline=None)
+def test_a_message_that_is_plainly_data_is_never_a_verdict(doc: dict[str, object],
+                                                           ascii_only: bool) -> None:
+    text = json.dumps(doc, ensure_ascii=ascii_only)
+    if plainly_data(text):
+        assert read_socket_message(text).ok is None
+
+
+@given(st.text(max_size=120))
+@settings(max_examples=800, deadline=None)
+def test_arbitrary_text_that_is_plainly_data_is_never_a_verdict(text: str) -> None:
+    if plainly_data(text):
+        assert read_socket_message(text).ok is None
+
+
+def test_market_data_is_plainly_data_and_every_verdict_is_not() -> None:
+    assert plainly_data('{"t":"df","e":"NSE","tk":"26000","lp":"22000.05"}')
+    for verdict in ('{"t":"ck","s":"OK"}', '{"status":"failed","message":"unauthenticated"}',
+                    '{"message":"Authentication successful"}', "Maximum sessions limit",
+                    '{"\\u0074":"\\u0063k"}'):
+        assert not plainly_data(verdict)
