@@ -184,6 +184,8 @@ def application_only(raw: bytes) -> bool:
     False when it holds a declared field, is empty, or its top level cannot be walked (a group,
     a bad wire type, a truncated field): ``decode_server`` then decides, and says what is
     wrong. A test holds this to the full decoding on generated frames."""
+    # The varint reads are written out in place, not in a helper: this runs for every frame, and
+    # a call per field would cost more than the read itself.
     pos, end = 0, len(raw)
     if not end:
         return False
