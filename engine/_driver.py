@@ -349,6 +349,7 @@ class SessionDriver:
         """
         self._started()
         queue, timers = self._queue, self._timers
+        cancelled = False
         try:
             while True:
                 if self._deferred is not None:
@@ -370,8 +371,24 @@ class SessionDriver:
                     return
                 await self._execute_all(self._handle(event))
                 del event
+        except trio.Cancelled:
+            cancelled = True
+            raise
         finally:
-            self._let_go()
+            if cancelled:
+                # The host is cancelling the session's tasks. Asking the alarm clock for a
+                # due timer now would start a worker that is cancelled at once, again and
+                # again (a busy loop until the stop's bound). What is queued is left to the
+                # stop, which carries it out in its own shielded task.
+                self._busy = False
+                self._wake_changed()
+            else:
+                self._let_go()
+
+    def _wake_changed(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     def end(self) -> None:
         """The session is over: no event moves the machine from now on."""
@@ -962,6 +979,12 @@ class SessionDriver:
         self._settle()  # a session at rest is over for its waiters now, transition or not
         self.hand(Stop(logout))
         while self.model.state not in TERMINAL_STATES and self.model.state != DISCONNECTED:
+            if self._queue and not self._busy and not self._closed:
+                # A worker was cancelled with events still queued (the stop among them):
+                # this task carries them out itself.
+                self._busy = True
+                await self._work()
+                continue
             await self._next_change()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -976,9 +999,7 @@ class SessionDriver:
             for waiter in self._pending.values():
                 waiter.settle(error=lost)
         self._publish(record)
-        changed, self._changed = self._changed, None
-        if changed is not None:
-            changed.set()
+        self._wake_changed()
         if record.dst == AUTHENTICATED or self._ended():
             self._settle()
 
