@@ -169,7 +169,7 @@ class SessionDriver:
         "_live_epoch",
         "_next_request_id",
         "_nursery",
-        "_paused_at",
+        "_paused",
         "_pauses",
         "_pending",
         "_queue",
@@ -225,9 +225,9 @@ class SessionDriver:
         self._full_streams = 0
         self._room: trio.Event | None = None
         self._frame_size = 0
-        # When the reading was paused for a subscriber (None: it is not), and how many pauses
-        # there have been (a ping that was pending across one proves nothing).
-        self._paused_at: float | None = None
+        # Whether the reading is paused for a subscriber, and how many pauses there have been
+        # (a ping that was pending across one proves nothing).
+        self._paused = False
         self._pauses = 0
         # A subscriber is behind from the first pause until every lossless subscriber has
         # received all it was given: since when, and whether ``slow_consumer`` was said.
@@ -471,7 +471,7 @@ class SessionDriver:
             self._drop_connection(command.code, command.reason)
 
     def _start_timer(self, command: StartTimer) -> None:
-        if self._paused_at is not None and command.name in self.model.liveness_timers:
+        if self._paused and command.name in self._liveness_timers():
             self._suspended[command.name] = command.seconds
         else:
             self._timers[command.name] = trio.current_time() + command.seconds
@@ -590,8 +590,7 @@ class SessionDriver:
             except Exception as exc:  # keep a surprise inside this session
                 self._log("internal_error", detail=_summarise(exc))
                 return
-        if (waited.cancelled_caught and epoch == self._live_epoch
-                and self._paused_at is None and pauses == self._pauses):
+        if waited.cancelled_caught and epoch == self._live_epoch and pauses == self._pauses:
             # (A pause of the reading for a slow subscriber also holds back the pong.)
             self.hand(Closed(epoch, 1006, f"no pong within {timeout:g} s"))
 
@@ -906,7 +905,7 @@ class SessionDriver:
         liveness timers wait meanwhile. Once subscribers have been behind for
         ``slow_consumer_after`` seconds, a ``slow_consumer`` notice says so."""
         started = trio.current_time()
-        self._paused_at = started
+        self._paused = True
         self._pauses += 1
         self._suspend_liveness(started)
         if self._slow_since is None:
@@ -931,7 +930,7 @@ class SessionDriver:
                     ))
             await self._room_made()
         finally:
-            self._paused_at = None
+            self._paused = False
             self._resume_liveness(trio.current_time())
 
     def stream_drained(self) -> None:
@@ -957,9 +956,14 @@ class SessionDriver:
         """The largest backlog among the subscribers (events, bytes)."""
         return max((stream.backlog for stream in self._subscribers), default=(0, 0))
 
+    def _liveness_timers(self) -> tuple[str, ...]:
+        """The timers that judge the connection dead when they fire: the WebSocket ping's and
+        the machine's own (CQG's Pong deadline)."""
+        return (_PING_TIMER, *self.model.liveness_timers)
+
     def _suspend_liveness(self, now: float) -> None:
         """Hold the timers that judge the connection's liveness: the reading is paused."""
-        for name in (_PING_TIMER, *self.model.liveness_timers):
+        for name in self._liveness_timers():
             deadline = self._timers.pop(name, None)
             if deadline is not None:
                 self._suspended[name] = max(0.0, deadline - now)
