@@ -77,6 +77,18 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         """How many logged-in connections the user has right now."""
         return len(self._connections(user_name))
 
+    def send(self, user_name: str, frames: Iterable[bytes]) -> int:
+        """Queue ``frames`` (serialized ``Response``s the server sends unprompted: market data,
+        whatever the test needs the client to receive) on each of the user's logged-in
+        connections, in order, behind what is already queued. Returns how many connections took
+        them. The simulator's writer sends them as fast as the client reads."""
+        frames = list(frames)
+        taken = 0
+        for conn in self._connections(user_name):
+            if all(conn.deliver(frame) for frame in frames):
+                taken += 1
+        return taken
+
     async def _wait_finished(self, conns: Iterable[Connection]) -> None:
         # Bounded: a client that never answers a close frame must not hold up the caller.
         with trio.move_on_after(CONTROL_WAIT):

@@ -76,6 +76,14 @@ class Connection(QueuedConnection):
         """The user logged in on this connection (None before a successful login)."""
         return self._account.user_name if self._account is not None else None
 
+    def deliver(self, frame: bytes) -> bool:
+        """Queue a frame behind what is already queued, on a logged-in connection only; False if
+        it is not (or no longer) one."""
+        if self._ended or self._phase is not Phase.LOGGED_IN:
+            return False
+        self._post(frame)
+        return True
+
     def close(self, code: int, reason: str | None = None) -> bool:
         """Close with ``code`` once the frames already queued are out; False if already ending.
 
