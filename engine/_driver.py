@@ -26,6 +26,7 @@ import inspect
 import math
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -56,7 +57,8 @@ from brokergate.engine._events import (
 )
 from brokergate.engine._http import HttpCaller
 from brokergate.engine._tokens import StoredToken, TokenStore
-from brokergate.engine._transport import describe_connect_error, open_stream, websocket_handshake
+from brokergate.engine._transport import describe_connect_error, open_stream
+from brokergate.engine._websocket import open_client
 from brokergate.machines import (
     AUTHENTICATED,
     DISCONNECTED,
@@ -313,8 +315,8 @@ class SessionDriver:
         """Carry out what ``hand`` left to the connection task that handed the event.
 
         These are the machine's own small frames (a login, a pong), bounded like every control
-        frame (``write``); while they are written, the connection's next frames wait in
-        trio-websocket's queue, as they do whenever the session is busy."""
+        frame (``write``); while they are written, the connection's next frames wait unread
+        (the connection's reader is the task writing them)."""
         commands, self._deferred = self._deferred, None
         assert commands is not None
         try:
@@ -496,10 +498,12 @@ class SessionDriver:
     # ------------------------------------------------------------------ connection
 
     async def _connection_task(self, conn: _Connection, url: str) -> None:
-        """Open the connection and pump its messages to the driver until it ends.
+        """Open the connection, then wait for it to end and report how.
 
-        Runs until the connection ends by itself (reported as Closed / ConnectFailed) or the
-        driver cancels ``conn`` because the machine left it behind.
+        Its frames do not pass through this task: trio-websocket's reader hands each to
+        ``_frame`` in the reader's own task (``brokergate.engine._websocket``). Runs until the
+        connection ends by itself (reported as Closed / ConnectFailed) or the driver cancels
+        ``conn`` because the machine left it behind.
         """
         self._started()
         epoch = conn.epoch
@@ -515,23 +519,14 @@ class SessionDriver:
                     # encoded (a label over 63 characters in a broker's redirect URL)
                     self.hand(ConnectFailed(epoch, describe_connect_error(exc)))
                     return
-                ws = await websocket_handshake(tasks, stream, url, self.settings.max_frame_size)
-                conn.ws = ws
-                if self.hand(Connected(epoch), writer=True):
-                    await self.write_own()
-                try:
-                    while True:
-                        data = await ws.get_message()
-                        self._frame_size = len(data)
-                        if self.hand(FrameReceived(epoch, data), writer=True):
-                            await self.write_own()
-                        if self._full_streams:
-                            await self._wait_for_room()
-                except trio_websocket.ConnectionClosed as exc:
-                    reason = exc.reason
-                    code = reason.code if reason else 1006
-                    text = reason.reason if reason else None
-                    self.hand(Closed(epoch, code, self._close_reason(code, text)))
+                delivery = await open_client(
+                    tasks, stream, url, max_message_size=self.settings.max_frame_size,
+                    on_open=partial(self._opened, conn), on_message=partial(self._frame, epoch),
+                )
+                await delivery.ended.wait()
+                closed = delivery.ws.closed
+                code, text = (closed.code, closed.reason) if closed else (1006, None)
+                self.hand(Closed(epoch, code, self._close_reason(code, text)))
                 tasks.cancel_scope.cancel()
         except* trio_websocket.HandshakeError as group:
             self.hand(ConnectFailed(epoch, describe_connect_error(group.exceptions[0])))
@@ -543,6 +538,22 @@ class SessionDriver:
         finally:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
+
+    async def _opened(self, conn: _Connection, ws: trio_websocket.WebSocketConnection) -> None:
+        """The broker accepted the WebSocket: the machine hears of it before any frame."""
+        conn.ws = ws
+        if self.hand(Connected(conn.epoch), writer=True):
+            await self.write_own()
+
+    async def _frame(self, epoch: int, data: bytes | str) -> None:
+        """One frame from the broker, in trio-websocket's reader task: while this waits (for
+        the machine's own reply to be written, or for a full subscriber to make room), nothing
+        more is read from the connection."""
+        self._frame_size = len(data)
+        if self.hand(FrameReceived(epoch, data), writer=True):
+            await self.write_own()
+        if self._full_streams:
+            await self._wait_for_room()
 
     def _close_reason(self, code: int, reason: str | None) -> str | None:
         """The reason of a close, naming the broker where its frames were at fault.

@@ -100,23 +100,6 @@ async def open_stream(url: str, ca_file: str | None) -> trio.abc.Stream:
     return stream
 
 
-async def websocket_handshake(
-    nursery: trio.Nursery, stream: trio.abc.Stream, url: str, max_message_size: int
-) -> trio_websocket.WebSocketConnection:
-    """The WebSocket opening handshake over an open stream; its reader task runs in nursery."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    default_port = 443 if _tls(url) else 80
-    host_header = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
-    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return await trio_websocket.wrap_client_stream(
-        nursery, stream, host_header, resource,  # type: ignore[arg-type]
-        max_message_size=max_message_size,
-    )
-
-
 def root_cause(exc: BaseException) -> BaseException:
     """The most specific error behind a connect failure: trio wraps per-address attempts in a
     group, trio-websocket re-raises inside ``except`` blocks, and httpcore wraps the original."""
