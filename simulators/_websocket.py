@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,9 +31,37 @@ NORMAL_CLOSURE: Final = 1000
 #: they time is the client and the wire, not this pause.
 LOGIN_SETTLE: Final = 0.01
 
+#: Seconds a connection cut off for reading too slowly waits for its client to take the frame
+#: that was being written (it goes out whole, then the last words and the close), before the
+#: simulator gives up and drops the TCP connection.
+CUT_OFF_GRACE: Final = 30.0
+
 #: How a connection ends: a close code and reason, "drop" (no close frame), "stall" (go silent
 #: but keep the TCP connection open), or None when the client went first.
 Ending = tuple[int, str | None] | Literal["drop", "stall"] | None
+
+
+@dataclass(frozen=True)
+class SlowReaderRule:
+    """When a server gives up on a client that reads too slowly. Every bound is optional.
+
+    A frame waits from the moment it is queued until the client's TCP connection has taken all
+    of it. A client that reads slowly but steadily makes the queue grow; one that stopped reading
+    leaves the frame at the head of the queue stuck in its write.
+    """
+
+    #: Bytes queued and not yet written (QST: its outbound queue overflowed). The frames a
+    #: test queues at once count together: a burst above this bound overflows it at once.
+    max_queued_bytes: int | None = None
+    #: Seconds the frame at the head of the queue may take to be written, counted from when it
+    #: got there (QST: the client stopped reading).
+    max_stall: float | None = None
+    #: Seconds any frame may wait, counted from when it was queued (CQG: the real-time data lag).
+    max_lag: float | None = None
+
+    @property
+    def timed(self) -> bool:
+        return self.max_stall is not None or self.max_lag is not None
 
 
 class LoopbackServer:
@@ -161,14 +190,26 @@ class QueuedConnection:
 
     Subclasses implement ``_read_loop`` and ``_ending_now`` (stop listening, leave whatever
     registry counted the connection), and may override ``_started`` (runs before the reader).
+    With a ``SlowReaderRule`` the writer's queue is watched, and ``_too_slow`` (the subclass's
+    answer: a close code, a last message) is called once when the client breaks the rule.
     """
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+    def __init__(
+        self, ws: trio_websocket.WebSocketConnection, slow_reader: SlowReaderRule | None = None
+    ) -> None:
         self._ws = ws
         self._ending: Ending = None
         self._ended = False
         self._nursery: trio.Nursery | None = None
         self._out_tx, self._out_rx = trio.open_memory_channel[bytes | str | Close](math.inf)
+        self._rule = slow_reader
+        #: With a rule: (time queued, bytes) of every frame queued and not yet written, oldest
+        #: first (the first one may be in its write).
+        self._waiting: deque[tuple[float, int]] = deque()
+        self._waiting_bytes = 0
+        self._written = 0  # frames written so far
+        self._head_since = 0.0  # when the first waiting frame got to the head of the queue
+        self._watch_wake: trio.Event | None = None
 
     async def run(self) -> Ending:
         """Serve the connection; returns how the server should end it."""
@@ -176,6 +217,8 @@ class QueuedConnection:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._spawn(self._write_loop)
+                if self._rule is not None and self._rule.timed:
+                    self._spawn(self._watch_reader, self._rule)
                 self._started()
                 self._spawn(self._read_loop)
         finally:
@@ -201,6 +244,38 @@ class QueuedConnection:
     def _ending_now(self) -> None:
         raise NotImplementedError
 
+    def _too_slow(self, why: str) -> None:
+        """The client broke the slow-reader rule (``why`` says how); typically ``_cut_off``."""
+        raise NotImplementedError
+
+    def _cut_off(self, last: bytes | str | None, ending: Ending) -> int:
+        """End a connection whose client reads too slowly: what is queued and not yet written is
+        thrown away (a frame in its write still goes out whole, so the stream stays valid), then
+        ``last`` (if any) is sent and the connection ends as ``ending`` says. If the client
+        does not take the frame in its write within ``CUT_OFF_GRACE`` seconds, the TCP
+        connection is dropped. Returns how many queued frames were thrown away."""
+        self._rule = None  # judged once
+        thrown = 0
+        while True:
+            try:
+                item = self._out_rx.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if not isinstance(item, Close):
+                thrown += 1
+        for _ in range(min(thrown, len(self._waiting))):
+            self._waiting.pop()
+        if last is not None:
+            self._post(last)
+        self._post(Close(ending))
+        if self._nursery is not None and not self._ended:
+            self._spawn(self._drop_later, CUT_OFF_GRACE)
+        return thrown
+
+    async def _drop_later(self, delay: float) -> None:
+        await trio.sleep(delay)
+        self._end("drop")
+
     # -- plumbing -------------------------------------------------------------------------------
 
     def _spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
@@ -223,8 +298,22 @@ class QueuedConnection:
             self._nursery.cancel_scope.cancel()
 
     def _post(self, item: bytes | str | Close) -> None:
-        if not self._ended:
-            self._out_tx.send_nowait(item)  # unbounded: never blocks
+        if self._ended:
+            return
+        self._out_tx.send_nowait(item)  # unbounded: never blocks
+        rule = self._rule
+        if rule is None or isinstance(item, Close):
+            return
+        now = trio.current_time()
+        if not self._waiting:
+            self._head_since = now
+            if self._watch_wake is not None:
+                self._watch_wake.set()
+        self._waiting.append((now, len(item)))
+        self._waiting_bytes += len(item)
+        limit = rule.max_queued_bytes
+        if limit is not None and self._waiting_bytes > limit:
+            self._too_slow(f"{self._waiting_bytes} bytes queued, more than {limit}")
 
     async def _write_loop(self) -> None:
         async for item in self._out_rx:
@@ -232,3 +321,27 @@ class QueuedConnection:
                 self._end(item.ending)
                 return
             await self._ws.send_message(item)
+            self._written += 1
+            if self._waiting:
+                self._waiting_bytes -= self._waiting.popleft()[1]
+                self._head_since = trio.current_time()
+
+    async def _watch_reader(self, rule: SlowReaderRule) -> None:
+        """Judge the client by the rule's time bounds; wakes only when a bound could fall due."""
+        while self._rule is rule:
+            if not self._waiting:
+                self._watch_wake = trio.Event()
+                await self._watch_wake.wait()
+                self._watch_wake = None
+                continue
+            written = self._written
+            due, why = math.inf, ""
+            if rule.max_lag is not None:
+                due, why = self._waiting[0][0] + rule.max_lag, f"a frame waited {rule.max_lag:g} s"
+            if rule.max_stall is not None and self._head_since + rule.max_stall < due:
+                due = self._head_since + rule.max_stall
+                why = f"a write made no progress for {rule.max_stall:g} s"
+            await trio.sleep_until(due)
+            if self._rule is rule and self._written == written and self._waiting:
+                self._too_slow(why)
+                return

@@ -84,6 +84,10 @@ class SimulatorStats:
     wrong_passwords: dict[str, int] = field(default_factory=dict)
     #: A copy of every LoginRequest received, for tests that check field presence.
     login_requests: list[pb.LoginRequest] = field(default_factory=list)
+    #: One line per connection closed with 4102 for reading too slowly: who, and why.
+    slow_readers: list[str] = field(default_factory=list)
+    #: Frames queued for those connections and thrown away unwritten when they were closed.
+    frames_discarded: int = 0
 
 
 def demo_accounts() -> list[QstAccount]:

@@ -16,6 +16,7 @@ from brokergate.simulators._websocket import (
     STALL_SECONDS,
     Ending,
     LoopbackServer,
+    SlowReaderRule,
     finish,
     handshake,
     running,
@@ -27,22 +28,41 @@ log = logging.getLogger(__name__)
 
 #: Seconds a control method (drop, close) waits for the connections it ended to be gone.
 CONTROL_WAIT: Final = CLOSE_TIMEOUT + 1.0
+#: Seconds a frame may wait at the head of a connection's queue, unwritten because the client
+#: stopped reading, before the simulator closes with 4102 (QST does not publish its bound).
+DEFAULT_SLOW_READER_TIMEOUT: Final = 30.0
+#: Bytes that may wait in a connection's queue, unwritten, before it overflows: 4102.
+DEFAULT_OUTBOUND_QUEUE_LIMIT: Final = 32 << 20
 
 
 class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
-    """A fake QST server. ``client_ids=None`` accepts any non-empty client_id."""
+    """A fake QST server. ``client_ids=None`` accepts any non-empty client_id.
+
+    A client that reads too slowly is closed with 4102, as QST does when its outbound queue for
+    the connection overflows: when a frame has waited ``slow_reader_timeout`` seconds at the
+    head of the connection's queue (the client stopped reading), or when more than
+    ``outbound_queue_limit`` bytes wait in it. None turns a bound off.
+    """
 
     name = "QST"
 
     def __init__(
-        self, accounts: Iterable[QstAccount] = (), *, client_ids: Collection[str] | None = None
+        self,
+        accounts: Iterable[QstAccount] = (),
+        *,
+        client_ids: Collection[str] | None = None,
+        slow_reader_timeout: float | None = DEFAULT_SLOW_READER_TIMEOUT,
+        outbound_queue_limit: int | None = DEFAULT_OUTBOUND_QUEUE_LIMIT,
     ) -> None:
         super().__init__()
         self._client_ids = None if client_ids is None else frozenset(client_ids)
+        self.slow_reader_timeout = slow_reader_timeout
+        self.outbound_queue_limit = outbound_queue_limit
         self._numbers = itertools.count(1)
         self.stats = SimulatorStats()
         #: Logged-in connections, in the order they logged in.
         self._live: dict[Connection, None] = {}
+        self._live_changed = trio.Event()
         self._open_book(accounts)
 
     def _account_key(self, account: QstAccount) -> str:
@@ -63,10 +83,16 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
     def attach(self, conn: Connection) -> None:
         """A connection logged in."""
         self._live[conn] = None
+        self._changed()
 
     def detach(self, conn: Connection) -> None:
         """A connection is ending (any way at all). Idempotent."""
-        self._live.pop(conn, None)
+        if self._live.pop(conn, False) is None:
+            self._changed()
+
+    def _changed(self) -> None:
+        self._live_changed.set()
+        self._live_changed = trio.Event()
 
     # -- controls (for tests and demos) ---------------------------------------------------------
 
@@ -89,6 +115,11 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
                 taken += 1
         return taken
 
+    async def wait_live_connections(self, user_name: str, count: int) -> None:
+        """Until the user has ``count`` logged-in connections (0: until the last one ended)."""
+        while self.live_connections(user_name) != count:
+            await self._live_changed.wait()
+
     async def _wait_finished(self, conns: Iterable[Connection]) -> None:
         # Bounded: a client that never answers a close frame must not hold up the caller.
         with trio.move_on_after(CONTROL_WAIT):
@@ -110,6 +141,12 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         await self._wait_finished(conns)
         return len(conns)
 
+    def _slow_reader_rule(self) -> SlowReaderRule | None:
+        if self.slow_reader_timeout is None and self.outbound_queue_limit is None:
+            return None
+        return SlowReaderRule(max_queued_bytes=self.outbound_queue_limit,
+                              max_stall=self.slow_reader_timeout)
+
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """One TCP connection. Nothing may escape: a bad client must not stop the server."""
         label = f"connection {next(self._numbers)}"
@@ -121,7 +158,7 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
                 ws = await handshake(ws_tasks, stream)
                 if ws is not None:
                     self.stats.connections += 1
-                    conn = Connection(self, ws, label)
+                    conn = Connection(self, ws, label, self._slow_reader_rule())
                     ending = await conn.run()
                     await finish(ws, stream, ending)
                 ws_tasks.cancel_scope.cancel()
@@ -145,7 +182,11 @@ async def run_qst_simulator(
     host: str = "127.0.0.1",
     port: int = 0,
     client_ids: Collection[str] | None = None,
+    slow_reader_timeout: float | None = DEFAULT_SLOW_READER_TIMEOUT,
+    outbound_queue_limit: int | None = DEFAULT_OUTBOUND_QUEUE_LIMIT,
 ) -> AsyncIterator[QstSimulator]:
     """Serve a QST simulator for the duration of the block."""
-    async with running(QstSimulator(accounts, client_ids=client_ids), host, port) as sim:
-        yield sim
+    sim = QstSimulator(accounts, client_ids=client_ids, slow_reader_timeout=slow_reader_timeout,
+                       outbound_queue_limit=outbound_queue_limit)
+    async with running(sim, host, port) as serving:
+        yield serving

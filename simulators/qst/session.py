@@ -11,7 +11,7 @@ import trio_websocket
 from google.protobuf.message import DecodeError
 
 from brokergate.machines.qst import qst_pb2 as pb
-from brokergate.simulators._websocket import Close, QueuedConnection
+from brokergate.simulators._websocket import Close, QueuedConnection, SlowReaderRule
 from brokergate.simulators.qst import frames
 from brokergate.simulators.qst.accounts import QstAccount
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 CLOSE_GRACE: Final = 0.1
 #: WebSocket close code for a policy violation (RFC 6455).
 POLICY_VIOLATION: Final = 1008
+#: QST's close code for a client that reads too slowly (its outbound queue overflowed).
+TOO_SLOW: Final = 4102
 
 _CLOSE_REASONS: Final = {
     1000: "normal closure",
@@ -61,8 +63,14 @@ class Connection(QueuedConnection):
     from its own task (so answers can overtake one another, as QST allows); every frame leaves
     through the one ordered writer of ``QueuedConnection``."""
 
-    def __init__(self, sim: QstSimulator, ws: trio_websocket.WebSocketConnection, label: str):
-        super().__init__(ws)
+    def __init__(
+        self,
+        sim: QstSimulator,
+        ws: trio_websocket.WebSocketConnection,
+        label: str,
+        slow_reader: SlowReaderRule | None = None,
+    ):
+        super().__init__(ws, slow_reader)
         self._sim = sim
         self._label = label
         self._user: str | None = None
@@ -99,6 +107,18 @@ class Connection(QueuedConnection):
     def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
         self._sim.detach(self)
+
+    def _too_slow(self, why: str) -> None:
+        """QST's rule: a client that reads too slowly is closed with 4102. What was queued for
+        it and not yet written is lost with the connection."""
+        if self._ended or self._phase is Phase.CLOSING:
+            return
+        self._phase = Phase.CLOSING
+        self._sim.detach(self)
+        who = f"user {self._user!r}" if self._user else self._label
+        self._sim.stats.slow_readers.append(f"{who}: {why}")
+        reason = f"{_CLOSE_REASONS[TOO_SLOW]}: {why}"
+        self._sim.stats.frames_discarded += self._cut_off(None, (TOO_SLOW, reason))
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self._label} (no login yet)"
