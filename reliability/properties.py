@@ -16,7 +16,11 @@ promises, whatever the faults:
 - CQG: a session that loses its connection once authenticated is restored, with no further
   logon; Firstock: a lost socket is reattached with the token in hand, with no REST login;
 - secrets: no password, API key, TOTP or token appears in the JSON-lines audit trail, the
-  session's repr and outcome, or any error message.
+  session's repr and outcome, or any error message;
+- data: after each login (the first, and the one after the strike) the simulator streams
+  numbered frames on the session's connection, and a lossless subscriber, slow for some seeds,
+  receives every one that reached the session before its connection ended, in order, none twice
+  (``check_delivery`` says precisely what is counted).
 
 A run that breaks a property records a line naming the broker, the seed and the plan, so that
 ``python -m reliability --broker qst --seed N`` replays it.
@@ -29,7 +33,7 @@ import json
 import os
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +45,7 @@ import trio.testing
 from brokergate import (
     AuditLog,
     Backoff,
+    BrokerMessage,
     ConnectionLost,
     CqgConfig,
     FirstockConfig,
@@ -53,11 +58,12 @@ from brokergate import (
     open_session,
 )
 from brokergate.engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
+from brokergate.engine._events import DEFAULT_BUFFER, EventStream
 from brokergate.machines import AUTHENTICATED, TERMINAL_STATES, SessionSettings, Transitioned
 from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
 from brokergate.machines.qst import qst_pb2 as qst_pb
 from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
-from brokergate.simulators.faults import FaultPlan, FaultProxy, random_plan
+from brokergate.simulators.faults import ONE_SHOT, FaultPlan, FaultProxy, random_plan
 from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
 from brokergate.simulators.qst import QstAccount, run_qst_simulator
 from reliability.tally import Tally
@@ -96,6 +102,8 @@ class World:
     sim: Any
     #: Secrets the broker side handed out, read after login (tokens).
     issued: Callable[[], list[str]] = lambda: []
+    #: The account's user name at the simulator (where ``sim.send`` streams the data).
+    user: str = ""
 
 
 class Broker:
@@ -118,6 +126,15 @@ class Broker:
 
     def violations(self, sim: Any) -> list[str]:
         return list(sim.stats.violations)
+
+    def feed(self, stream: int, count: int) -> list[Any]:
+        """``count`` numbered frames of stream ``stream``, as ``sim.send`` takes them: data the
+        session layer only hands on (market data), each saying (stream, number)."""
+        raise NotImplementedError
+
+    def numbered(self, message: Any) -> tuple[int, int] | None:
+        """(stream, number) of a broker message ``feed`` made; None for anything else."""
+        raise NotImplementedError
 
     def after_recovery(self, before: dict[str, Any], after: dict[str, Any],
                        steps: list[Transitioned], tally: Tally) -> list[str]:
@@ -164,7 +181,7 @@ class Qst(Broker):
             config = QstConfig(url=proxy.url(sim.url), user_name=user,
                                password=Secret(password), client_id="reliability",
                                backoff=BACKOFF, **TIMEOUTS)
-            yield World(config, [proxy], proxy, sim)
+            yield World(config, [proxy], proxy, sim, user=user)
 
     async def early(self, session: Session) -> None:
         await session.request(qst_pb.TranslateInstrumentSymbolRequest(
@@ -175,6 +192,19 @@ class Qst(Broker):
             symbol_source=1, instrument_symbols=["ESZ6"]))
         if not answer.records:
             raise AssertionError("the translation came back empty")
+
+    def feed(self, stream: int, count: int) -> list[Any]:
+        # An unsolicited Response (no request_id): the session delivers its payload as data.
+        frames = []
+        for n in range(count):
+            data = qst_pb.TranslateInstrumentSymbolResponse(
+                records=[qst_pb.InstrumentSymbol(symbol=f"{_FEED} {stream} {n}")])
+            frames.append(qst_pb.Response(translate_instrument_symbol=data).SerializeToString())
+        return frames
+
+    def numbered(self, message: Any) -> tuple[int, int] | None:
+        records = getattr(message, "records", None)
+        return _numbers(records[0].symbol) if records else None
 
 
 # --- CQG ----------------------------------------------------------------------------------------
@@ -208,13 +238,28 @@ class Cqg(Broker):
                 token = sim.session_token(user)
                 return [token] if token else []
 
-            yield World(config, [proxy], proxy, sim, issued)
+            yield World(config, [proxy], proxy, sim, issued, user)
 
     async def early(self, session: Session) -> None:
         await session.send(_cqg_app_message())
 
     async def use(self, session: Session) -> None:
         await session.send(_cqg_app_message())
+
+    def feed(self, stream: int, count: int) -> list[Any]:
+        frames = []
+        for n in range(count):
+            payload = f"{_FEED} {stream} {n}".encode()
+            # A length-delimited field the session schema does not declare (CQG keeps 1-30 for
+            # the application's traffic), so the frame takes the application-only path.
+            frames.append(bytes([_CQG_FEED_FIELD << 3 | 2, len(payload)]) + payload)
+        return frames
+
+    def numbered(self, message: Any) -> tuple[int, int] | None:
+        raw = getattr(message, "raw", b"")
+        if raw[:1] != bytes([_CQG_FEED_FIELD << 3 | 2]) or len(raw) != raw[1] + 2:
+            return None
+        return _numbers(raw[2:].decode("ascii", "replace"))
 
     def after_recovery(self, before: dict[str, Any], after: dict[str, Any],
                        steps: list[Transitioned], tally: Tally) -> list[str]:
@@ -228,6 +273,10 @@ class Cqg(Broker):
         if not refused and after["restores"] <= before["restores"]:
             problems.append("the connection came back without a restore")
         return problems
+
+
+#: The application field the CQG stream's frames carry.
+_CQG_FEED_FIELD = 10
 
 
 def _cqg_app_message() -> cqg_pb.ClientMsg:
@@ -277,13 +326,29 @@ class Firstock(Broker):
                     token = sim.token_of(user)
                     return [token] if token else []
 
-                yield World(config, [rest, sock], sock, sim, issued)
+                yield World(config, [rest, sock], sock, sim, issued, user)
 
     async def early(self, session: Session) -> None:
         await session.call("limit")
 
     async def use(self, session: Session) -> None:
         await session.call("limit")
+
+    def feed(self, stream: int, count: int) -> list[Any]:
+        # Touchline-like socket messages with none of the verdict markers in them.
+        return [json.dumps({"t": "tf", "e": "NSE", "tk": _FEED, "lp": f"{stream} {n}"})
+                for n in range(count)]
+
+    def numbered(self, message: Any) -> tuple[int, int] | None:
+        if not isinstance(message, str):
+            return None
+        try:
+            doc = json.loads(message)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict) or doc.get("tk") != _FEED:
+            return None
+        return _numbers(f"{_FEED} {doc.get('lp')}")
 
     def after_recovery(self, before: dict[str, Any], after: dict[str, Any],
                        steps: list[Transitioned], tally: Tally) -> list[str]:
@@ -296,6 +361,18 @@ class Firstock(Broker):
         if after["socket_attaches"] <= before["socket_attaches"]:
             return ["the socket came back without a reattach"]
         return []
+
+
+#: What marks a frame of the data stream: "feed <stream> <number>".
+_FEED = "feed"
+
+
+def _numbers(text: str) -> tuple[int, int] | None:
+    """(stream, number) from "feed <stream> <number>"; None if it is not that."""
+    parts = text.split(" ")
+    if len(parts) != 3 or parts[0] != _FEED or not (parts[1].isdigit() and parts[2].isdigit()):
+        return None
+    return int(parts[1]), int(parts[2])
 
 
 def _user(seed: int) -> str:
@@ -351,6 +428,229 @@ def _bound(config: SessionSettings) -> float:
     return attempts * per_attempt + probe + 10.0
 
 
+# --- the data path ------------------------------------------------------------------------------
+
+#: Frames in each stream, drawn per run.
+STREAM_FRAMES = (10, 25, 60)
+#: A slow consumer's time per event, and its buffer: small, so that it fills and the session
+#: stops reading (TCP then holds the rest in the proxy and the simulator).
+SLOW_DELAYS = (0.005, 0.02, 0.1)
+SLOW_BUFFERS = (1, 4, 16)
+#: A slow consumer sleeps off the time it owes once it owes this much (or has nothing left to
+#: read): every sleep under the mock clock costs its autojump threshold in real time.
+SLOW_QUANTUM = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class DataPlan:
+    """How a run streams data after each login, and how its subscriber reads it."""
+
+    frames: int
+    #: Seconds the subscriber takes over each event (0: a consumer that keeps up).
+    delay: float = 0.0
+    #: The subscriber's buffer, in events.
+    buffer: int = DEFAULT_BUFFER
+
+    @classmethod
+    def draw(cls, broker: str, seed: int) -> DataPlan:
+        # A generator of its own, so that adding the data path changed no seed's behaviour or
+        # fault plan: old failures still replay as they were.
+        rng = random.Random(f"{broker}:{seed}:data")
+        frames = rng.choice(STREAM_FRAMES)
+        if rng.random() < 0.5:
+            return cls(frames, rng.choice(SLOW_DELAYS), rng.choice(SLOW_BUFFERS))
+        return cls(frames)
+
+    def describe(self) -> str:
+        if not self.delay:
+            return f"streams of {self.frames} frames"
+        return (f"streams of {self.frames} frames to a slow consumer "
+                f"({self.delay * 1000:g} ms per event, buffer {self.buffer})")
+
+
+@dataclass
+class StreamRecord:
+    """One stream: the frames the simulator queued on the session's connection after a login."""
+
+    number: int
+    frames: int
+    #: The proxy's number for the connection that carried it.
+    link: int
+    #: Where the audit trail stood when it started (the transitions after say how it ended).
+    audit_at: int
+    #: Why a missing tail is no loss (the connection was cut or given up); None: it is one.
+    excused: str | None = None
+
+
+@dataclass
+class Delivery:
+    """What ``check_delivery`` found."""
+
+    lost: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def check_delivery(delivered: Sequence[tuple[int, int]], sent: Mapping[int, int],
+                   excused: Collection[int] = ()) -> Delivery:
+    """Hold what a lossless subscriber received, ``delivered`` ((stream, number) in the order
+    received), to what was sent, ``sent`` (stream -> frames queued, numbered from 0).
+
+    TCP delivers a prefix of what was written, and a fault can only cut a connection short, never
+    take bytes out of its middle. So on every stream the subscriber must receive 0, 1, 2... with
+    no number twice, none out of order (nor a stream's frame after a later stream's), and no gap
+    below the highest number received. And it must receive the whole stream unless the stream is
+    ``excused`` (its connection ended before it was all read: the tail is what never reached the
+    session). A frame that was never sent counts as out of order.
+    """
+    found = Delivery()
+    notes: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    highest: dict[int, int] = {}
+    latest = -1
+    for stream, number in delivered:
+        if (stream, number) in seen:
+            found.duplicated += 1
+            notes.append(f"frame {number} of stream {stream} received twice")
+            continue
+        seen.add((stream, number))
+        if not 0 <= number < sent.get(stream, 0):
+            found.out_of_order += 1
+            notes.append(f"frame {number} of stream {stream} received, never sent")
+        elif stream < latest:
+            found.out_of_order += 1
+            notes.append(f"frame {number} of stream {stream} after stream {latest}'s")
+        elif number < highest.get(stream, -1):
+            found.out_of_order += 1
+            notes.append(f"frame {number} of stream {stream} after frame {highest[stream]}")
+        latest = max(latest, stream)
+        highest[stream] = max(highest.get(stream, -1), number)
+    for stream, count in sorted(sent.items()):
+        due = highest.get(stream, -1) + 1 if stream in excused else count
+        missing = [n for n in range(due) if (stream, n) not in seen]
+        if missing:
+            found.lost += len(missing)
+            where = ("below the highest received" if stream in excused
+                     else "on a connection no fault ended")
+            notes.append(f"stream {stream}: {len(missing)} of {count} frames never received "
+                         f"{where} (the first: {missing[0]})")
+    if notes:
+        shown = "; ".join(notes[:5]) + (f"; and {len(notes) - 5} more" if len(notes) > 5 else "")
+        found.problems.append(f"data path: {found.lost} frame(s) lost, {found.duplicated} "
+                              f"duplicated, {found.out_of_order} out of order: {shown}")
+    return found
+
+
+class _DataPath:
+    """One run's streams and the lossless subscriber that reads them."""
+
+    def __init__(self, broker: Broker, plan: DataPlan) -> None:
+        self.broker = broker
+        self.plan = plan
+        self.streams: list[StreamRecord] = []
+        #: (stream, number) of every numbered frame, in the order the subscriber received them.
+        self.delivered: list[tuple[int, int]] = []
+        self.received: Counter[int] = Counter()
+        #: The slow subscriber found its buffer over its bound: the session had stopped reading.
+        self.paused = False
+        self._arrived = trio.Event()
+
+    async def consume(self, events: EventStream) -> None:
+        """Read everything until the session ends, as an application would: slowly if the plan
+        says so."""
+        owed = 0.0
+        async with events:
+            async for event in events:
+                if type(event) is BrokerMessage:
+                    numbers = self.broker.numbered(event.message)
+                    if numbers is not None:
+                        self.delivered.append(numbers)
+                        self.received[numbers[0]] += 1
+                        self._arrived.set()
+                        self._arrived = trio.Event()
+                if not self.plan.delay:
+                    continue
+                backlog = events.backlog[0]
+                # Still at its bound after taking one: it was over it, which pauses the reading.
+                self.paused |= backlog >= events.buffer
+                owed += self.plan.delay
+                if owed >= SLOW_QUANTUM or not backlog:
+                    await trio.sleep(owed)
+                    owed = 0.0
+
+    async def stream(self, world: World, session: Session, audit: io.StringIO,
+                     bound: float) -> None:
+        """Stream the next numbered frames on the session's connection, and wait until the
+        subscriber has them all or that connection is gone (then the run goes on)."""
+        if session.state != AUTHENTICATED:
+            return
+        number, epoch = len(self.streams), session.epoch
+        # The session's connection is the proxy's newest: nothing else connects through it.
+        link = world.strike_proxy.stats.connections
+        if not world.sim.send(world.user, self.broker.feed(number, self.plan.frames)):
+            return  # the simulator had already let the connection go: nothing was queued
+        self.streams.append(StreamRecord(number, self.plan.frames, link, audit.tell()))
+        with trio.move_on_after(bound):
+            while (self.received[number] < self.plan.frames and session.epoch == epoch
+                   and session.state == AUTHENTICATED):
+                # The session says nothing of its connection ending to the run but through
+                # its own events; a look twice a second (virtual) is as good.
+                with trio.move_on_after(0.5):
+                    await self._arrived.wait()
+
+    def check(self, world: World, audit: str, tally: Tally) -> list[str]:
+        """Excuse the tails of streams whose connection ended early, then check the rest."""
+        cut = _cut_links(world.strike_proxy)
+        for record in self.streams:
+            if self.received[record.number] >= record.frames:
+                continue
+            if record.link in cut:
+                record.excused = f"the proxy cut connection {record.link} ({cut[record.link]})"
+                continue
+            ended = _left_authenticated(audit[record.audit_at:])
+            if ended is not None and ended.get("trigger") == "timeout":
+                # The session's own liveness check gave up on a connection whose answers were
+                # stuck behind a throttled stream: what had not arrived never will.
+                record.excused = f"the session gave up on connection {record.link}"
+        name = self.broker.name
+        tally.streams[name] += len(self.streams)
+        tally.frames_sent[name] += sum(r.frames for r in self.streams)
+        tally.frames_received[name] += len(self.delivered)
+        tally.streams_cut[name] += sum(1 for r in self.streams if r.excused)
+        if self.plan.delay and self.streams:
+            tally.slow_consumers[name] += 1
+            tally.reading_paused[name] += self.paused
+        found = check_delivery(self.delivered, {r.number: r.frames for r in self.streams},
+                               {r.number for r in self.streams if r.excused})
+        tally.frames_lost[name] += found.lost
+        tally.frames_duplicated[name] += found.duplicated
+        tally.frames_out_of_order[name] += found.out_of_order
+        return found.problems
+
+
+def _cut_links(proxy: FaultProxy) -> dict[int, str]:
+    """The proxy's connections that a one-shot fault ended (planned or struck), and how."""
+    cut: dict[int, str] = {}
+    for line in proxy.stats.log:
+        head, _, what = line.partition(": ")
+        if head.startswith("connection ") and what.split(" ", 1)[0] in ONE_SHOT:
+            cut.setdefault(int(head.removeprefix("connection ")), what)
+    return cut
+
+
+def _left_authenticated(audit_jsonl: str) -> dict[str, Any] | None:
+    """The first transition out of authenticated in an audit trail, if any."""
+    for line in audit_jsonl.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "transition" and event.get("src") == AUTHENTICATED:
+            return event if isinstance(event, dict) else None
+    return None
+
+
 @dataclass
 class RunReport:
     """What one run was and how it ended."""
@@ -365,10 +665,13 @@ class RunReport:
     problems: list[str] = field(default_factory=list)
     #: The session's audit trail, JSON lines (for replaying a run that failed).
     audit: str = ""
+    #: The data plan (streams after each login, the consumer), for a session that logs in.
+    data: str = ""
 
     def label(self) -> str:
         strike = f"; struck {self.strike} after login" if self.strike else ""
-        return f"seed {self.seed} ({self.behaviour}; {self.plan}{strike})"
+        data = f"; {self.data}" if self.data else ""
+        return f"seed {self.seed} ({self.behaviour}; {self.plan}{strike}{data})"
 
 
 class _Run:
@@ -384,6 +687,9 @@ class _Run:
         logs_in = self.behaviour.state == AUTHENTICATED
         strike = rng.choice(STRIKES) if logs_in and rng.random() < 0.8 else None
         self.report = RunReport(broker.name, seed, self.behaviour.name, plan.describe(), strike)
+        self.data = _DataPath(broker, DataPlan.draw(broker.name, seed))
+        if logs_in:
+            self.report.data = self.data.plan.describe()
         self.problems = self.report.problems
         self.audit = io.StringIO()
         #: Every text the run produced besides the audit: reprs, outcomes, error messages.
@@ -401,6 +707,7 @@ class _Run:
                 self.secrets += broker.secrets(world.config)
                 self.bound = _bound(world.config)
                 await self._session(world, self.bound)
+                self.problems += self.data.check(world, self.audit.getvalue(), tally)
                 leaked += await self._open_connections(world)
                 tally.faults.update(sum((p.stats.injected for p in world.proxies), Counter()))
                 violations = broker.violations(world.sim)
@@ -450,9 +757,11 @@ class _Run:
     async def _session(self, world: World, bound: float) -> None:
         report, behaviour = self.report, self.behaviour
         with trio.move_on_after(bound * 3) as cap:
-            async with open_session(world.config, audit=AuditLog.to_stream(self.audit),
-                                    rng=random.Random(report.seed),
-                                    token_store=MemoryTokenStore()) as session:
+            # The data subscriber's task outlives the session: once it closes, the subscriber
+            # still reads what was published before, then its stream ends.
+            async with trio.open_nursery() as subscriber, open_session(
+                    world.config, audit=AuditLog.to_stream(self.audit),
+                    rng=random.Random(report.seed), token_store=MemoryTokenStore()) as session:
                 await self._early(session)
                 ended = await self._wait_end(session, bound)
                 report.state = session.state
@@ -464,6 +773,9 @@ class _Run:
                         f"({behaviour.reason or 'any reason'})")
                 if session.state == AUTHENTICATED:
                     self.secrets += world.issued()
+                    plan = self.data.plan
+                    subscriber.start_soon(self.data.consume, session.events(buffer=plan.buffer))
+                    await self._stream(world, session)
                     await self._use(session, "a request after login")
                     if report.strike is not None:
                         await self._strike(world, session, report.strike, bound)
@@ -472,6 +784,13 @@ class _Run:
                 self.problems.append("still authenticated after the session was closed")
         if cap.cancelled_caught:
             self.problems.append(f"the session did not finish within {bound * 3:.0f} s")
+
+    async def _stream(self, world: World, session: Session) -> None:
+        """Stream data on the session's connection; if a fault ends that connection meanwhile,
+        wait for the session to come back, as an application would before its next request."""
+        await self.data.stream(world, session, self.audit, self.bound)
+        if session.state != AUTHENTICATED:
+            await self._wait_end(session, self.bound)
 
     async def _early(self, session: Session) -> None:
         """The gate: a request before the login result is refused, and nothing is sent."""
@@ -537,6 +856,7 @@ class _Run:
             return
         self.problems += self.broker.after_recovery(before, session.outcome(), steps,
                                                     self.tally)
+        await self._stream(world, session)
         await self._use(session, f"a request after the {kind}")
 
 

@@ -45,6 +45,10 @@ def render(tally: Tally, *, command: str, seeds: int, elapsed: float) -> str:
     if len(brokers) > 1:
         out.append(row("**all**", brokers))
 
+    streaming = [b for b in brokers if tally.streams[b]]
+    if streaming:
+        out += ["", *_data_rows(tally, streaming)]
+
     if tally.faults:
         out += ["", "| fault injected | " + " | ".join(FAULT_KINDS) + " | total |",
                 "|---|" + "---:|" * (len(FAULT_KINDS) + 1),
@@ -58,6 +62,28 @@ def render(tally: Tally, *, command: str, seeds: int, elapsed: float) -> str:
 
     out += ["", f"Problems: {len(tally.problems)}."]
     return "\n".join(out)
+
+
+#: The data path's columns: (heading, the Tally counter). The last three must stay at zero.
+DATA_COLUMNS = (("streams", "streams"), ("frames sent", "frames_sent"),
+                ("frames received", "frames_received"), ("streams cut short", "streams_cut"),
+                ("slow consumers", "slow_consumers"), ("reading paused", "reading_paused"),
+                ("lost", "frames_lost"), ("duplicated", "frames_duplicated"),
+                ("out of order", "frames_out_of_order"))
+
+
+def _data_rows(tally: Tally, brokers: list[str]) -> list[str]:
+    """The data path: numbered frames streamed after each login and what a lossless subscriber
+    received of them (docs/reliability.md says what counts as lost)."""
+    lines = ["| data path | " + " | ".join(h for h, _ in DATA_COLUMNS) + " |",
+             "|---|" + "---:|" * len(DATA_COLUMNS)]
+    groups = [(BROKER_NAMES[b], [b]) for b in brokers]
+    if len(brokers) > 1:
+        groups.append(("**all**", brokers))
+    for name, keys in groups:
+        cells = [str(sum(getattr(tally, attr)[k] for k in keys)) for _, attr in DATA_COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def problems(tally: Tally, limit: int = 30) -> str:

@@ -33,6 +33,21 @@ class Tally:
     credential_retries: Counter[str] = field(default_factory=Counter)
     #: CQG: full logons beyond the fewest the faults made necessary.
     extra_logons: Counter[str] = field(default_factory=Counter)
+    #: The data path, by broker: numbered streams the simulator queued after a login, their
+    #: frames, and the frames a lossless subscriber received.
+    streams: Counter[str] = field(default_factory=Counter)
+    frames_sent: Counter[str] = field(default_factory=Counter)
+    frames_received: Counter[str] = field(default_factory=Counter)
+    #: Streams whose connection ended before all their frames were read (a proxy fault, or the
+    #: session giving up on a silent connection): only their missing tail is excused.
+    streams_cut: Counter[str] = field(default_factory=Counter)
+    #: Runs whose subscriber was slow, and those of them whose buffer filled (the reading paused).
+    slow_consumers: Counter[str] = field(default_factory=Counter)
+    reading_paused: Counter[str] = field(default_factory=Counter)
+    #: Frames a lossless subscriber missed, received twice, or received out of order.
+    frames_lost: Counter[str] = field(default_factory=Counter)
+    frames_duplicated: Counter[str] = field(default_factory=Counter)
+    frames_out_of_order: Counter[str] = field(default_factory=Counter)
     #: One line per failure of any kind, for the report and for a failing test's message.
     problems: list[str] = field(default_factory=list)
 
@@ -41,7 +56,10 @@ class Tally:
 
     def merge(self, other: Tally) -> None:
         for name in ("faults", "sessions", "hostile", "expected", "fuzzed", "violations", "leaks",
-                     "secret_hits", "credential_retries", "extra_logons"):
+                     "secret_hits", "credential_retries", "extra_logons", "streams",
+                     "frames_sent", "frames_received", "streams_cut", "slow_consumers",
+                     "reading_paused", "frames_lost", "frames_duplicated",
+                     "frames_out_of_order"):
             getattr(self, name).update(getattr(other, name))
         self.problems.extend(other.problems)
 
@@ -50,4 +68,5 @@ class Tally:
         """Nothing went wrong: every session as expected and every bad-news count zero."""
         return not self.problems and self.sessions == self.expected and not any(
             (+self.violations, +self.leaks, +self.secret_hits, +self.credential_retries,
-             +self.extra_logons))
+             +self.extra_logons, +self.frames_lost, +self.frames_duplicated,
+             +self.frames_out_of_order))

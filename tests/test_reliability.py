@@ -14,7 +14,7 @@ import trio.testing
 from brokergate import AuditLog, Session, open_session
 from brokergate.simulators.faults import Fault, FaultPlan
 from reliability import properties, report
-from reliability.properties import BROKERS, Behaviour, Qst, run_one
+from reliability.properties import BROKERS, Behaviour, Qst, check_delivery, run_one
 from reliability.tally import Tally
 
 #: Seeds per broker in the test suite; the long run uses 200 or more.
@@ -35,6 +35,59 @@ async def test_properties_hold_over_seeded_fault_runs(
     assert tally.clean
     # The runs did meet trouble: most kinds of fault took effect somewhere.
     assert len(tally.faults) >= 5, tally.faults
+    # And they streamed data: some of it to a slow consumer that filled its buffer (the session
+    # stopped reading), some of it on connections a fault cut short; nothing lost, duplicated
+    # or out of order (``clean`` says so).
+    assert tally.streams[broker] >= SEEDS // 3
+    assert tally.frames_received[broker] >= 10 * tally.streams[broker] // 2
+    assert tally.slow_consumers[broker] >= 1 and tally.reading_paused[broker] >= 1
+
+
+@pytest.mark.parametrize(("delivered", "excused", "found"), [
+    # (lost, duplicated, out of order)
+    ([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)], (), (0, 0, 0)),
+    ([(0, 0), (0, 2), (1, 0), (1, 1)], (), (1, 0, 0)),  # a gap
+    ([(0, 0), (0, 1), (1, 0), (1, 1)], (), (1, 0, 0)),  # a tail, on a connection not cut
+    ([(0, 0), (0, 1), (1, 0)], (0, 1), (0, 0, 0)),  # tails whose connections were cut
+    ([(0, 0), (0, 2), (1, 0)], (0, 1), (1, 0, 0)),  # a gap is a loss even then
+    ([(0, 0), (0, 1), (0, 1), (0, 2), (1, 0), (1, 1)], (), (0, 1, 0)),
+    ([(0, 1), (0, 0), (0, 2), (1, 0), (1, 1)], (), (0, 0, 1)),
+    ([(0, 0), (0, 1), (1, 0), (0, 2), (1, 1)], (), (0, 0, 1)),  # an old stream after a new one
+    ([(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1)], (), (0, 0, 1)),  # never sent
+])
+def test_the_data_check_catches_a_lost_duplicated_or_reordered_frame(
+    delivered: list[tuple[int, int]], excused: tuple[int, ...], found: tuple[int, int, int]
+) -> None:
+    result = check_delivery(delivered, {0: 3, 1: 2}, excused)
+    assert (result.lost, result.duplicated, result.out_of_order) == found
+    assert bool(result.problems) == any(found)
+
+
+class _Forgetful(Qst):
+    """A QST run whose subscriber misses one frame of the first stream, as a session that lost
+    it would make it."""
+
+    def __init__(self) -> None:
+        self.behaviours = (Behaviour("good", "authenticated"),)
+
+    @asynccontextmanager  # type: ignore[arg-type]
+    async def world(self, behaviour: Behaviour, plan: FaultPlan, seed: int) -> Any:
+        async with super().world(behaviour, FaultPlan.clean(), seed) as world:
+            yield world
+
+    def numbered(self, message: Any) -> tuple[int, int] | None:
+        numbers = super().numbered(message)
+        return None if numbers == (0, 3) else numbers
+
+
+async def test_a_run_whose_subscriber_misses_a_frame_records_it_for_replay(
+    clock: trio.testing.MockClock,
+) -> None:
+    tally = Tally()
+    result = await run_one(_Forgetful(), 2, tally)
+    assert tally.frames_lost["qst"] == 1 and not tally.clean
+    assert tally.problems == [f"qst: {result.label()}: {result.problems[0]}"]
+    assert "seed 2 (" in tally.problems[0] and "frames never received" in tally.problems[0]
 
 
 def _trail(*steps: tuple[str, str, str | None]) -> str:
@@ -121,5 +174,12 @@ def test_the_report_names_every_column() -> None:
     tally.fuzzed["QST frames"] = 10
     text = report.render(tally, command="python3 tasks.py reliability", seeds=3, elapsed=1.0)
     assert "| QST | 3 | 0 | 3 | 0 | 0 | 0 | 0 | n/a |" in text
+    assert "| data path |" not in text  # no streams, no table
+    tally.streams["qst"], tally.frames_sent["qst"], tally.frames_received["qst"] = 2, 50, 47
+    tally.streams_cut["qst"] = tally.slow_consumers["qst"] = tally.reading_paused["qst"] = 1
+    text = report.render(tally, command="python3 tasks.py reliability", seeds=3, elapsed=1.0)
+    assert ("| data path | streams | frames sent | frames received | streams cut short "
+            "| slow consumers | reading paused | lost | duplicated | out of order |") in text
+    assert "| QST | 2 | 50 | 47 | 1 | 1 | 1 | 0 | 0 | 0 |" in text
     assert "| count | 0 | 0 | 0 | 0 | 2 | 0 | 0 | 2 |" in text
     assert "| QST frames | 10 |" in text
