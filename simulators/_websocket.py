@@ -248,22 +248,22 @@ class QueuedConnection:
         """The client broke the slow-reader rule (``why`` says how); typically ``_cut_off``."""
         raise NotImplementedError
 
-    def _cut_off(self, last: bytes | str | None, ending: Ending) -> int:
+    def _cut_off(self, last: bytes | str | None, ending: Ending) -> list[bytes | str]:
         """End a connection whose client reads too slowly: what is queued and not yet written is
         thrown away (a frame in its write still goes out whole, so the stream stays valid), then
         ``last`` (if any) is sent and the connection ends as ``ending`` says. If the client
         does not take the frame in its write within ``CUT_OFF_GRACE`` seconds, the TCP
-        connection is dropped. Returns how many queued frames were thrown away."""
+        connection is dropped. Returns the frames thrown away, in queue order."""
         self._rule = None  # judged once
-        thrown = 0
+        thrown: list[bytes | str] = []
         while True:
             try:
                 item = self._out_rx.receive_nowait()
             except trio.WouldBlock:
                 break
             if not isinstance(item, Close):
-                thrown += 1
-        for _ in range(min(thrown, len(self._waiting))):
+                thrown.append(item)
+        for _ in range(min(len(thrown), len(self._waiting))):
             self._waiting.pop()
         if last is not None:
             self._post(last)

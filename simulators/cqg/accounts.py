@@ -126,6 +126,12 @@ class CqgSimulatorStats:
     user_messages_sent: int = 0
     #: Connections closed for exceeding their account's rate_limit.
     rate_limited: int = 0
+    #: One line per connection closed for its real-time data lag (the client read too slowly):
+    #: who, and why.
+    slow_readers: list[str] = field(default_factory=list)
+    #: Every frame queued for those connections and thrown away unwritten when they were
+    #: closed, in queue order.
+    discarded: list[bytes | str] = field(default_factory=list)
 
 
 def demo_accounts(redirect_url: str | None = None) -> list[CqgAccount]:

@@ -16,7 +16,7 @@ import trio
 import trio_websocket
 
 from brokergate.machines.cqg import cqg_session_pb2 as pb
-from brokergate.simulators._websocket import Close, Ending, QueuedConnection
+from brokergate.simulators._websocket import Close, Ending, QueuedConnection, SlowReaderRule
 from brokergate.simulators.cqg import frames
 from brokergate.simulators.cqg.accounts import CqgAccount
 from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
@@ -47,8 +47,14 @@ class Phase(enum.Enum):
 class Connection(QueuedConnection):
     """Serves one WebSocket connection until either side ends it."""
 
-    def __init__(self, sim: CqgSimulator, ws: trio_websocket.WebSocketConnection, label: str):
-        super().__init__(ws)
+    def __init__(
+        self,
+        sim: CqgSimulator,
+        ws: trio_websocket.WebSocketConnection,
+        label: str,
+        slow_reader: SlowReaderRule | None = None,
+    ):
+        super().__init__(ws, slow_reader)
         self.label = label
         #: The session this connection carries, once a Logon or restore succeeded.
         self.session: ServerSession | None = None
@@ -87,6 +93,27 @@ class Connection(QueuedConnection):
     def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
         self._sim.detach(self)
+
+    def _too_slow(self, why: str) -> None:
+        """CQG's collapsing rule: real-time data that lags by ``max_data_lag`` or more gets a
+        UserMessage, then the connection closes (the session stays restorable). What was queued
+        and not yet written is lost with the connection."""
+        if self._ended or self._phase is Phase.CLOSING:
+            return
+        self._phase = Phase.CLOSING
+        self._sim.detach(self)
+        stats = self._sim.stats
+        who = f"user {self._user!r}" if self._user else self.label
+        stats.slow_readers.append(f"{who}: {why}")
+        stats.user_messages_sent += 1
+        notice = frames.user_message(
+            pb.UserMessage.MESSAGE_TYPE_CRITICAL_ERROR,
+            f"Real-time data lags by {self._sim.max_data_lag:g} seconds or more ({why}): the "
+            "connection is closed. The session can be restored.",
+            subject="Data lag",
+        )
+        ending = (POLICY_VIOLATION, "real-time data lag")
+        stats.discarded += self._cut_off(frames.user_messages(notice), ending)
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self.label} (no logon yet)"

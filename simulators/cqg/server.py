@@ -21,6 +21,7 @@ from brokergate.simulators._websocket import (
     STALL_SECONDS,
     Ending,
     LoopbackServer,
+    SlowReaderRule,
     finish,
     handshake,
     running,
@@ -40,6 +41,9 @@ DEFAULT_BASE_TIME: Final = "2026-11-21T00:00:00"
 #: How long a restorable session outlives its last connection: CQG's conformance tests restore
 #: "within 60 seconds"; the real lifetime is not documented.
 DEFAULT_SESSION_LIFETIME: Final = 60.0
+#: CQG's collapsing rule: a real-time data lag of this many seconds or more gets a UserMessage
+#: and the connection closed.
+DEFAULT_MAX_DATA_LAG: Final = 60.0
 
 
 class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
@@ -48,7 +52,10 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
     ``client_app_ids=None`` accepts any non-empty client_app_id. ``session_lifetime`` is how
     long (trio seconds) a session logged on with ALLOW_SESSION_RESTORE stays restorable after its
     last connection went away. ``echo_application`` sends every application-only client message
-    back as a ServerMsg, byte for byte.
+    back as a ServerMsg, byte for byte. ``max_data_lag`` is CQG's collapsing rule: once a frame
+    has waited that long (trio seconds) to be written, because the client reads too slowly, the
+    connection gets a CRITICAL_ERROR UserMessage and is closed (1008); the session stays
+    restorable. None turns the rule off.
     """
 
     name = "CQG"
@@ -61,6 +68,7 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
         session_lifetime: float = DEFAULT_SESSION_LIFETIME,
         echo_application: bool = True,
         base_time: str = DEFAULT_BASE_TIME,
+        max_data_lag: float | None = DEFAULT_MAX_DATA_LAG,
     ) -> None:
         super().__init__()
         self._app_ids = None if client_app_ids is None else frozenset(client_app_ids)
@@ -76,6 +84,8 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
         self.session_lifetime = session_lifetime
         self.echo_application = echo_application
         self.base_time = base_time
+        self.max_data_lag = max_data_lag
+        self._attached_changed = trio.Event()
         self.stats = CqgSimulatorStats()
         self._open_book(accounts)
 
@@ -145,6 +155,7 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
         self._detached.pop(session.token, None)
         conn.session = session
         self._attached[conn] = None
+        self._changed()
 
     def detach(self, conn: Connection) -> None:
         """A connection left its session (any way at all). Idempotent.
@@ -157,6 +168,7 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
             return
         session.connections.remove(conn)
         del self._attached[conn]
+        self._changed()
         if session.connections or session.ended:
             return
         if session.restorable:
@@ -164,6 +176,10 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
             self._detached[session.token] = session
         else:
             self._forget(session)
+
+    def _changed(self) -> None:
+        self._attached_changed.set()
+        self._attached_changed = trio.Event()
 
     def _forget(self, session: ServerSession) -> None:
         session.ended = True
@@ -212,6 +228,11 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
     def live_connections(self, user_name: str) -> int:
         """How many connections carry the user's sessions right now."""
         return len(self._connections(user_name))
+
+    async def wait_live_connections(self, user_name: str, count: int) -> None:
+        """Until ``count`` connections carry the user's sessions (0: until the last one left)."""
+        while self.live_connections(user_name) != count:
+            await self._attached_changed.wait()
 
     def session_token(self, user_name: str) -> str | None:
         """The token of the user's current session (live or restorable), if any."""
@@ -303,7 +324,9 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
                 ws = await handshake(ws_tasks, stream)
                 if ws is not None:
                     self.stats.connections += 1
-                    conn = Connection(self, ws, label)
+                    rule = None if self.max_data_lag is None else SlowReaderRule(
+                        max_lag=self.max_data_lag)
+                    conn = Connection(self, ws, label, rule)
                     ending = await conn.run()
                     await finish(ws, stream, ending)
                 ws_tasks.cancel_scope.cancel()
@@ -331,6 +354,7 @@ async def run_cqg_simulator(
     session_lifetime: float = DEFAULT_SESSION_LIFETIME,
     echo_application: bool = True,
     base_time: str = DEFAULT_BASE_TIME,
+    max_data_lag: float | None = DEFAULT_MAX_DATA_LAG,
 ) -> AsyncIterator[CqgSimulator]:
     """Serve a CQG simulator for the duration of the block."""
     sim = CqgSimulator(
@@ -339,6 +363,7 @@ async def run_cqg_simulator(
         session_lifetime=session_lifetime,
         echo_application=echo_application,
         base_time=base_time,
+        max_data_lag=max_data_lag,
     )
     async with running(sim, host, port, ssl_context) as serving:
         yield serving

@@ -86,8 +86,9 @@ class SimulatorStats:
     login_requests: list[pb.LoginRequest] = field(default_factory=list)
     #: One line per connection closed with 4102 for reading too slowly: who, and why.
     slow_readers: list[str] = field(default_factory=list)
-    #: Frames queued for those connections and thrown away unwritten when they were closed.
-    frames_discarded: int = 0
+    #: Every frame queued for those connections and thrown away unwritten when they were
+    #: closed, in queue order.
+    discarded: list[bytes | str] = field(default_factory=list)
 
 
 def demo_accounts() -> list[QstAccount]:

@@ -118,7 +118,7 @@ class Connection(QueuedConnection):
         who = f"user {self._user!r}" if self._user else self._label
         self._sim.stats.slow_readers.append(f"{who}: {why}")
         reason = f"{_CLOSE_REASONS[TOO_SLOW]}: {why}"
-        self._sim.stats.frames_discarded += self._cut_off(None, (TOO_SLOW, reason))
+        self._sim.stats.discarded += self._cut_off(None, (TOO_SLOW, reason))
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self._label} (no login yet)"
