@@ -7,7 +7,10 @@ buffer, bounded by a count and by the bytes of the broker messages in it. What h
 is full is the subscriber's ``overflow`` policy:
 
 ``"backpressure"`` (the default): nothing is dropped. The session stops reading its connection
-    until the subscriber is below both bounds again, so TCP pushes back on the broker; what the
+    until the subscriber has worked its buffer down to half of both bounds, so TCP pushes back
+    on the broker. (Resuming at half, not as soon as one event is taken, makes the reading
+    resume in one go: a fast feed would otherwise pause and resume the reading at every
+    message, each pause costing more than the message.) What the
     broker then does about a slow reader is its own rule, and the broker's policy table says how
     the session takes it. The session's own liveness checks (its WebSocket ping, CQG's Pong
     deadline) are suspended meanwhile: a paused reader proves nothing about the connection. A
@@ -121,7 +124,7 @@ class EventStream:
             return self._publisher.stream_dropped(self, count)
         event, size = self._items.popleft()
         self._bytes -= size
-        if self._full and not self._over():
+        if self._full and self._drained_to_half():
             self._full = False
             self._publisher.stream_full(False)
         if self.report_drained and not self._items:
@@ -177,6 +180,11 @@ class EventStream:
 
     def _over(self) -> bool:
         return len(self._items) > self.buffer or self._bytes > self.max_bytes
+
+    def _drained_to_half(self) -> bool:
+        """Whether a full subscriber has room enough to let the reading go on (the low-water
+        mark: half of both bounds)."""
+        return len(self._items) <= self.buffer // 2 and self._bytes <= self.max_bytes // 2
 
     def _drop_oldest(self) -> None:
         """Drop the oldest broker messages until the buffer is within its bounds again (or

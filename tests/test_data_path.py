@@ -87,10 +87,43 @@ async def test_a_slow_subscriber_receives_every_message_in_order_and_is_told(
     assert kinds.index("slow_consumer") < kinds.index("caught_up") == len(kinds) - 1
     assert seen[-1].data["behind"] > 40  # 5,000 x 10 ms, minus what the buffer held
     slow = next(e for e in seen if isinstance(e, Notice) and e.kind == "slow_consumer")
-    assert slow.data["events"] > 256 and "kept the session from reading CQG" in slow.detail
+    # Told while the reading was paused: more behind than the point where it resumes (half the
+    # buffer; it pauses past the whole of it).
+    assert slow.data["events"] > 256 // 2 and "kept the session from reading CQG" in slow.detail
     logged = [e for e in events if e["event"] == "notice"]
     assert {"slow_consumer", "caught_up"} <= {e["kind"] for e in logged}
     assert not any("no Pong" in str(e.get("detail")) for e in events)
+
+
+async def test_a_paused_reading_resumes_at_half_the_buffer_not_at_every_message(
+    clock: trio.testing.MockClock,
+) -> None:
+    """Once a lossless subscriber is full, taking one event does not restart the reading: it
+    resumes when the subscriber is down to half its buffer, and then reads in one go. (Resuming
+    at every message made a fast feed pause and resume the reading per message.)"""
+    async with run_cqg_simulator([CqgAccount("alice", "alice-pw")]) as sim:
+        async with open_session(cqg_config(sim.url, "alice"), **session_kwargs([])) as session:
+            stream = session.events(buffer=16)
+            await session.wait_authenticated()
+            sim.send("alice", frames(200))
+            await trio.testing.wait_all_tasks_blocked()
+            backlog = stream.backlog[0]
+            assert backlog > 16  # paused past the bound (transitions count too)
+            got: list[int] = []
+
+            async def take_one() -> None:
+                event = await stream.__anext__()
+                got.extend([number(event)] if isinstance(event, BrokerMessage) else [])
+                await trio.testing.wait_all_tasks_blocked()
+
+            while stream.backlog[0] > 9:
+                await take_one()
+                assert stream.backlog[0] == backlog - 1  # nothing more read meanwhile
+                backlog -= 1
+            await take_one()  # down to half the buffer: it reads on, in one go, to the bound
+            assert stream.backlog[0] > 16
+            got += await receive(stream, 200 - len(got))
+            assert got == list(range(200))
 
 
 async def test_the_buffer_is_bounded_by_bytes_as_well(clock: trio.testing.MockClock) -> None:
