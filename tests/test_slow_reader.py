@@ -13,6 +13,7 @@ import trio_websocket
 from helpers import cqg_config, qst_config, session_kwargs
 
 from brokergate import BrokerMessage, Notice, Transitioned, open_session
+from brokergate.cqg import pb as pb_cqg
 from brokergate.machines._policy import Restore, Retry
 from brokergate.machines._sansio import Fault
 from brokergate.machines.cqg import policy as cqg_policy
@@ -180,18 +181,21 @@ def cqg_number(data: bytes | str | BrokerMessage) -> int:
     return int(raw[-2008:-2000])
 
 
+@pytest.mark.parametrize("server_pings", [None, 5.0])
 async def test_cqg_lag_rule_sends_a_user_message_closes_and_the_session_restores(
-    clock: trio.testing.MockClock,
+    server_pings: float | None, clock: trio.testing.MockClock,
 ) -> None:
     """The default (lossless) subscriber stops reading while CQG streams 4 MB: the session
     stops reading and says so; once the oldest frame CQG holds has waited ``max_data_lag``
     (60 s), CQG sends a CRITICAL_ERROR UserMessage and closes; the session takes the close as
     the policy table says for a lost connection while authenticated: it restores the session
     (no new logon) and says so. Everything written before the close, the UserMessage last,
-    reaches the subscriber once and in order."""
+    reaches the subscriber once and in order. With CQG's own Pings every 5 s, they wait behind
+    the data unanswered, and nothing else changes."""
     events: Events = []
     sent = 2000
-    async with run_cqg_simulator([CqgAccount("alice", "alice-pw")]) as sim:
+    account = CqgAccount("alice", "alice-pw", server_ping_interval=server_pings)
+    async with run_cqg_simulator([account]) as sim:
         async with open_session(cqg_config(sim.url, "alice"), **session_kwargs(events)) as session:
             stream = session.events()
             await session.wait_authenticated()
@@ -199,6 +203,12 @@ async def test_cqg_lag_rule_sends_a_user_message_closes_and_the_session_restores
             with trio.fail_after(300):
                 await sim.wait_live_connections("alice", 0)  # CQG gave up on the reader
             assert session.state == "authenticated"  # not reading: the close waits unread
+            if server_pings:
+                # Every Ping went out behind the data: none answered; the first ones are
+                # among what CQG threw away.
+                pings = [f for f in sim.stats.discarded if pb_cqg.ServerMsg.FromString(
+                    bytes(f)).HasField("ping")]
+                assert sim.stats.pings_sent >= 10 and pings and sim.stats.pongs == []
             got: list[int] = []
             seen: list[Any] = []
             with trio.fail_after(120):
