@@ -2,20 +2,26 @@
 
 CQG: a frame whose top-level fields are all ones the session schema does not declare is handed to
 the application without being decoded; ``application_only`` walks only the field keys and
-lengths. Firstock: a socket message with none of the verdict markers in it is handed on without
-parsing its JSON (``plainly_data``)."""
+lengths. On the way out, an application message whose top-level fields are all ones ClientMsg
+does not declare is sent without being parsed (``application_message``, the same walk). Firstock:
+a socket message with none of the verdict markers in it is handed on without parsing its JSON
+(``plainly_data``)."""
 
 from __future__ import annotations
 
 import json
 
 import hypothesis.strategies as st
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 
 from brokergate.cqg import pb
 from brokergate.machines.cqg.codec import (
+    CONTROL_FIELDS,
     CqgServerMessage,
+    InvalidClientMessage,
     MalformedFrame,
+    application_message,
     application_only,
     decode_server,
     has_application_part,
@@ -148,3 +154,55 @@ def test_market_data_is_plainly_data_and_every_verdict_is_not() -> None:
                     '{"message":"Authentication successful"}', "Maximum sessions limit",
                     '{"\\u0074":"\\u0063k"}'):
         assert not plainly_data(verdict)
+
+
+# --- outbound: the application's ClientMsg bytes ----------------------------------------------
+
+CLIENT_DECLARED = sorted(f.number for f in pb.ClientMsg.DESCRIPTOR.fields)
+CLIENT_NUMBER = st.one_of(st.sampled_from(CLIENT_DECLARED),
+                          st.integers(1, (1 << 29) - 1).filter(lambda n: n not in CLIENT_DECLARED))
+
+
+def _checked_by_parsing(raw: bytes) -> bytes | str:
+    """What checking an application message by parsing it says (the way before the shortcut):
+    the bytes to send, or why they are refused."""
+    probe = pb.ClientMsg()
+    try:
+        probe.ParseFromString(raw)
+    except DecodeError:
+        return "do not parse"
+    control = [f.name for f, _ in probe.ListFields() if f.name in CONTROL_FIELDS]
+    return f"{control[0]} is brokergate's" if control else raw
+
+
+def _agrees_with_parsing(raw: bytes) -> None:
+    expected = _checked_by_parsing(raw)
+    try:
+        got: bytes | str = application_message(raw)
+    except InvalidClientMessage as exc:
+        assert isinstance(expected, str) and expected in str(exc), (raw, expected, exc)
+        return
+    assert got == expected
+
+
+@given(st.lists(numbered_field(CLIENT_NUMBER), min_size=1, max_size=6))
+@settings(max_examples=600, deadline=None)
+def test_an_application_message_is_checked_as_parsing_would(
+    fields: list[tuple[int, bytes]],
+) -> None:
+    _agrees_with_parsing(b"".join(part for _, part in fields))
+
+
+@given(st.binary(min_size=1, max_size=200))
+@settings(max_examples=1500, deadline=None)
+def test_arbitrary_outbound_bytes_are_checked_as_parsing_would(raw: bytes) -> None:
+    _agrees_with_parsing(raw)
+
+
+def test_control_messages_are_still_refused_with_application_fields_beside_them() -> None:
+    order = bytes([3 << 3 | 2, 5]) + b"order"
+    logoff = pb.ClientMsg(logoff=pb.Logoff()).SerializeToString()
+    assert application_message(order) == order
+    for raw in (logoff, order + logoff, logoff + order):
+        _agrees_with_parsing(raw)
+        assert isinstance(_checked_by_parsing(raw), str)

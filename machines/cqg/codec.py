@@ -173,6 +173,8 @@ def encode_pong(token: str | None, ping_utc_time: int, pong_utc_time: int) -> by
 #: The field numbers ServerMsg declares here (the session layer's, and results of requests the
 #: session layer knows). Application traffic uses other numbers (CQG keeps 1-30 and 200 for it).
 _DECLARED_TAGS: Final = frozenset(f.number for f in pb.ServerMsg.DESCRIPTOR.fields)
+#: The same for ClientMsg: the session's own requests (logon, restore, logoff, ping, pong...).
+_DECLARED_CLIENT_TAGS: Final = frozenset(f.number for f in pb.ClientMsg.DESCRIPTOR.fields)
 _MAX_FIELD_NUMBER: Final = (1 << 29) - 1
 
 
@@ -184,12 +186,18 @@ def application_only(raw: bytes) -> bool:
     False when it holds a declared field, is empty, or its top level cannot be walked (a group,
     a bad wire type, a truncated field): ``decode_server`` then decides, and says what is
     wrong. A test holds this to the full decoding on generated frames."""
+    return undeclared_only(raw, _DECLARED_TAGS)
+
+
+def undeclared_only(raw: bytes, declared: frozenset[int]) -> bool:
+    """Whether ``raw``'s top level walks cleanly (keys, lengths, an exact end) and every field in
+    it has a number outside ``declared``: such bytes are what parsing them against a schema
+    declaring ``declared`` would accept as unknown fields and nothing else."""
     # The varint reads are written out in place, not in a helper: this runs for every frame, and
     # a call per field would cost more than the read itself.
     pos, end = 0, len(raw)
     if not end:
         return False
-    declared = _DECLARED_TAGS
     while pos < end:
         key = raw[pos]
         pos += 1
@@ -303,6 +311,11 @@ def application_message(message: bytes | Message) -> bytes:
         )
     if not data:
         raise InvalidClientMessage("the message is empty")
+    if undeclared_only(data, _DECLARED_CLIENT_TAGS):
+        # Application fields only (orders, subscriptions): the parse below would accept them as
+        # unknown fields and find no control field among them, so it is skipped (this runs for
+        # every message the application sends; a test holds the two to each other).
+        return data
     probe = pb.ClientMsg()
     try:
         probe.ParseFromString(data)
