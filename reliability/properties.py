@@ -478,6 +478,9 @@ class StreamRecord:
     link: int
     #: Where the audit trail stood when it started (the transitions after say how it ended).
     audit_at: int
+    #: The one-shot fault the proxy had struck on that connection by the time the session left
+    #: it, if any (a strike later on, at a connection the session had already left, is not it).
+    cut: str | None = None
     #: Why a missing tail is no loss (the connection was cut or given up); None: it is one.
     excused: str | None = None
 
@@ -590,7 +593,8 @@ class _DataPath:
         link = world.strike_proxy.stats.connections
         if not world.sim.send(world.user, self.broker.feed(number, self.plan.frames)):
             return  # the simulator had already let the connection go: nothing was queued
-        self.streams.append(StreamRecord(number, self.plan.frames, link, audit.tell()))
+        record = StreamRecord(number, self.plan.frames, link, audit.tell())
+        self.streams.append(record)
         with trio.move_on_after(bound):
             while (self.received[number] < self.plan.frames and session.epoch == epoch
                    and session.state == AUTHENTICATED):
@@ -598,21 +602,25 @@ class _DataPath:
                 # its own events; a look twice a second (virtual) is as good.
                 with trio.move_on_after(0.5):
                     await self._arrived.wait()
+        record.cut = _cut_links(world.strike_proxy).get(link)
 
     def check(self, world: World, audit: str, tally: Tally) -> list[str]:
         """Excuse the tails of streams whose connection ended early, then check the rest."""
-        cut = _cut_links(world.strike_proxy)
         for record in self.streams:
             if self.received[record.number] >= record.frames:
                 continue
-            if record.link in cut:
-                record.excused = f"the proxy cut connection {record.link} ({cut[record.link]})"
-                continue
+            # How the session left the stream's connection: its first transition out of
+            # authenticated after the stream began (none: it never left it).
             ended = _left_authenticated(audit[record.audit_at:])
-            if ended is not None and ended.get("trigger") == "timeout":
-                # The session's own liveness check gave up on a connection whose answers were
-                # stuck behind a throttled stream: what had not arrived never will.
-                record.excused = f"the session gave up on connection {record.link}"
+            if ended is None:
+                continue
+            if _gave_up(ended):
+                # Its own liveness check ended a connection whose answers were stuck behind a
+                # stalled or throttled stream: what had not reached it then never will.
+                record.excused = (f"the session gave up on connection {record.link} "
+                                  f"({ended.get('detail')})")
+            elif record.cut is not None:
+                record.excused = f"the proxy cut connection {record.link} ({record.cut})"
         name = self.broker.name
         tally.streams[name] += len(self.streams)
         tally.frames_sent[name] += sum(r.frames for r in self.streams)
@@ -637,6 +645,21 @@ def _cut_links(proxy: FaultProxy) -> dict[int, str]:
         if head.startswith("connection ") and what.split(" ", 1)[0] in ONE_SHOT:
             cut.setdefault(int(head.removeprefix("connection ")), what)
     return cut
+
+
+#: How the session words ending a connection itself because it heard nothing in time: its
+#: WebSocket ping went unanswered, or a write of its own could not get out (engine/_driver.py).
+#: Should that wording change, streams cut that way count as lost: a false alarm, not a miss.
+_GAVE_UP = ("no pong within", "sending stalled")
+
+
+def _gave_up(transition: dict[str, Any]) -> bool:
+    """Whether the session ended the connection itself (a liveness timer or an unanswered
+    ping), rather than the far end closing it."""
+    if transition.get("trigger") == "timeout":
+        return True
+    detail = transition.get("detail") or ""
+    return transition.get("trigger") == "closed" and any(words in detail for words in _GAVE_UP)
 
 
 def _left_authenticated(audit_jsonl: str) -> dict[str, Any] | None:
