@@ -650,7 +650,12 @@ class LoginModel:
         out: list[Command] = []
         self._out = out
         try:
-            self.dispatch(event)
+            if type(event) is FrameReceived:
+                # Frames are nearly everything a session is fed once it is up: straight to the
+                # broker's frame handler, not through the match in each ``dispatch``.
+                self.on_frame(event)
+            else:
+                self.dispatch(event)
         finally:
             self._out = _NOT_HANDLING
         return out
@@ -666,7 +671,8 @@ class LoginModel:
         self._out.append(command)
 
     def dispatch(self, event: Event) -> None:
-        """Turn an event into a trigger. Broker subclasses add their own frames and timers."""
+        """Turn an event other than a frame into a trigger (``handle`` gives frames to
+        ``on_frame``). Broker subclasses add their own events and timers."""
         match event:
             case Start():
                 problems = self.config_problems()
@@ -688,8 +694,6 @@ class LoginModel:
                           detail=detail)
             case TimerFired(name=name):
                 self.on_timer(name)
-            case FrameReceived():
-                self.on_frame(event)
 
     def on_timer(self, name: str) -> None:
         if name == BACKOFF_TIMER:
