@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
 from google.protobuf.message import DecodeError, Message
 
@@ -77,27 +78,30 @@ def encode_logout() -> bytes:
     return req.SerializeToString()
 
 
-_CONTROL_FIELDS = frozenset({"login", "logout"})
+_CONTROL_FIELDS: Final = frozenset({"login", "logout"})
+
+
+#: Which Request field carries each application request type (control requests excluded).
+_REQUEST_FIELDS: Final = {
+    f.message_type: f.name
+    for f in pb.Request.DESCRIPTOR.oneofs_by_name["request"].fields
+    if f.message_type is not None and f.name not in _CONTROL_FIELDS
+}
 
 
 def encode_request(message: Message, request_id: int) -> bytes:
     """Wrap an application request (e.g. ``TranslateInstrumentSymbolRequest``) in a Request."""
-    oneof = pb.Request.DESCRIPTOR.oneofs_by_name["request"]
-    for fld in oneof.fields:
-        if fld.message_type is message.DESCRIPTOR:
-            if fld.name in _CONTROL_FIELDS:
-                raise ValueError(f"{fld.message_type.name} is sent by the session itself")
-            req = pb.Request(request_id=request_id)
-            getattr(req, fld.name).CopyFrom(message)
-            return req.SerializeToString()
-    accepted = sorted(
-        f.message_type.name
-        for f in oneof.fields
-        if f.message_type and f.name not in _CONTROL_FIELDS
-    )
-    raise TypeError(
-        f"{type(message).__name__} is not a QST request; expected one of: {', '.join(accepted)}"
-    )
+    name = _REQUEST_FIELDS.get(message.DESCRIPTOR)
+    if name is None:
+        if message.DESCRIPTOR in (pb.Request.DESCRIPTOR.fields_by_name[c].message_type
+                                  for c in _CONTROL_FIELDS):
+            raise ValueError(f"{message.DESCRIPTOR.name} is sent by the session itself")
+        accepted = sorted(t.name for t in _REQUEST_FIELDS)
+        raise TypeError(f"{type(message).__name__} is not a QST request; expected one of: "
+                        f"{', '.join(accepted)}")
+    req = pb.Request(request_id=request_id)
+    getattr(req, name).CopyFrom(message)
+    return req.SerializeToString()
 
 
 def decode_response(data: bytes | str) -> pb.Response:
