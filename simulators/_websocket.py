@@ -264,7 +264,7 @@ class QueuedConnection:
             if not isinstance(item, Close):
                 thrown.append(item)
         for _ in range(min(len(thrown), len(self._waiting))):
-            self._waiting.pop()
+            self._waiting_bytes -= self._waiting.pop()[1]
         if last is not None:
             self._post(last)
         self._post(Close(ending))
