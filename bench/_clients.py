@@ -54,8 +54,8 @@ def _binary(message: bytes | str, broker: str) -> bytes:
 
 
 async def minimal_qst(url: str, user: str, authenticated: Callable[[], None],
-                      release: trio.Event, *, keep: Keep = None) -> None:
-    async with trio_websocket.open_websocket_url(url) as ws:
+                      release: trio.Event, *, keep: Keep = None, queue: int = 1) -> None:
+    async with trio_websocket.open_websocket_url(url, message_queue_size=queue) as ws:
         req = qst_pb.Request(request_id=1)
         req.login.user_name = user
         req.login.password.value = PASSWORD
@@ -73,8 +73,8 @@ async def minimal_qst(url: str, user: str, authenticated: Callable[[], None],
 
 
 async def minimal_cqg(url: str, user: str, authenticated: Callable[[], None],
-                      release: trio.Event, *, keep: Keep = None) -> None:
-    async with trio_websocket.open_websocket_url(url) as ws:
+                      release: trio.Event, *, keep: Keep = None, queue: int = 1) -> None:
+    async with trio_websocket.open_websocket_url(url, message_queue_size=queue) as ws:
         msg = cqg_pb.ClientMsg()
         logon = msg.logon
         logon.user_name = user
@@ -96,7 +96,7 @@ async def minimal_cqg(url: str, user: str, authenticated: Callable[[], None],
 
 async def minimal_firstock(base_url: str, socket_url: str, user: str,
                            authenticated: Callable[[], None], release: trio.Event, *,
-                           keep: Keep = None) -> None:
+                           keep: Keep = None, queue: int = 1) -> None:
     body = {"userId": user, "password": PASSWORD, "TOTP": TOTP, "vendorCode": vendor_code(user),
             "apiKey": api_key(user)}
     async with httpx.AsyncClient(verify=_TLS) as http:
@@ -107,7 +107,7 @@ async def minimal_firstock(base_url: str, socket_url: str, user: str,
             raise LoginRefused(f"Firstock refused {user}: HTTP {reply.status_code}")
         query = urlencode({"userId": user, "jKey": token, "source": "developer-api"})
         url = f"{socket_url}{'&' if '?' in socket_url else '?'}{query}"
-        async with trio_websocket.open_websocket_url(url) as ws:
+        async with trio_websocket.open_websocket_url(url, message_queue_size=queue) as ws:
             verdict = json.loads(await ws.get_message())
             if str(verdict.get("status", "")).lower() != "success":
                 raise LoginRefused(f"the Firstock socket refused {user}: {verdict}")
@@ -151,11 +151,13 @@ async def engine_login(config: Any, audit: AuditLog, authenticated: Callable[[],
 
 async def minimal_login(broker: str, info: dict[str, Any], user: str,
                         authenticated: Callable[[], None], release: trio.Event, *,
-                        keep: Keep = None) -> None:
+                        keep: Keep = None, queue: int = 1) -> None:
+    """The minimal client of ``broker``, logged in as ``user``; ``queue`` is trio-websocket's
+    message_queue_size (its default, 1, unless a benchmark asks otherwise)."""
     if broker == "qst":
-        await minimal_qst(info["url"], user, authenticated, release, keep=keep)
+        await minimal_qst(info["url"], user, authenticated, release, keep=keep, queue=queue)
     elif broker == "cqg":
-        await minimal_cqg(info["url"], user, authenticated, release, keep=keep)
+        await minimal_cqg(info["url"], user, authenticated, release, keep=keep, queue=queue)
     else:
         await minimal_firstock(info["base_url"], info["socket_url"], user, authenticated,
-                               release, keep=keep)
+                               release, keep=keep, queue=queue)
