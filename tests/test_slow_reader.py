@@ -116,11 +116,11 @@ async def test_qst_closes_a_reader_that_stopped_with_4102_and_the_session_reconn
     action = qst_policy.classify_close(4102)
     assert action == Retry("slow_reader", Fault.BROKER) and not action.immediate
     trail = [(e.get("kind") or e["trigger"], e.get("dst")) for e in events]
-    told = trail.index(("slow_consumer", None))
     closed = trail.index(("closed", "backoff"))
-    assert told < closed
-    assert trail[closed + 1:closed + 5] == [
-        ("caught_up", None), ("backoff_elapsed", "connecting"),
+    assert trail.index(("slow_consumer", None)) < closed
+    moves = [step for step in trail[closed:] if step[0] != "caught_up"]
+    assert moves[:4] == [
+        ("closed", "backoff"), ("backoff_elapsed", "connecting"),
         ("connected", "awaiting_login_response"), ("login_response", "authenticated")]
     close = events[closed]
     assert (close["src"], close["reason"], close["close_code"]) == (
@@ -229,8 +229,12 @@ async def test_cqg_lag_rule_sends_a_user_message_closes_and_the_session_restores
     assert len(got) > 1024 and thrown
     assert got + thrown == list(range(sent))
     notices = [e for e in seen if isinstance(e, Notice)]
-    assert [n.kind for n in notices] == ["slow_consumer", "user_message", "caught_up", "restored"]
-    told = notices[1]
+    # caught_up comes once the subscriber has taken everything it was given: after the
+    # UserMessage as a rule, but that is the session's timing, not what is tested here.
+    kinds = [n.kind for n in notices if n.kind != "caught_up"]
+    assert kinds == ["slow_consumer", "user_message", "restored"]
+    assert "caught_up" in [n.kind for n in notices[1:]]
+    told = notices[[n.kind for n in notices].index("user_message")]
     assert told.fault == Fault.BROKER and told.data["message_type"] == 1  # CRITICAL_ERROR
     assert told.data["subject"] == "Data lag" and "60 seconds" in told.data["text"]
     last_data = max(i for i, e in enumerate(seen) if isinstance(e, BrokerMessage))
