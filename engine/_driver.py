@@ -550,10 +550,15 @@ class SessionDriver:
         the machine's own reply to be written, or for a full subscriber to make room), nothing
         more is read from the connection."""
         self._frame_size = len(data)
-        if self.hand(FrameReceived(epoch, data), writer=True):
-            await self.write_own()
-        if self._full_streams:
-            await self._wait_for_room()
+        try:
+            if self.hand(FrameReceived(epoch, data), writer=True):
+                await self.write_own()
+            if self._full_streams:
+                await self._wait_for_room()
+        except (trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+            # The reader would take these for its own channel closing and drop the frame
+            # silently (see brokergate.engine._websocket): make it a surprise it reports.
+            raise RuntimeError(f"handling a frame raised {type(exc).__name__}") from exc
 
     def _close_reason(self, code: int, reason: str | None) -> str | None:
         """The reason of a close, naming the broker where its frames were at fault.

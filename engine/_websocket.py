@@ -45,7 +45,9 @@ import wsproto
 #: Called once the server has accepted, before the first message.
 OnOpen = Callable[[trio_websocket.WebSocketConnection], Awaitable[None]]
 #: Called with each complete message, in the reader's task, in order. While it waits, nothing
-#: more is read from the socket (which is how a session pushes back on its broker).
+#: more is read from the socket (which is how a session pushes back on its broker). It must not
+#: raise ``trio.ClosedResourceError`` or ``trio.BrokenResourceError``: the reader takes those
+#: for its channel having been closed, drops the message and reads on.
 OnMessage = Callable[[bytes | str], Awaitable[None]]
 
 
@@ -84,8 +86,11 @@ class Delivery:
     async def __aenter__(self) -> Delivery:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        self.ended.set()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        # The reader's loop ended. With an exception (ours, from ``on_message``, or the
+        # handshake's refusal) the nursery reports it; the WebSocket has not "ended" by closing.
+        if exc_type is None:
+            self.ended.set()
 
 
 def _request_target(url: str) -> tuple[str, str]:

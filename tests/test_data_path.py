@@ -298,3 +298,31 @@ async def test_a_send_across_a_drop_is_written_or_refused_never_lost_silently(
     assert len(outcomes) == 300 and refused, "the drop fell between sends"
     assert received.isdisjoint(refused)
     assert received <= {n for n, what in outcomes.items() if what == "written"}
+
+
+async def test_a_frame_that_fails_in_the_session_is_reported_not_dropped(
+    clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """trio-websocket's reader, which hands frames to the session, swallows
+    ``BrokenResourceError`` and ``ClosedResourceError`` as if its own channel had closed, and
+    would drop the frame without a word. The session turns them into an internal error that
+    ends the connection and says so in the audit trail."""
+    events: Events = []
+    real_offer = EventStream.offer
+
+    def offer(self: EventStream, event: Any, size: int = 0) -> None:
+        if isinstance(event, BrokerMessage):
+            raise trio.BrokenResourceError("a bug somewhere in delivery")
+        real_offer(self, event, size)
+
+    async with run_cqg_simulator([CqgAccount("alice", "alice-pw")]) as sim:
+        async with open_session(cqg_config(sim.url, "alice"), **session_kwargs(events)) as session:
+            session.events()
+            await session.wait_authenticated()
+            monkeypatch.setattr(EventStream, "offer", offer)
+            sim.send("alice", frames(1))
+            await trio.sleep(1)
+            monkeypatch.undo()
+    errors = [e for e in events if e["event"] == "internal_error"]
+    assert errors and "BrokenResourceError" in errors[0]["detail"], events
+    assert any(e.get("close_code") == 1011 for e in events if e["event"] == "transition")
