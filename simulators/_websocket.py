@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Final, Literal, Self, TypeVar
+from typing import Final, Literal, Protocol, Self, TypeVar
 
 import trio
 import trio_websocket
@@ -39,6 +39,19 @@ CUT_OFF_GRACE: Final = 30.0
 #: How a connection ends: a close code and reason, "drop" (no close frame), "stall" (go silent
 #: but keep the TCP connection open), or None when the client went first.
 Ending = tuple[int, str | None] | Literal["drop", "stall"] | None
+
+
+class Deliverer(Protocol):
+    """A connection that takes frames to send unprompted (False: it is not established)."""
+
+    def deliver(self, frame: bytes) -> bool: ...
+
+
+def deliver_to_each(connections: Iterable[Deliverer], frames: Iterable[bytes]) -> int:
+    """Queue ``frames`` on each connection, in order, behind what it already has queued; how
+    many connections took them."""
+    frames = list(frames)
+    return sum(1 for conn in connections if all(conn.deliver(frame) for frame in frames))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from brokergate.simulators._websocket import (
     Ending,
     LoopbackServer,
     SlowReaderRule,
+    deliver_to_each,
     finish,
     handshake,
     running,
@@ -255,12 +256,7 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
         test needs the client to receive) on every established connection of the user's
         sessions, in order, behind what is already queued. Returns how many connections took
         them. The simulator's writer sends them as fast as the client reads."""
-        frames = list(frames)
-        taken = 0
-        for conn in self._connections(user_name):
-            if all(conn.deliver(frame) for frame in frames):
-                taken += 1
-        return taken
+        return deliver_to_each(self._connections(user_name), frames)
 
     async def _abort(self, user_name: str, how: Literal["drop", "stall"]) -> int:
         conns = [c for c in self._connections(user_name) if c.abort(how)]

@@ -17,6 +17,7 @@ from brokergate.simulators._websocket import (
     Ending,
     LoopbackServer,
     SlowReaderRule,
+    deliver_to_each,
     finish,
     handshake,
     running,
@@ -108,12 +109,7 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         whatever the test needs the client to receive) on each of the user's logged-in
         connections, in order, behind what is already queued. Returns how many connections took
         them. The simulator's writer sends them as fast as the client reads."""
-        frames = list(frames)
-        taken = 0
-        for conn in self._connections(user_name):
-            if all(conn.deliver(frame) for frame in frames):
-                taken += 1
-        return taken
+        return deliver_to_each(self._connections(user_name), frames)
 
     async def wait_live_connections(self, user_name: str, count: int) -> None:
         """Until the user has ``count`` logged-in connections (0: until the last one ended)."""
