@@ -4,8 +4,16 @@
     python3 tasks.py reliability --seeds 1000    more
     python3 tasks.py reliability --broker cqg --seed 17    replay one run, with its audit trail
     python3 tasks.py reliability --docs          also write the table into docs/reliability.md
+    python3 tasks.py reliability --soak-sessions 2000 --soak-hours 4    a smaller soak
+    python3 tasks.py reliability --soak-sessions 0     no soak (a minute or two instead of ~10)
+    python3 tasks.py reliability --seeds 0 --fuzz 0 --hostile 0    the soak alone
 
-Exit status 0 when every session ended as expected and every bad-news count is zero, else 1.
+The soak (reliability/soak.py) holds 10,000 sessions, half CQG and half QST, through a virtual day
+with a drop every 5 minutes taking down the next slice of them, one process per broker, and
+samples memory, the alarm heap, tasks and files every hour.
+
+Exit status 0 when every session ended as expected, every bad-news count is zero and the soak
+passed, else 1.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from reliability import fuzz, properties, report
+from reliability import fuzz, properties, report, soak
 from reliability.tally import Tally
 
 #: Where ``--docs`` writes the table.
@@ -42,6 +50,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hostile", type=int, default=50,
                    help="rounds of random hostile servers, after the named cases (default 50; "
                         "0 skips them all)")
+    p.add_argument("--soak-sessions", type=int, default=soak.DEFAULT_SESSIONS, metavar="N",
+                   help=f"sessions in the soak, half per broker (default "
+                        f"{soak.DEFAULT_SESSIONS:,}; 0 skips it)")
+    p.add_argument("--soak-hours", type=int, default=soak.DEFAULT_HOURS, metavar="H",
+                   help=f"virtual hours of the soak (default {soak.DEFAULT_HOURS})")
+    p.add_argument("--soak-drop-every", type=float, default=soak.DEFAULT_DROP_EVERY,
+                   metavar="SECONDS", help=f"virtual seconds between drop events (default "
+                                           f"{soak.DEFAULT_DROP_EVERY:g}; must divide an hour)")
+    p.add_argument("--soak-slices", type=int, default=soak.DEFAULT_SLICES, metavar="K",
+                   help=f"a drop event takes down 1 session in K, the next slice each time "
+                        f"(default {soak.DEFAULT_SLICES})")
+    p.add_argument("--soak-ping", type=float, default=soak.DEFAULT_PING_INTERVAL,
+                   metavar="SECONDS", help=f"every session's ping interval in the soak (default "
+                                           f"{soak.DEFAULT_PING_INTERVAL:g}; 0: no pings)")
     p.add_argument("--docs", action="store_true",
                    help="write the table into docs/reliability.md")
     # The old name, from when the table was in the README.
@@ -67,11 +89,32 @@ def _replay(broker: str, seed: int) -> int:
     return 0 if tally.clean else 1
 
 
+def _soak_schedules(args: argparse.Namespace) -> list[soak.Schedule]:
+    """The soak's processes, one per broker; exits with a message when the options cannot be
+    run as asked (the soak is never made smaller than asked without saying so)."""
+    if args.soak_sessions < 0:
+        raise SystemExit("--soak-sessions must not be negative")
+    schedules = soak.split(args.soak_sessions, hours=args.soak_hours,
+                           drop_every=args.soak_drop_every, slices=args.soak_slices,
+                           ping_interval=args.soak_ping or None)
+    for schedule in schedules:
+        if problems := schedule.problems():
+            raise SystemExit("soak: " + "; ".join(problems))
+        if schedule.sessions > soak.largest_fitting():
+            raise SystemExit(
+                f"soak: {schedule.sessions:,} sessions of one broker in one process need about "
+                f"{soak.fds_needed(schedule.sessions):,} open files (client and simulator "
+                f"side); the hard limit allows {soak.largest_fitting():,} per process, so "
+                f"--soak-sessions {2 * soak.largest_fitting():,} at most")
+    return schedules
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     brokers = args.broker or list(properties.BROKERS)
     if args.seed is not None:
         return sum(_replay(b, args.seed) for b in brokers) and 1
+    schedules = _soak_schedules(args)
     tally = Tally()
     started = time.monotonic()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -91,12 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.hostile:
         trio.run(lambda: fuzz.hostile_servers(tally, seed=args.first_seed, count=args.hostile),
                  clock=trio.testing.MockClock(autojump_threshold=0.005))
+    soaked: list[soak.SoakResult] = []
+    if schedules:
+        print(f"  soak: {soak.describe(schedules)}", file=sys.stderr, flush=True)
+        soaked = soak.run_processes(schedules)
+        for problem in soak.problems(soaked):
+            tally.problem("soak", problem)
     elapsed = time.monotonic() - started
     command = "python3 tasks.py reliability" + "".join(
-        f" --{name} {value}" for name, value, default in (
+        f" --{name} {value:g}" if isinstance(value, float) else f" --{name} {value}"
+        for name, value, default in (
             ("seeds", args.seeds, DEFAULT_SEEDS), ("fuzz", args.fuzz, 5000),
-            ("hostile", args.hostile, 50)) if value != default)
-    table = report.render(tally, command=command, seeds=args.seeds, elapsed=elapsed)
+            ("hostile", args.hostile, 50),
+            ("soak-sessions", args.soak_sessions, soak.DEFAULT_SESSIONS),
+            ("soak-hours", args.soak_hours, soak.DEFAULT_HOURS),
+            ("soak-drop-every", args.soak_drop_every, soak.DEFAULT_DROP_EVERY),
+            ("soak-slices", args.soak_slices, soak.DEFAULT_SLICES),
+            ("soak-ping", args.soak_ping, soak.DEFAULT_PING_INTERVAL)) if value != default)
+    table = report.render(tally, command=command, seeds=args.seeds, elapsed=elapsed,
+                          soak=soaked)
     print(table)
     if tally.problems:
         print("\n" + report.problems(tally))

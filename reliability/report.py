@@ -6,9 +6,11 @@ import os
 import platform
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from brokergate.simulators.faults import FAULT_KINDS
+from reliability import soak as soak_module
 from reliability.tally import Tally
 
 BROKER_NAMES = {"qst": "QST", "cqg": "CQG", "firstock": "Firstock"}
@@ -22,8 +24,9 @@ def machine() -> str:
             f"Python {sys.version.split()[0]}")
 
 
-def render(tally: Tally, *, command: str, seeds: int, elapsed: float) -> str:
-    """The whole report as Markdown."""
+def render(tally: Tally, *, command: str, seeds: int, elapsed: float,
+           soak: Sequence[soak_module.SoakResult] = ()) -> str:
+    """The whole report as Markdown; the soak's hourly tables and verdict when it ran."""
     brokers = [b for b in BROKER_NAMES if tally.sessions[b]]
     out = [f"`{command}`: {seeds} seeds per broker, {elapsed:.0f} s on {machine()}.", ""]
 
@@ -59,6 +62,9 @@ def render(tally: Tally, *, command: str, seeds: int, elapsed: float) -> str:
         out += ["", "| decoder or hostile server | inputs |", "|---|---:|"]
         out += [f"| {name} | {count} |" for name, count in sorted(tally.fuzzed.items())]
         out.append(f"| **all** | {tally.fuzzed.total()} |")
+
+    if soak:
+        out += ["", soak_module.render(soak)]
 
     out += ["", f"Problems: {len(tally.problems)}."]
     return "\n".join(out)
