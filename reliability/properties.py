@@ -136,6 +136,15 @@ class Broker:
         """(stream, number) of a broker message ``feed`` made; None for anything else."""
         raise NotImplementedError
 
+    def numbered_frame(self, frame: bytes | str) -> tuple[int, int] | None:
+        """(stream, number) of a frame ``feed`` made, as the simulator holds it."""
+        return self.numbered(frame)
+
+    def discarded(self, sim: Any) -> list[bytes | str]:
+        """Frames the simulator queued and then threw away unwritten: it cut off a client that
+        read too slowly (QST's 4102, CQG's data lag). Firstock's simulator has no such rule."""
+        return list(getattr(sim.stats, "discarded", ()))
+
     def after_recovery(self, before: dict[str, Any], after: dict[str, Any],
                        steps: list[Transitioned], tally: Tally) -> list[str]:
         """Problems with how the session came back after the strike (broker-specific);
@@ -206,6 +215,15 @@ class Qst(Broker):
         records = getattr(message, "records", None)
         return _numbers(records[0].symbol) if records else None
 
+    def numbered_frame(self, frame: bytes | str) -> tuple[int, int] | None:
+        if not isinstance(frame, bytes):
+            return None
+        try:
+            response = qst_pb.Response.FromString(frame)
+        except Exception:  # not one of ours, whatever it is
+            return None
+        return self.numbered(response.translate_instrument_symbol)
+
 
 # --- CQG ----------------------------------------------------------------------------------------
 
@@ -256,10 +274,14 @@ class Cqg(Broker):
         return frames
 
     def numbered(self, message: Any) -> tuple[int, int] | None:
-        raw = getattr(message, "raw", b"")
-        if raw[:1] != bytes([_CQG_FEED_FIELD << 3 | 2]) or len(raw) != raw[1] + 2:
+        return self.numbered_frame(getattr(message, "raw", b""))
+
+    def numbered_frame(self, frame: bytes | str) -> tuple[int, int] | None:
+        if not isinstance(frame, bytes) or frame[:1] != bytes([_CQG_FEED_FIELD << 3 | 2]):
             return None
-        return _numbers(raw[2:].decode("ascii", "replace"))
+        if len(frame) != frame[1] + 2:
+            return None
+        return _numbers(frame[2:].decode("ascii", "replace"))
 
     def after_recovery(self, before: dict[str, Any], after: dict[str, Any],
                        steps: list[Transitioned], tally: Tally) -> list[str]:
@@ -496,7 +518,8 @@ class Delivery:
 
 
 def check_delivery(delivered: Sequence[tuple[int, int]], sent: Mapping[int, int],
-                   excused: Collection[int] = ()) -> Delivery:
+                   excused: Collection[int] = (),
+                   owed: Mapping[int, int] | None = None) -> Delivery:
     """Hold what a lossless subscriber received, ``delivered`` ((stream, number) in the order
     received), to what was sent, ``sent`` (stream -> frames queued, numbered from 0).
 
@@ -505,7 +528,9 @@ def check_delivery(delivered: Sequence[tuple[int, int]], sent: Mapping[int, int]
     no number twice, none out of order (nor a stream's frame after a later stream's), and no gap
     below the highest number received. And it must receive the whole stream unless the stream is
     ``excused`` (its connection ended before it was all read: the tail is what never reached the
-    session). A frame that was never sent counts as out of order.
+    session). ``owed`` lowers what a stream that is not excused must deliver whole to its first
+    ``owed[stream]`` frames: the rest were thrown away unwritten by a simulator that cut off a
+    slow reader. A frame that was never sent counts as out of order.
     """
     found = Delivery()
     notes: list[str] = []
@@ -530,7 +555,8 @@ def check_delivery(delivered: Sequence[tuple[int, int]], sent: Mapping[int, int]
         latest = max(latest, stream)
         highest[stream] = max(highest.get(stream, -1), number)
     for stream, count in sorted(sent.items()):
-        due = highest.get(stream, -1) + 1 if stream in excused else count
+        top = highest.get(stream, -1) + 1
+        due = top if stream in excused else max(top, (owed or {}).get(stream, count))
         missing = [n for n in range(due) if (stream, n) not in seen]
         if missing:
             found.lost += len(missing)
@@ -591,16 +617,21 @@ class _DataPath:
         number, epoch = len(self.streams), session.epoch
         # The session's connection is the proxy's newest: nothing else connects through it.
         link = world.strike_proxy.stats.connections
-        if not world.sim.send(world.user, self.broker.feed(number, self.plan.frames)):
-            return  # the simulator had already let the connection go: nothing was queued
         record = StreamRecord(number, self.plan.frames, link, audit.tell())
         self.streams.append(record)
+        if not world.sim.send(world.user, self.broker.feed(number, self.plan.frames)):
+            # No connection took the whole stream: the simulator had let the session's go
+            # already, or cut it off for reading too slowly halfway through taking it. What
+            # it did take must still arrive in order, with no gap.
+            record.excused = "no connection took the whole stream"
+            return
         with trio.move_on_after(bound):
             while (self.received[number] < self.plan.frames and session.epoch == epoch
                    and session.state == AUTHENTICATED):
                 # The session says nothing of its connection ending to the run but through
-                # its own events; a look twice a second (virtual) is as good.
-                with trio.move_on_after(0.5):
+                # its own events; a look every (virtual) second is as good, and each look
+                # costs the mock clock's autojump threshold in real time.
+                with trio.move_on_after(1.0):
                     await self._arrived.wait()
         record.cut = _cut_links(world.strike_proxy).get(link)
 
@@ -621,16 +652,27 @@ class _DataPath:
                                   f"({ended.get('detail')})")
             elif record.cut is not None:
                 record.excused = f"the proxy cut connection {record.link} ({record.cut})"
+        # Frames the simulator threw away unwritten (it cut off a slow reader) were never sent:
+        # a stream owes only those before the first of them. (The same stream may also have
+        # gone to an older connection the session had left, and been thrown away there: then
+        # this asks less of the stream than it could, never more.)
+        thrown: dict[int, int] = {}
+        for frame in self.broker.discarded(world.sim):
+            numbers = self.broker.numbered_frame(frame)
+            if numbers is not None:
+                thrown[numbers[0]] = min(numbers[1], thrown.get(numbers[0], numbers[1]))
         name = self.broker.name
         tally.streams[name] += len(self.streams)
         tally.frames_sent[name] += sum(r.frames for r in self.streams)
         tally.frames_received[name] += len(self.delivered)
-        tally.streams_cut[name] += sum(1 for r in self.streams if r.excused)
+        tally.streams_cut[name] += sum(
+            1 for r in self.streams
+            if self.received[r.number] < r.frames and (r.excused or r.number in thrown))
         if self.plan.delay and self.streams:
             tally.slow_consumers[name] += 1
             tally.reading_paused[name] += self.paused
         found = check_delivery(self.delivered, {r.number: r.frames for r in self.streams},
-                               {r.number for r in self.streams if r.excused})
+                               {r.number for r in self.streams if r.excused}, thrown)
         tally.frames_lost[name] += found.lost
         tally.frames_duplicated[name] += found.duplicated
         tally.frames_out_of_order[name] += found.out_of_order

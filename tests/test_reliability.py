@@ -11,8 +11,9 @@ import pytest
 import trio
 import trio.testing
 
-from brokergate import AuditLog, Session, open_session
+from brokergate import AuditLog, QstConfig, Secret, Session, open_session
 from brokergate.simulators.faults import Fault, FaultPlan
+from brokergate.simulators.qst import QstAccount, run_qst_simulator
 from reliability import properties, report
 from reliability.properties import BROKERS, Behaviour, Qst, check_delivery, run_one
 from reliability.tally import Tally
@@ -61,6 +62,44 @@ def test_the_data_check_catches_a_lost_duplicated_or_reordered_frame(
     result = check_delivery(delivered, {0: 3, 1: 2}, excused)
     assert (result.lost, result.duplicated, result.out_of_order) == found
     assert bool(result.problems) == any(found)
+
+
+def test_frames_a_simulator_threw_away_unwritten_are_not_owed() -> None:
+    # Stream 0's frames from 1 on were thrown away: frame 0 is owed, and nothing after it.
+    assert check_delivery([(0, 0), (1, 0), (1, 1)], {0: 3, 1: 2}, owed={0: 1}).problems == []
+    missed = check_delivery([(1, 0), (1, 1)], {0: 3, 1: 2}, owed={0: 1})
+    assert missed.lost == 1 and missed.problems
+
+
+class _Overflowing(Qst):
+    """A QST run whose simulator cuts off any connection with more than 200 bytes queued (its
+    4102 rule): every stream overflows it at once, and what was queued is thrown away."""
+
+    def __init__(self) -> None:
+        self.behaviours = (Behaviour("good", "authenticated"),)
+
+    @asynccontextmanager  # type: ignore[arg-type]
+    async def world(self, behaviour: Behaviour, plan: FaultPlan, seed: int) -> Any:
+        user = properties._user(seed)
+        async with run_qst_simulator([QstAccount(user, "right-pw-Q7")],
+                                     outbound_queue_limit=200) as sim, properties._proxied(
+                [(sim.port, FaultPlan.clean())], seed) as (proxy,):
+            config = QstConfig(url=proxy.url(sim.url), user_name=user,
+                               password=Secret("right-pw-Q7"), client_id="reliability",
+                               backoff=properties.BACKOFF, **properties.TIMEOUTS)
+            yield properties.World(config, [proxy], proxy, sim, user=user)
+
+
+async def test_a_stream_a_simulator_cut_off_owes_only_what_was_written(
+    clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(properties.DataPlan, "draw",
+                        classmethod(lambda cls, broker, seed: cls(60)))
+    tally = Tally()
+    result = await run_one(_Overflowing(), 1, tally)
+    assert tally.problems == [] and tally.clean, result.audit
+    assert tally.streams["qst"] == tally.streams_cut["qst"] == 2
+    assert tally.frames_received["qst"] < tally.frames_sent["qst"]
 
 
 class _Forgetful(Qst):
