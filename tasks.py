@@ -6,8 +6,9 @@
     python3 tasks.py proto     regenerate the protobuf modules from proto/
     python3 tasks.py diagrams  regenerate diagrams/ and the policy tables in docs/brokers/
     python3 tasks.py lint      ruff and mypy only
-    python3 tasks.py reliability [--seeds N] [--docs]
-                               the long reliability and security suite, with its table
+    python3 tasks.py reliability [--seeds N] [--soak-sessions N] [--docs]
+                               the long reliability and security suite and the soak (10,000
+                               sessions through a virtual day of drops), with its table
     python3 tasks.py bench [--quick] [--only NAME,...] [--docs]
                                the benchmarks, as a Markdown report (see bench/README.md)
 

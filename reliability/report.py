@@ -30,9 +30,10 @@ def render(tally: Tally, *, command: str, seeds: int, elapsed: float,
     brokers = [b for b in BROKER_NAMES if tally.sessions[b]]
     out = [f"`{command}`: {seeds} seeds per broker, {elapsed:.0f} s on {machine()}.", ""]
 
-    out += ["| broker | fault runs | hostile-server sessions | ended as expected | violations "
-            "| leaks | secret hits | credential retries | extra CQG logons |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if brokers:  # none when only the soak ran (--seeds 0 --hostile 0)
+        out += ["| broker | fault runs | hostile-server sessions | ended as expected "
+                "| violations | leaks | secret hits | credential retries | extra CQG logons |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def row(name: str, keys: list[str]) -> str:
         def total(counter: Counter[str]) -> int:
@@ -64,7 +65,7 @@ def render(tally: Tally, *, command: str, seeds: int, elapsed: float,
         out.append(f"| **all** | {tally.fuzzed.total()} |")
 
     if soak:
-        out += ["", soak_module.render(soak)]
+        out += ["", soak_module.render(soak)] if out[-1] else [soak_module.render(soak)]
 
     out += ["", f"Problems: {len(tally.problems)}."]
     return "\n".join(out)
