@@ -1,17 +1,18 @@
 """The session driver: runs one broker machine under trio and does all its I/O.
 
 A session keeps no task of its own while it waits. An event is fed to the machine by the task
-that brings it (``hand``): a frame or a close by the connection task, an HTTP answer by its call
-task, a stop by the application. That task also carries out the commands that need no waiting.
-What must be awaited (a frame to write, a token to save), and every command after it, goes to a
-worker task that lives only until nothing is left to do. A connection task writes the frames its
-own frame calls for itself, and a task that ends once it has handed its event (an HTTP call, a
-credential) does that work itself. Timers ring on the run's one alarm clock
-(``brokergate.engine._alarms``), which starts a worker for them. Whoever is handling an event holds
-the session (``_busy``); events that come meanwhile wait in a queue that it drains before letting
-go. So one event is handled at a time, and its commands run in order. Events from a connection
-other than the live one are dropped, so a late frame from a dead socket can never move a new
-session.
+that brings it (``hand``): a frame by the connection's reader (trio-websocket's reader task, which
+hands each frame straight to the session: ``brokergate.engine._websocket``), a close by the
+connection task, an HTTP answer by its call task, a stop by the application. That task also
+carries out the commands that need no waiting. What must be awaited (a frame to write, a token to
+save), and every command after it, goes to a worker task that lives only until nothing is left to
+do. A connection's reader writes the frames its own frame calls for itself, and a task that ends
+once it has handed its event (an HTTP call, a credential) does that work itself. Timers ring on
+the run's one alarm clock (``brokergate.engine._alarms``), which starts a worker for them.
+Whoever is handling an event holds the session (``_busy``); events that come meanwhile wait in
+a queue that it drains before letting go. So one event is handled at a time, and its commands run
+in order. Events from a connection other than the live one are dropped, so a late frame from a
+dead socket can never move a new session.
 
 Every frame to the broker passes through ``write``, the single writer, which holds the request
 gate: until the machine is ``authenticated`` only the machine's own session-control frames (the
@@ -107,7 +108,7 @@ _PING_TIMER = "_ping"
 #: exact types are tested with ``type(command) in``: a set lookup, where ``isinstance`` with a
 #: union walks its members (this runs for every command of every event).
 _AWAITED: frozenset[type[Command]] = frozenset({SendFrame, SaveToken})
-#: What a connection task may carry out itself after its own event: frames to write (to its
+#: What a connection's reader may carry out itself after its own event: frames to write (to its
 #: own connection, the live one) and commands that need no waiting and leave the connection be.
 _OWN_WRITES: frozenset[type[Command]] = frozenset(
     {SendFrame, StartTimer, CancelTimer, Transitioned, Notice, Deliver})
@@ -269,8 +270,9 @@ class SessionDriver:
         self._early = None
 
     def hand(self, event: Event, *, writer: bool = False, worker: bool = False) -> bool:
-        """Give the machine an event: a frame or a close from the connection task, an HTTP
-        answer, a credential, a stop or a refused token from the application.
+        """Give the machine an event: a frame from the connection's reader, an open or a close
+        from the connection task, an HTTP answer, a credential, a stop or a refused token from
+        the application.
 
         With no event being handled, it is fed at once, in the calling task, and so is every
         command that needs no waiting; the first that does (a frame to write, a token to save)
@@ -278,12 +280,12 @@ class SessionDriver:
         turn in the queue, which whoever is handling events drains before it lets go. Either
         way one event is handled at a time and its commands run in order. Nothing here awaits.
 
-        A connection task passes ``writer``: when what is left is frames to write and commands
-        that leave the connection be, True is returned and the caller carries them out itself
-        (``write_own``) instead of a new task. Until it has, no other event moves the machine,
-        so its connection stays the live one. A task that ends once it has handed its event (an
-        HTTP call, a credential) passes ``worker``: True means it is the worker now and
-        must ``await self._work()``.
+        A connection's reader or task passes ``writer``: when what is left is frames to write
+        and commands that leave the connection be, True is returned and the caller carries them
+        out itself (``write_own``) instead of a new task. Until it has, no other event moves the
+        machine, so its connection stays the live one. A task that ends once it has handed its
+        event (an HTTP call, a credential) passes ``worker``: True means it is the worker now
+        and must ``await self._work()``.
         """
         if self._closed:
             return False  # the session is over: nothing may move its machine now
@@ -312,7 +314,7 @@ class SessionDriver:
         return False
 
     async def write_own(self) -> None:
-        """Carry out what ``hand`` left to the connection task that handed the event.
+        """Carry out what ``hand`` left to the connection's task or reader that handed the event.
 
         These are the machine's own small frames (a login, a pong), bounded like every control
         frame (``write``); while they are written, the connection's next frames wait unread
