@@ -29,6 +29,7 @@ from typing import Any
 import trio
 import trio_websocket
 
+from bench import session_layer
 from bench._clients import CLIENT_ID, engine_config, minimal_login
 from bench._report import Section, median, ratio, spread
 from bench._server import CQG_FEED_TAG, simulator_process, user
@@ -194,6 +195,7 @@ def run(*, quick: bool) -> Section:
     targets = {"cqg inbound": INBOUND_TARGET, "firstock socket": INBOUND_TARGET,
                "qst round trips": ROUND_TRIP_TARGET, "cqg outbound": OUTBOUND_TARGET}
     batched: dict[str, float] = {}
+    alone = session_layer.measure(2_000 if quick else session_layer.LOOPS)
     for kind, target in targets.items():
         figures = trio.run(_measure, kind, count, rounds)
         raw, ours = median(figures["raw cpu"]), median(figures["engine cpu"])
@@ -221,5 +223,12 @@ def run(*, quick: bool) -> Section:
         + "; ".join(f"{kind} {figure:.1f} µs/msg" for kind, figure in batched.items()) + ".",
         "CQG outbound rounds end when the simulator has read every message; the CPU this "
         "process spends asking it is left out of both clients' figures.",
+        "The session layer alone, in-process with no sockets and its code in the CPU's caches "
+        "(bench/session_layer.py, python -m bench.session_layer): "
+        f"a CQG market-data frame costs model.handle {alone['cqg frame']:.2f} µs, a Firstock "
+        f"quote {alone['firstock frame']:.2f} µs, a QST answer {alone['qst answer']:.2f} µs "
+        f"(decoded, to find its request); send() adds {alone['cqg send']:.2f} µs to a "
+        "WebSocket that writes nothing. Between socket calls the caches are colder, so a "
+        "session pays more than this.",
     ]
     return section
