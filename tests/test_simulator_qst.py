@@ -523,3 +523,28 @@ async def test_demo_accounts_log_in_as_documented() -> None:
         async with connect(sim) as client:
             resp = await client.login(login("pending", "pending-pw"))
             assert resp.WhichOneof("response") == "provisioning_messages"
+
+
+def test_a_ping_that_meets_the_servers_close_is_not_reported_as_a_failure() -> None:
+    """trio-websocket's server answers a client's ping even after its own close went out, and
+    wsproto refuses that pong: the simulators take this race (trio-websocket issue 184) for
+    what it is, a connection ending anyway, and log a failure only for anything else."""
+    import wsproto
+    from wsproto.events import AcceptConnection, CloseConnection, Pong, Request
+
+    from brokergate.simulators._websocket import closing_race
+
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="127.0.0.1", target="/")))
+    next(server.events())
+    server.send(AcceptConnection())
+    server.send(CloseConnection(code=1000))
+    with pytest.raises(wsproto.utilities.LocalProtocolError) as refused:
+        server.send(Pong(payload=b"\x01\x02"))
+    race = refused.value
+    assert closing_race(race)
+    assert closing_race(ExceptionGroup("connection", [ExceptionGroup("reader", [race])]))
+    assert not closing_race(ExceptionGroup("connection", [race, ValueError("a real bug")]))
+    assert not closing_race(wsproto.utilities.LocalProtocolError("Connection cannot be closed"))
+    assert not closing_race(RuntimeError("Event Pong( cannot be sent in state ..."))

@@ -22,6 +22,7 @@ from brokergate.simulators._websocket import (
     Ending,
     LoopbackServer,
     SlowReaderRule,
+    closing_race,
     deliver_to_each,
     finish,
     handshake,
@@ -331,8 +332,11 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
                 # stays open: to the client this is a peer that vanished without a FIN.
                 conn.finished.set()
                 await trio.sleep(STALL_SECONDS)
-        except Exception:
-            log.exception("CQG simulator: %s failed", label)
+        except Exception as exc:
+            if closing_race(exc):
+                log.debug("CQG simulator: %s: a ping met our close (harmless)", label)
+            else:
+                log.exception("CQG simulator: %s failed", label)
         finally:
             if conn is not None:
                 conn.finished.set()

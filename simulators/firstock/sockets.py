@@ -28,6 +28,7 @@ from brokergate.simulators._websocket import (
     Close,
     LoopbackServer,
     QueuedConnection,
+    closing_race,
     finish,
 )
 from brokergate.simulators.firstock import messages
@@ -294,8 +295,11 @@ class FirstockSocketServer(LoopbackServer):
                     ending = await conn.run()
                     await finish(ws, stream, ending)
                 ws_tasks.cancel_scope.cancel()
-        except Exception:
-            log.exception("Firstock simulator: %s failed", label)
+        except Exception as exc:
+            if closing_race(exc):
+                log.debug("Firstock simulator: %s: a ping met our close (harmless)", label)
+            else:
+                log.exception("Firstock simulator: %s failed", label)
         finally:
             if conn is not None:
                 conn.finished.set()
