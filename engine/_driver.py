@@ -66,6 +66,7 @@ from brokergate.machines import (
     DISPLACED,
     FAILED,
     LOCKED_OUT,
+    LOGGING_OUT,
     PROVISIONING,
     TERMINAL_STATES,
     CancelTimer,
@@ -98,6 +99,8 @@ from brokergate.machines import (
 )
 
 _MAX_REQUEST_ID = 2**32 - 1
+#: Why a logout was never answered when the host cancelled the session's tasks.
+_CANCELLED_BY_HOST = "the session's tasks were cancelled by its host before the broker answered"
 #: How trio-websocket starts the reason of the 1009 close it sends for a message above its
 #: max_message_size (our max_frame_size).
 _TOO_LARGE_REASON = "Exceeded maximum message size"
@@ -132,13 +135,15 @@ class _Connection:
     """One connection attempt. Its task's nursery (which also holds trio-websocket's reader
     task) is its cancel scope; the driver may leave it behind before that task has begun."""
 
-    __slots__ = ("cancelled", "epoch", "scope", "ws")
+    __slots__ = ("cancelled", "epoch", "gone", "scope", "ws")
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
         self.scope: trio.CancelScope | None = None
         self.cancelled = False
         self.ws: trio_websocket.WebSocketConnection | None = None
+        #: Its task has ended: nothing more can be read from it, whatever the reason.
+        self.gone = False
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -160,6 +165,7 @@ class SessionDriver:
     __slots__ = (
         "_alarm_at",
         "_busy",
+        "_calls_gone",
         "_changed",
         "_clock",
         "_closed",
@@ -248,6 +254,8 @@ class SessionDriver:
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self._http: HttpCaller | None = None  # made on the first REST call
+        # REST calls whose task the host cancelled before they were answered (see ``stop``).
+        self._calls_gone: list[HttpRequest] = []
 
     # ------------------------------------------------------------------ the loop
 
@@ -446,8 +454,17 @@ class SessionDriver:
             return []
 
     async def _execute_all(self, commands: list[Command]) -> None:
-        for command in commands:
-            await self._execute(command)
+        for index, command in enumerate(commands):
+            try:
+                await self._execute(command)
+            except trio.Cancelled:
+                # The host is cancelling the session's tasks: what is left (a transition's
+                # record, a timer) is for the stop to carry out. Not the command under way: a
+                # frame cancelled in its write may be half written.
+                rest = commands[index + 1:]
+                if rest:
+                    self._deferred = rest + (self._deferred or [])
+                raise
 
     async def _execute(self, command: Command) -> None:
         if isinstance(command, SendFrame):
@@ -538,6 +555,8 @@ class SessionDriver:
             self._log("internal_error", detail=_summarise(group.exceptions[0]))
             self.hand(Closed(epoch, 1011, f"internal error: {type(group.exceptions[0]).__name__}"))
         finally:
+            conn.gone = True
+            self._wake_changed()  # a stop waiting for its logout answer looks again
             if stream is not None:
                 await trio.aclose_forcefully(stream)
 
@@ -670,6 +689,10 @@ class SessionDriver:
         answer: Event
         try:
             answer = await self._http_caller().call(request)
+        except trio.Cancelled:
+            self._calls_gone.append(request)
+            self._wake_changed()  # a stop waiting for this call's answer looks again
+            raise
         except Exception as exc:  # keep a surprise inside this session
             self._log("internal_error", detail=_summarise(exc))
             answer = HttpFailed(request.call, request.serial,
@@ -1000,14 +1023,35 @@ class SessionDriver:
         self._stopping = True
         self._settle()  # a session at rest is over for its waiters now, transition or not
         self.hand(Stop(logout))
+        told: _Connection | None = None  # a connection whose loss the machine has been told
         while self.model.state not in TERMINAL_STATES and self.model.state != DISCONNECTED:
-            if self._queue and not self._busy and not self._closed:
-                # A worker was cancelled with events still queued (the stop among them):
-                # this task carries them out itself.
+            if self._left_behind() and not self._busy and not self._closed:
+                # The host is cancelling the session's tasks: a worker was cancelled with work
+                # left (events queued, commands deferred: the logout itself, or a timer due).
+                # This task carries it out itself.
                 self._busy = True
                 await self._work()
                 continue
+            conn = self._conn
+            if (self.model.state == LOGGING_OUT and conn is not None and conn.gone
+                    and conn is not told and not conn.cancelled and not self._busy):
+                # The connection's task was cancelled with the session's (the driver did not
+                # leave it behind, and it reported no close): no logout answer can be read.
+                told = conn
+                self.hand(Closed(conn.epoch, 1006, _CANCELLED_BY_HOST))
+                continue
+            if self._calls_gone and not self._busy:
+                # The same for a REST call (Firstock's logout): it will never be answered.
+                call = self._calls_gone.pop(0)
+                self.hand(HttpFailed(call.call, call.serial, _CANCELLED_BY_HOST))
+                continue
             await self._next_change()
+
+    def _left_behind(self) -> bool:
+        """Work a cancelled worker left: events queued, commands deferred, a timer due."""
+        timers = self._timers
+        return bool(self._queue or self._deferred is not None
+                    or (timers and min(timers.values()) <= trio.current_time()))
 
     # ------------------------------------------------------------------ bookkeeping
 

@@ -463,3 +463,28 @@ async def test_the_brokers_socket_limit_fails_the_session_without_a_fresh_login(
                     await s.wait_authenticated()
             assert caught.value.reason == "socket_limit" and caught.value.fault == Fault.ACCOUNT
             assert sim.stats.sockets_refused == 1 and sim.stats.logins_ok == 2
+
+
+async def test_a_session_its_host_cancels_ends_at_once_and_says_so(
+    clock: trio.testing.MockClock,
+) -> None:
+    """The host cancelling the session's nursery cancels its REST logout call too: the session
+    does not wait for an answer that cannot come; it ends at once, saying why."""
+    events: Events = []
+    async with run_firstock_simulator([account()]) as sim:
+        async with trio.open_nursery() as host:
+            async def run() -> None:
+                async with open_session(config(sim), **session_kwargs(events)) as s:
+                    await s.wait_authenticated()
+                    await trio.sleep_forever()
+
+            host.start_soon(run)
+            await trio.sleep(1)
+            started = trio.current_time()
+            host.cancel_scope.cancel()
+        assert trio.current_time() - started < 1.0
+    ends = [e for e in events if e["event"] == "transition"][-2:]
+    assert [(e["trigger"], e["dst"]) for e in ends] == [("stop", "logging_out"),
+                                                        ("logout_failed", "disconnected")]
+    assert ends[-1]["reason"] == "logged_out"
+    assert "not confirmed" in ends[-1]["detail"] and "cancelled" in ends[-1]["detail"]

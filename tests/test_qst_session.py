@@ -592,3 +592,32 @@ async def test_simulator_helper_hands_back_the_blocks_own_exception() -> None:
     with pytest.raises(KeyError):
         async with run_qst_simulator([]):
             raise KeyError("from the block")
+
+
+async def test_a_session_its_host_cancels_ends_at_once_and_says_so(
+    clock: trio.testing.MockClock,
+) -> None:
+    """The host cancelling the nursery a session lives in (a common way to shut down): the
+    session's connection is cancelled with it, so no logout answer can be read. It does not wait
+    out its logout timeout for one: it ends disconnected at once, and the audit trail has the
+    stop and the end, saying the logout was not confirmed and why."""
+    events: list[dict[str, Any]] = []
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        async with trio.open_nursery() as host:
+            async def run() -> None:
+                async with open_session(qst_config(sim.url, "alice"),
+                                        **session_kwargs(events)) as session:
+                    await session.wait_authenticated()
+                    await trio.sleep_forever()
+
+            host.start_soon(run)
+            await trio.sleep(1)
+            started = trio.current_time()
+            host.cancel_scope.cancel()
+        assert trio.current_time() - started < 1.0  # not the 5 s logout timeout
+    moves = transitions(events)
+    assert moves[-2:] == [("stop", "authenticated", "logging_out"),
+                          ("closed", "logging_out", "disconnected")]
+    last = [e for e in events if e["event"] == "transition"][-1]
+    assert last["reason"] == "logged_out"
+    assert "not confirmed" in last["detail"] and "cancelled" in last["detail"]
