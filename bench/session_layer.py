@@ -29,7 +29,9 @@ import trio
 from bench.transitions import Cycle, cycles
 from brokergate.engine._audit import AuditLog
 from brokergate.engine._driver import SessionDriver, _Connection
+from brokergate.engine._gateway import open_gateway
 from brokergate.machines import AUTHENTICATED, FrameReceived, LoginModel
+from brokergate.machines.brokers import broker_named
 from brokergate.machines.qst import qst_pb2 as qst_pb
 
 LOOPS = 100_000
@@ -88,7 +90,13 @@ async def _send_added(model: Any, loops: int) -> float:
     """What ``send()`` adds to the WebSocket's own ``send_message``, µs per message."""
     log = AuditLog.disabled().session(broker="cqg", session_id="bench", account="bench",
                                       secrets=[])
-    driver = SessionDriver(model, model.config, "bench", log)
+    async with open_gateway() as gateway:
+        driver = SessionDriver(model, model.config, "bench", log, host=gateway,
+                               capabilities=broker_named("cqg").capabilities)
+        return await _send_through(driver, model, loops)
+
+
+async def _send_through(driver: SessionDriver, model: Any, loops: int) -> float:
     conn = _Connection(model.epoch)
     ws: Any = _NullWebSocket()
     conn.ws = ws

@@ -6,6 +6,10 @@
         await session.wait_authenticated()
         answer = await session.request(...)           # CQG and Firstock: see their docs
 
+    async with brokergate.open_gateway() as gw:       # sessions that share what is shared
+        async with gw.session(brokergate.CqgConfig(...)) as orders:
+            ...
+
 Every name a user needs is importable from here; ``brokergate.qst``, ``brokergate.cqg`` and
 ``brokergate.firstock`` add each broker's own types (its protobuf messages as ``pb``).
 Importing this package loads the library only: no simulator, benchmark or test code.
@@ -29,8 +33,17 @@ from brokergate.engine._errors import (
     SessionError,
 )
 from brokergate.engine._events import BrokerMessage, EventStream, Overflow, SessionEvent
-from brokergate.engine._session import Session, open_session
+from brokergate.engine._gateway import (
+    Coordinator,
+    Gateway,
+    GatewayClosed,
+    LocalCoordinator,
+    open_gateway,
+    open_session,
+)
+from brokergate.engine._session import Session
 from brokergate.engine._tokens import FileTokenStore, MemoryTokenStore, StoredToken, TokenStore
+from brokergate.engine._transport import TcpTransport, WebSocketTransport
 from brokergate.machines import (
     TERMINAL_STATES,
     Backoff,
@@ -56,6 +69,7 @@ __all__ = [
     "Coalescing",
     "ConfigurationError",
     "ConnectionLost",
+    "Coordinator",
     "CqgConfig",
     "CqgServerMessage",
     "CredentialProvider",
@@ -64,8 +78,11 @@ __all__ = [
     "Fault",
     "FileTokenStore",
     "FirstockConfig",
+    "Gateway",
+    "GatewayClosed",
     "GaveUp",
     "InvalidMessage",
+    "LocalCoordinator",
     "LockedOut",
     "LoginFailed",
     "MemoryTokenStore",
@@ -82,9 +99,12 @@ __all__ = [
     "SessionEvent",
     "SocketKind",
     "StoredToken",
+    "TcpTransport",
     "TokenStore",
     "Transitioned",
+    "WebSocketTransport",
     "__version__",
+    "open_gateway",
     "open_session",
     "redact_secrets",
     "register_secret",

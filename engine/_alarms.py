@@ -1,11 +1,11 @@
-"""One alarm clock per trio run, shared by every session driver in it.
+"""One alarm clock per gateway, shared by every session driver in it.
 
 A session spends its life waiting for its next event or its earliest timer, with no task of its own
 (``brokergate.engine._driver``). Its timers need something to wake them: a task per session
 sleeping until its deadline would cost a task, its coroutine, a cancel scope and its cancel status
 for every session, and a cancel scope entered and left for every wait. Instead a driver asks this
-clock to ring at a deadline, and one system task per run sleeps until the earliest deadline any
-driver asked for; the driver then starts a short-lived worker for its due timers.
+clock to ring at a deadline, and one task in the gateway's nursery sleeps until the earliest
+deadline any driver asked for; the driver then starts a short-lived worker for its due timers.
 
 The clock keeps a heap of (deadline, order, driver). A driver asks again only when its earliest
 deadline moves *earlier* than the one it already asked for; when it moves later (a timer cancelled
@@ -82,17 +82,5 @@ class AlarmClock:
                 sleeper.alarm(deadline)
 
 
-#: The clock's task, one per trio run for the life of the run (leak checks leave it out).
+#: The name of the clock's task in its gateway's nursery (leak checks leave it out).
 TASK_NAME = "brokergate alarm clock"
-_CLOCK: trio.lowlevel.RunVar[AlarmClock] = trio.lowlevel.RunVar("brokergate_alarm_clock")
-
-
-def alarm_clock() -> AlarmClock:
-    """This trio run's clock, started on first use."""
-    try:
-        return _CLOCK.get()
-    except LookupError:
-        clock = AlarmClock()
-        _CLOCK.set(clock)
-        trio.lowlevel.spawn_system_task(clock.run, name=TASK_NAME)
-        return clock

@@ -28,12 +28,12 @@ import math
 import traceback
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, cast
 
 import trio
 import trio_websocket
 
-from brokergate.engine._alarms import AlarmClock, alarm_clock
+from brokergate.engine._alarms import AlarmClock
 from brokergate.engine._audit import SessionLog, scrub
 from brokergate.engine._errors import (
     ConnectionLost,
@@ -58,7 +58,7 @@ from brokergate.engine._events import (
 )
 from brokergate.engine._http import HttpCaller
 from brokergate.engine._tokens import StoredToken, TokenStore
-from brokergate.engine._transport import describe_connect_error, open_stream
+from brokergate.engine._transport import WebSocketTransport, describe_connect_error
 from brokergate.engine._websocket import open_client
 from brokergate.machines import (
     AUTHENTICATED,
@@ -97,6 +97,7 @@ from brokergate.machines import (
     TokenRefused,
     Transitioned,
 )
+from brokergate.machines._broker import CallsRest, MatchesRequests, NeedsCredentials, SendsRaw
 
 _MAX_REQUEST_ID = 2**32 - 1
 #: Why a logout was never answered when the host cancelled the session's tasks.
@@ -159,8 +160,27 @@ _ERRORS_BY_STATE: dict[str, type[SessionError]] = {
 }
 
 
+class SessionHost(Protocol):
+    """What a session driver uses of the gateway that opened it."""
+
+    @property
+    def alarms(self) -> AlarmClock:
+        """The gateway's alarm clock (its task runs in the gateway's nursery)."""
+
+    @property
+    def token_store(self) -> TokenStore:
+        """Where sessions of brokers with day-long tokens keep them."""
+
+    @property
+    def websocket(self) -> WebSocketTransport:
+        """What opens the byte stream under a WebSocket."""
+
+    def http_caller(self, settings: SessionSettings) -> HttpCaller:
+        """A session's HTTP client, sharing the gateway's rate limiters and transport."""
+
+
 class SessionDriver:
-    """Runs one session's machine. Created and started by ``open_session``."""
+    """Runs one session's machine. Created and started by its gateway (``Gateway.session``)."""
 
     __slots__ = (
         "_alarm_at",
@@ -170,10 +190,12 @@ class SessionDriver:
         "_clock",
         "_closed",
         "_conn",
+        "_credentials",
         "_deferred",
         "_early",
         "_frame_size",
         "_full_streams",
+        "_host",
         "_http",
         "_live_epoch",
         "_next_request_id",
@@ -182,6 +204,9 @@ class SessionDriver:
         "_pauses",
         "_pending",
         "_queue",
+        "_raw",
+        "_requests",
+        "_rest",
         "_room",
         "_settled",
         "_slow_since",
@@ -194,7 +219,6 @@ class SessionDriver:
         "model",
         "session_id",
         "settings",
-        "token_store",
     )
 
     def __init__(
@@ -203,10 +227,19 @@ class SessionDriver:
         settings: SessionSettings,
         session_id: str,
         audit: SessionLog,
-        token_store: TokenStore | None = None,
+        *,
+        host: SessionHost,
+        capabilities: frozenset[str] = frozenset(),
     ) -> None:
         self.model = model
-        self.token_store = token_store
+        self._host = host
+        # What the model can do beyond logging in, as its broker's descriptor declares it
+        # (brokergate.machines._broker): each is the model, typed, or None.
+        self._requests = cast(MatchesRequests, model) if "requests" in capabilities else None
+        self._raw = cast(SendsRaw, model) if "raw_send" in capabilities else None
+        self._rest = cast(CallsRest, model) if "rest_calls" in capabilities else None
+        self._credentials = (cast(NeedsCredentials, model) if "credentials" in capabilities
+                             else None)
         self.settings = settings
         self.session_id = session_id
         self.audit = audit
@@ -226,7 +259,7 @@ class SessionDriver:
         self._conn: _Connection | None = None
         self._live_epoch: int | None = None
         self._pending: dict[int, _Waiter] = {}
-        self._next_request_id = model.first_request_id
+        self._next_request_id = self._first_request_id()
         self._subscribers: list[EventStream] = []
         # Backpressure (see brokergate.engine._events): how many lossless subscribers are over
         # their bounds; the reading waits on ``_room`` while any is. The bytes of the frame being
@@ -269,7 +302,7 @@ class SessionDriver:
         transition, and a later subscriber sees nothing from before it came.
         """
         self._nursery = nursery
-        self._clock = alarm_clock()
+        self._clock = self._host.alarms
         self._early = []
         self.hand(Start())
 
@@ -511,7 +544,7 @@ class SessionDriver:
 
     def _http_caller(self) -> HttpCaller:
         if self._http is None:
-            self._http = HttpCaller(self.settings.ca_file, max_body=self.settings.max_frame_size)
+            self._http = self._host.http_caller(self.settings)
         return self._http
 
     # ------------------------------------------------------------------ connection
@@ -533,7 +566,7 @@ class SessionDriver:
                 if conn.cancelled:  # left behind before this task began
                     tasks.cancel_scope.cancel()
                 try:
-                    stream = await open_stream(url, self.settings.ca_file)
+                    stream = await self._host.websocket.open_stream(url, self.settings.ca_file)
                 except Exception as exc:  # refused, DNS, TLS; also a host name that cannot be
                     # encoded (a label over 63 characters in a broker's redirect URL)
                     self.hand(ConnectFailed(epoch, describe_connect_error(exc)))
@@ -703,9 +736,7 @@ class SessionDriver:
     async def _keep_token(self, command: SaveToken) -> None:
         """Save (or delete) the session token in the store; a store that fails costs only the
         reuse of the token by a later process, so the session goes on and says so."""
-        store = self.token_store
-        if store is None:
-            return
+        store = self._host.token_store
         broker, user = self.model.broker, self.model.account
         try:
             if command.token is None:
@@ -725,8 +756,8 @@ class SessionDriver:
         credential it was handling.
         """
         self._started()
-        source = getattr(self.model, "credential_source", None)
-        provider = source(kind) if source is not None else None
+        source = self._credentials
+        provider = source.credential_source(kind) if source is not None else None
         value: Secret | None = None
         problem: str | None = None
         if provider is None:
@@ -756,22 +787,35 @@ class SessionDriver:
         application's own messages, like CQG). Gated like every application frame."""
         if self.model.state != AUTHENTICATED:
             raise NotAuthenticated(self.model.broker, self.model.state)
-        encode = getattr(self.model, "encode_send", None)
-        if encode is None:
-            raise TypeError(f"{self.model.broker} matches answers to requests: use "
-                            "session.request()")
+        if self._raw is None:
+            raise TypeError(f"{self.model.broker_name} takes no messages as they are: "
+                            f"{self._what_instead()}")
         try:
-            data = encode(message)
+            data = self._raw.encode_send(message)
         except ValueError as exc:
             raise InvalidMessage(f"{self.model.broker}: not sent: {exc}") from None
         await self.write(data, control=False)
         self.model.application_sent()
 
+    def _what_instead(self) -> str:
+        """What the application uses instead, for a TypeError that says how to talk to it."""
+        ways = []
+        if self._requests is not None:
+            ways.append("session.request()")
+        if self._raw is not None:
+            ways.append("session.send() and read answers from session.events()")
+        if self._rest is not None:
+            ways.append("session.call()")
+        return "use " + " or ".join(ways) if ways else "it takes no application messages"
+
     async def request(self, message: Any) -> Any:
         if self.model.state != AUTHENTICATED:
             raise NotAuthenticated(self.model.broker, self.model.state)
+        if self._requests is None:
+            raise TypeError(f"{self.model.broker_name} takes no requests with ids: "
+                            f"{self._what_instead()}")
         request_id = self._take_request_id()
-        data = self.model.encode_request(message, request_id)
+        data = self._requests.encode_request(message, request_id)
         waiter = _Waiter()
         self._pending[request_id] = waiter
         try:
@@ -786,12 +830,12 @@ class SessionDriver:
 
     async def call(self, endpoint: str, body: Any = None, *, retry: bool = True) -> Any:
         """One REST call of the application's with the session's token (Firstock)."""
-        model: Any = self.model
+        model, rest = self.model, self._rest
         broker = model.broker
-        build = getattr(model, "application_request", None)
-        if build is None:
-            raise TypeError(f"{broker} has no REST API behind its session: use "
-                            "session.send() or session.request()")
+        if rest is None:
+            raise TypeError(f"{model.broker_name} has no REST API behind its session: "
+                            f"{self._what_instead()}")
+        build = rest.application_request
         for attempt in (1, 2):
             if model.state != AUTHENTICATED:
                 raise NotAuthenticated(broker, model.state)
@@ -803,7 +847,7 @@ class SessionDriver:
             if isinstance(answered, HttpFailed):
                 raise ConnectionLost(f"{broker} {request.call}: {answered.detail}; the broker may "
                                      "or may not have acted on the call")
-            answer = model.read_application_answer(answered, generation)
+            answer = rest.read_application_answer(answered, generation)
             if answer.ok:
                 return answer.data
             detail = self._scrub(answer.detail)
@@ -822,11 +866,12 @@ class SessionDriver:
         with reason ``session_invalid``); False if it does not get there within its own login
         bounds (the caller's error then says what the broker said).
         """
-        model: Any = self.model
+        model, rest = self.model, self._rest
+        assert rest is not None
         limit = self.settings.login_timeout + self.settings.connect_timeout
         with trio.move_on_after(2 * limit):
             while True:
-                if model.token_generation != generation and model.state == AUTHENTICATED:
+                if rest.token_generation != generation and model.state == AUTHENTICATED:
                     return True
                 if self._ended():
                     raise self.error()
@@ -839,10 +884,13 @@ class SessionDriver:
             self._changed = trio.Event()
         await self._changed.wait()
 
+    def _first_request_id(self) -> int:
+        return self._requests.first_request_id if self._requests is not None else 1
+
     def _take_request_id(self) -> int:
         rid = self._next_request_id
         wrapped = rid >= _MAX_REQUEST_ID
-        self._next_request_id = self.model.first_request_id if wrapped else rid + 1
+        self._next_request_id = self._first_request_id() if wrapped else rid + 1
         while rid in self._pending:  # only after wrapping around
             rid = self._take_request_id()
         return rid

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import trio
-from trio.lowlevel import RunVar
 
 from brokergate.engine._transport import plaintext_problem, root_cause, tls_context
 from brokergate.machines import HttpAnswered, HttpFailed, HttpRequest
@@ -133,17 +132,23 @@ class RateLimiter:
                 self._admission.release()
 
 
-_LIMITERS: RunVar[dict[tuple[str, float], RateLimiter]] = RunVar("brokergate_rate_limiters")
+#: The rate limiter for a host at a rate (the gateway's: shared by all its sessions).
+LimiterFor = Callable[[str, float], RateLimiter]
 
 
-def limiter_for(host: str, per_second: float) -> RateLimiter:
-    """The rate limiter every session of this trio run shares for ``host``."""
-    try:
-        limiters = _LIMITERS.get()
-    except LookupError:
-        limiters = {}
-        _LIMITERS.set(limiters)
-    return limiters.setdefault((host.lower(), per_second), RateLimiter(per_second))
+class RateLimiters:
+    """One ``RateLimiter`` per (host, rate), made on first use: what a gateway's sessions share."""
+
+    __slots__ = ("_limiters",)
+
+    def __init__(self) -> None:
+        self._limiters: dict[tuple[str, float], RateLimiter] = {}
+
+    def __len__(self) -> int:
+        return len(self._limiters)
+
+    def __call__(self, host: str, per_second: float) -> RateLimiter:
+        return self._limiters.setdefault((host.lower(), per_second), RateLimiter(per_second))
 
 
 def describe_http_error(exc: httpx.HTTPError) -> str:
@@ -168,6 +173,20 @@ def describe_http_error(exc: httpx.HTTPError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _Borrowed(httpx.AsyncBaseTransport):
+    """A transport the session uses but does not own: closing the session's client leaves it
+    open for the gateway's other sessions (the gateway's owner closes it)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
+
+
 class HttpCaller:
     """One session's HTTP client (keep-alive to the broker), closed with the session.
 
@@ -176,17 +195,24 @@ class HttpCaller:
     empty body, so a broker cannot make the process hold an arbitrary amount of memory.
     """
 
-    __slots__ = ("_ca_file", "_client", "_max_body")
+    __slots__ = ("_ca_file", "_client", "_limiter_for", "_max_body", "_transport")
 
-    def __init__(self, ca_file: str | None, *, max_body: int = 1 << 20) -> None:
+    def __init__(self, ca_file: str | None, *, limiter_for: LimiterFor, max_body: int = 1 << 20,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._ca_file = ca_file
         self._client: httpx.AsyncClient | None = None
         self._max_body = max_body
+        self._limiter_for = limiter_for
+        self._transport = transport
 
     def _get(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(verify=tls_context(self._ca_file),
-                                             follow_redirects=False)
+            if self._transport is None:
+                self._client = httpx.AsyncClient(verify=tls_context(self._ca_file),
+                                                 follow_redirects=False)
+            else:  # the gateway's, shared: closing this client must leave it open
+                self._client = httpx.AsyncClient(transport=_Borrowed(self._transport),
+                                                 follow_redirects=False)
         return self._client
 
     async def call(self, request: HttpRequest) -> HttpAnswered | HttpFailed:
@@ -199,7 +225,7 @@ class HttpCaller:
             async with AsyncExitStack() as stack:
                 extensions: dict[str, TraceHook] = {}
                 if request.per_second is not None:
-                    pacing = limiter_for(host, request.per_second).paced()
+                    pacing = self._limiter_for(host, request.per_second).paced()
                     extensions["trace"] = await stack.enter_async_context(pacing)
                 response = await stack.enter_async_context(self._get().stream(
                     "POST", request.url, json=request.body,

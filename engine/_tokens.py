@@ -15,7 +15,6 @@ import os
 import re
 import stat
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -23,13 +22,9 @@ from typing import Protocol
 import trio
 
 from brokergate.machines import Secret
+from brokergate.machines._broker import StoredToken
 
-
-@dataclass(frozen=True, slots=True)
-class StoredToken:
-    token: Secret
-    #: When the broker issued it (timezone-aware).
-    created: datetime
+__all__ = ["FileTokenStore", "MemoryTokenStore", "StoredToken", "TokenStore"]
 
 
 class TokenStore(Protocol):

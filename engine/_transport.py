@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import ssl
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import trio
@@ -72,6 +73,32 @@ async def plaintext_problem(url: str) -> str | None:
     except OSError:
         return None  # cannot resolve: the request itself will say so
     return None
+
+
+class WebSocketTransport(Protocol):
+    """What carries a session's WebSocket: a byte stream to the URL's server, over which the
+    engine speaks the WebSocket protocol itself. Inject one into ``open_gateway`` to go through
+    a proxy or a tunnel, or to reach a test server; the default is ``TcpTransport``.
+
+    A transport of your own carries the TLS and loopback rules itself: the default's are that
+    ``wss://`` is verified TLS and ``ws://`` only goes to loopback addresses.
+    """
+
+    async def open_stream(self, url: str, ca_file: str | None) -> trio.abc.Stream:
+        """An open stream to ``url``'s server (TLS done, for ``wss://``); ``OSError`` if none."""
+
+
+class TcpTransport:
+    """TCP to the URL's host, with a verified TLS handshake for ``wss://`` (``ca_file`` adds a
+    CA to trust); plaintext only to loopback addresses."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TcpTransport()"
+
+    async def open_stream(self, url: str, ca_file: str | None) -> trio.abc.Stream:
+        return await open_stream(url, ca_file)
 
 
 async def open_stream(url: str, ca_file: str | None) -> trio.abc.Stream:

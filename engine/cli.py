@@ -28,7 +28,7 @@ import trio
 
 from brokergate.engine._audit import AuditLog
 from brokergate.engine._errors import BrokergateError, ConfigurationError, SessionError
-from brokergate.engine._session import open_session
+from brokergate.engine._gateway import open_session
 from brokergate.engine._tokens import FileTokenStore
 from brokergate.machines import DISCONNECTED, TERMINAL_STATES, Backoff, Secret, Transitioned
 from brokergate.machines.cqg import DEFAULT_CLIENT_VERSION, CqgConfig

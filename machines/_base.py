@@ -588,9 +588,6 @@ class LoginModel:
     #: Timers that declare the connection dead when they fire (held while the engine has
     #: stopped reading for a slow subscriber: no answer can arrive then).
     liveness_timers: ClassVar[frozenset[str]] = frozenset()
-    #: Whether the broker's session outlives the connection, so that leaving without logging
-    #: out (``Stop(logout=False)``) lets a later process reuse it (Firstock's day-long token).
-    keeps_sessions: ClassVar[bool] = False
 
     def __init__(
         self,

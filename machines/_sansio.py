@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 # ---------------------------------------------------------------------------------------------
 # Events: engine -> machine
@@ -26,7 +26,7 @@ class Stop:
     """The application is done: log out if logged in, otherwise just disconnect.
 
     ``logout=False`` leaves without logging out where the broker's session outlives the
-    connection (``LoginModel.keeps_sessions``): the next process reuses it.
+    connection (a broker with the ``token_store`` capability): the next process reuses it.
     """
 
     logout: bool = True
@@ -266,19 +266,17 @@ Command = (
 
 
 class LoginProtocol(Protocol):
-    """What the engine needs from a broker's machine model (one per session)."""
+    """What the engine needs from a broker's machine model (one per session). What a model can
+    do beyond logging in is a capability (``brokergate.machines._broker``)."""
 
-    broker: str
+    broker: ClassVar[str]
     #: The broker's name as people write it ("QST", "CQG", "Firstock").
-    broker_name: str
-    #: Application requests are numbered from here (the session's own requests use lower ids).
-    first_request_id: int
+    broker_name: ClassVar[str]
     #: Whether the engine probes the connection with WebSocket pings.
-    websocket_pings: bool
+    websocket_pings: ClassVar[bool]
     #: Timers whose firing says the connection is dead (a deadline for the broker's answer to
     #: a probe): the engine holds them while it has stopped reading for a slow subscriber.
-    liveness_timers: frozenset[str]
-    keeps_sessions: bool
+    liveness_timers: ClassVar[frozenset[str]]
     state: str
     epoch: int
     attempt: int
@@ -290,8 +288,6 @@ class LoginProtocol(Protocol):
     def account(self) -> str: ...
 
     def handle(self, event: Event) -> list[Command]: ...
-
-    def encode_request(self, message: Any, request_id: int) -> bytes | str: ...
 
     def secrets(self) -> list[str]: ...
 

@@ -58,9 +58,17 @@ import trio
 import trio.testing
 
 import brokergate.engine
-from brokergate import AuditLog, Backoff, CqgConfig, QstConfig, Secret, Session, open_session
+from brokergate import (
+    AuditLog,
+    Backoff,
+    CqgConfig,
+    Gateway,
+    QstConfig,
+    Secret,
+    Session,
+    open_gateway,
+)
 from brokergate.engine._alarms import TASK_NAME as ALARM_CLOCK_TASK
-from brokergate.engine._alarms import alarm_clock
 from brokergate.machines import SessionSettings
 from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
 from brokergate.simulators.qst import QstAccount, run_qst_simulator
@@ -337,13 +345,14 @@ async def soak(schedule: Schedule, *, progress: Callable[[str], None] | None = N
                 run_qst_simulator([QstAccount(u, f"{u}-pw") for u in qst_users]) as qst):
         targets: list[tuple[str, Any, str]] = (
             [("cqg", cqg, u) for u in cqg_users] + [("qst", qst, u) for u in qst_users])
-        async with trio.open_nursery() as nursery:
+        async with open_gateway(audit=AuditLog.disabled()) as gateway, \
+                trio.open_nursery() as nursery:
             sessions: list[Session] = []
             configs: list[SessionSettings] = [cqg_config(cqg.url, u, schedule)
                                               for u in cqg_users]
             configs += [qst_config(qst.url, u, schedule) for u in qst_users]
             for start in range(0, len(configs), BATCH):
-                await _open_batch(nursery, configs[start:start + BATCH], sessions)
+                await _open_batch(gateway, nursery, configs[start:start + BATCH], sessions)
             counts.harvest(cqg, qst)
             if progress:
                 progress(f"{schedule.sessions:,} sessions authenticated")
@@ -358,7 +367,7 @@ async def soak(schedule: Schedule, *, progress: Callable[[str], None] | None = N
                     sample = Sample(
                         hour=(event + 1) // schedule.events_per_hour,
                         blocks=blocks - base_blocks, rss=rss - base_rss,
-                        objects=len(gc.get_objects()), heap=len(alarm_clock()),
+                        objects=len(gc.get_objects()), heap=len(gateway.alarms),
                         tasks=dict(engine_tasks()), files=open_files(),
                         authenticated=sum(s.state == "authenticated" for s in sessions),
                         cqg_logons=counts.cqg_logons, cqg_restores=counts.cqg_restores,
@@ -385,7 +394,7 @@ def _progress_line(result: SoakResult, sample: Sample) -> str:
             f"{sum(sample.dropped.values()):,} dropped so far")
 
 
-async def _open_batch(nursery: trio.Nursery, configs: Sequence[SessionSettings],
+async def _open_batch(gateway: Gateway, nursery: trio.Nursery, configs: Sequence[SessionSettings],
                       sessions: list[Session]) -> None:
     """Open these sessions all at once, in the soak's nursery; return once all are
     authenticated (a login that fails raises, and ends the soak)."""
@@ -399,13 +408,13 @@ async def _open_batch(nursery: trio.Nursery, configs: Sequence[SessionSettings],
             done.set()
 
     for config in configs:
-        nursery.start_soon(_hold, config, sessions, ready)
+        nursery.start_soon(_hold, gateway, config, sessions, ready)
     await done.wait()
 
 
-async def _hold(config: SessionSettings, sessions: list[Session],
+async def _hold(gateway: Gateway, config: SessionSettings, sessions: list[Session],
                 ready: Callable[[], None]) -> None:
-    async with open_session(config, audit=AuditLog.disabled()) as session:
+    async with gateway.session(config) as session:
         sessions.append(session)
         await session.wait_authenticated()
         ready()

@@ -14,7 +14,8 @@ import pytest
 import trio
 import trio.testing
 
-from brokergate.engine._http import HttpCaller, RateLimiter, describe_http_error, limiter_for
+from brokergate import open_gateway
+from brokergate.engine._http import HttpCaller, RateLimiter, RateLimiters, describe_http_error
 from brokergate.machines import HttpAnswered, HttpFailed, HttpRequest
 
 
@@ -205,19 +206,23 @@ async def test_http_requests_reach_the_server_paced(clock: trio.testing.MockCloc
         with trio.fail_after(10):
             async with trio.open_nursery() as calls:
                 for _ in range(3):
-                    calls.start_soon(call, HttpCaller(None), url)
+                    calls.start_soon(call, HttpCaller(None, limiter_for=RateLimiters()), url)
         nursery.cancel_scope.cancel()
     gaps = [b - a for a, b in itertools.pairwise(sorted(arrived))]
     assert len(gaps) == 2 and all(1.03 <= gap < 1.04 for gap in gaps)
 
 
-async def test_one_limiter_per_host_and_rate_in_a_run() -> None:
-    assert limiter_for("api.example", 10.0) is limiter_for("API.example", 10.0)
-    assert limiter_for("api.example", 10.0) is not limiter_for("other.example", 10.0)
+async def test_one_limiter_per_host_and_rate_in_a_gateway() -> None:
+    async with open_gateway() as gateway, open_gateway() as other:
+        limiter_for = gateway.coordinator.rate_limiter
+        assert limiter_for("api.example", 10.0) is limiter_for("API.example", 10.0)
+        assert limiter_for("api.example", 10.0) is not limiter_for("other.example", 10.0)
+        assert limiter_for("api.example", 10.0) is not other.coordinator.rate_limiter(
+            "api.example", 10.0)
 
 
 async def test_a_refused_connection_is_a_failure_not_an_exception() -> None:
-    caller = HttpCaller(None)
+    caller = HttpCaller(None, limiter_for=RateLimiters())
     try:
         answer = await caller.call(HttpRequest("login", 7, "http://127.0.0.1:1/login",
                                                {"password": "Zq-secret"}, timeout=2.0))

@@ -26,7 +26,8 @@ import trio
 from brokergate.engine import diagrams
 from brokergate.engine._audit import AuditLog
 from brokergate.engine._errors import ConfigurationError, SessionError
-from brokergate.engine._session import Session, open_session
+from brokergate.engine._gateway import open_session
+from brokergate.engine._session import Session
 from brokergate.engine.demo.scenarios import (
     FIRSTOCK_RATE_LIMIT,
     SCENARIOS,

@@ -122,7 +122,6 @@ class FirstockSession(LoginModel):
 
     broker: ClassVar[str] = BROKER
     broker_name: ClassVar[str] = "Firstock"
-    keeps_sessions: ClassVar[bool] = True
     MACHINE = MACHINE
 
     def __init__(

@@ -1,0 +1,225 @@
+"""What the rest of brokergate knows of a broker: one ``Broker`` descriptor per broker folder.
+
+Each broker folder (``brokergate.machines.<name>``) ends in ``broker.py``, whose ``BROKER`` says,
+in one object, everything the engine, the CLI, the demo and the diagram tooling need: the
+configuration type, how a session's model is built, what the broker's sessions share with each
+other (``SharedResource``), what the model can do beyond logging in (the capability Protocols
+below), where its CLI part and its simulator live, and the words its diagrams use. The registry
+(``brokergate.machines.brokers``) lists the folders; nothing outside a broker's folder names it.
+
+Pure, like the rest of ``machines``: a descriptor holds functions and data, never a socket or a
+clock. What needs I/O (the simulator, the CLI's prompts) is named by module and imported only by
+whoever runs it, so that importing the library never imports a simulator.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+from brokergate.machines._config import CredentialProvider, SessionSettings
+from brokergate.machines._policy import PolicyRow
+from brokergate.machines._sansio import HttpAnswered, HttpRequest, LoginProtocol
+from brokergate.machines._secret import Secret
+
+ConfigT = TypeVar("ConfigT", bound=SessionSettings)
+
+
+# --- what a model can do beyond logging in ----------------------------------------------------
+#
+# The engine asks a model for these once, when the session starts (``isinstance`` against the
+# Protocol), and a test holds each broker's model to the capabilities its descriptor declares.
+
+
+@runtime_checkable
+class MatchesRequests(Protocol):
+    """Application requests carry an id the broker echoes in its answer (QST)."""
+
+    #: Application requests are numbered from here (the session's own requests use lower ids).
+    first_request_id: ClassVar[int]
+
+    def encode_request(self, message: Any, request_id: int) -> bytes | str:
+        """The frame for ``message`` numbered ``request_id`` (``ValueError``: not a request)."""
+
+
+@runtime_checkable
+class SendsRaw(Protocol):
+    """The application writes its own messages and matches the answers itself (CQG)."""
+
+    def encode_send(self, message: Any) -> bytes | str:
+        """The frame for ``message`` (``ValueError``: not one the application may send)."""
+
+
+@runtime_checkable
+class CallAnswer(Protocol):
+    """A REST call's answer, read by the model."""
+
+    ok: bool
+    data: Any
+    status: int | None
+    name: str | None
+    detail: str
+    token_refused: bool
+
+
+@runtime_checkable
+class CallsRest(Protocol):
+    """The application calls the broker's REST endpoints with the session's token (Firstock)."""
+
+    #: Grows with each token the session obtains: a call made with an older one may be retried.
+    token_generation: int
+
+    def application_request(self, endpoint: str,
+                            body: Mapping[str, Any] | None) -> tuple[HttpRequest, int]:
+        """The request for ``endpoint`` with the session's token, and that token's generation
+        (``ValueError``: a call the session will not make)."""
+
+    def read_application_answer(self, event: HttpAnswered, generation: int) -> CallAnswer:
+        """What the broker answered to an application call."""
+
+
+@runtime_checkable
+class NeedsCredentials(Protocol):
+    """The login asks the application for a credential when it needs one (a fresh access
+    token, a one-time password): the engine runs the provider the model names."""
+
+    def credential_source(self, kind: str) -> CredentialProvider | None:
+        """The provider of credential ``kind`` (None: none is configured)."""
+
+
+@runtime_checkable
+class KeepsTokens(Protocol):
+    """The broker's session outlives the connection (a day-long token): the model saves its
+    token in the gateway's token store (``SaveToken``) and a later session may reuse it."""
+
+    def stored_token_is_current(self) -> bool:
+        """Whether the token a previous session kept may still be used today."""
+
+
+#: Every capability a descriptor may declare, by the name it declares it with.
+CAPABILITIES: dict[str, type[Any]] = {
+    "requests": MatchesRequests,
+    "raw_send": SendsRaw,
+    "rest_calls": CallsRest,
+    "credentials": NeedsCredentials,
+    "token_store": KeepsTokens,
+}
+
+
+# --- what sessions share ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SharedResource(Generic[ConfigT]):
+    """Something every session of one broker shares with the others of the same ``key`` in a
+    gateway: a user's CQG logon history, a user's Firstock socket slots.
+
+    The gateway makes one with ``create()`` the first time a session's ``key(config)`` asks for
+    it, and gives it to the model factory under ``name``.
+    """
+
+    name: str
+    #: Whose it is, from a session's configuration (for example, the user at a host).
+    key: Callable[[ConfigT], Hashable]
+    create: Callable[[], object]
+    #: What it is for, in a sentence (docs/architecture.md lists them).
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """A session token kept for a later session (``KeepsTokens``), as a token store holds it."""
+
+    token: Secret
+    #: When the broker issued it (timezone-aware).
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInputs:
+    """What a model is built from besides its configuration, supplied by the gateway."""
+
+    #: The session's random numbers (backoff jitter); None: the module's shared generator.
+    rng: random.Random | None
+    #: Monotonic seconds: trio's clock under the engine.
+    clock: Callable[[], float]
+    #: Now, as an aware UTC datetime: what TOTP windows and a token's day are read from.
+    wall: Callable[[], datetime]
+    #: The shared resources the descriptor declared, by name.
+    resources: Mapping[str, object]
+    #: The token a previous session kept for this user (``token_user``), if any.
+    stored: StoredToken | None = None
+
+
+# --- the descriptor ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiagramWording:
+    """The words a broker's diagram uses: its title, and what each trigger means."""
+
+    title: str
+    triggers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Broker(Generic[ConfigT]):
+    """Everything brokergate knows of one broker, declared in its folder's ``broker.py``."""
+
+    #: The key everywhere: audit events, CLI subcommands, diagram files, token store entries.
+    name: str
+    #: The name as people write it ("QST", "CQG", "Firstock"), for messages.
+    title: str
+    #: The broker's folder (``brokergate.machines.<name>``).
+    package: str
+    config_type: type[ConfigT]
+    #: A session's model, from its configuration and what the gateway supplies.
+    create_model: Callable[[ConfigT, ModelInputs], LoginProtocol]
+    #: The states and transitions of its machine, as ``build_machine`` takes them.
+    states: Sequence[Mapping[str, Any]]
+    transitions: Sequence[Mapping[str, Any]]
+    #: The rows of its policy table, as a reviewer reads them.
+    policy_rows: Callable[[], Sequence[PolicyRow]]
+    diagram: DiagramWording
+    #: What the broker's sessions share with one another in a gateway.
+    resources: tuple[SharedResource[ConfigT], ...] = ()
+    #: The capabilities its model has beyond logging in (keys of ``CAPABILITIES``).
+    capabilities: frozenset[str] = frozenset()
+    #: For ``token_store`` brokers: whose stored token a new session may reuse.
+    token_user: Callable[[ConfigT], str | None] | None = None
+    #: The module with the broker's CLI part (``CLI``: a ``BrokerCli``), imported by the CLI.
+    cli_module: str = ""
+    #: The module with the broker's simulator kit (``KIT``), imported only where one runs.
+    simulator_module: str = ""
+
+    def __repr__(self) -> str:
+        return f"<Broker {self.name}>"
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def cli(self) -> Any:
+        """The broker's CLI part (imports its module)."""
+        return importlib.import_module(self.cli_module).CLI
+
+    def simulator(self) -> Any:
+        """The broker's simulator kit (imports its module: simulators are not library code)."""
+        return importlib.import_module(self.simulator_module).KIT
+
+    def shared(self, config: ConfigT) -> list[tuple[str, Hashable, Callable[[], object]]]:
+        """The shared resources ``config``'s session needs: (name, key, create) each."""
+        return [(r.name, r.key(config), r.create) for r in self.resources]
+
+    def check(self) -> list[str]:
+        """What is wrong with this descriptor (tests run it on every registered broker)."""
+        problems = [f"unknown capability {c!r}" for c in self.capabilities if c not in CAPABILITIES]
+        if ("token_store" in self.capabilities) != (self.token_user is not None):
+            problems.append("token_user goes with the token_store capability, and only with it")
+        names = [r.name for r in self.resources]
+        if len(set(names)) != len(names):
+            problems.append(f"shared resources named twice: {names}")
+        return problems
