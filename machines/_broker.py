@@ -155,6 +155,51 @@ class ModelInputs:
     stored: StoredToken | None = None
 
 
+# --- the parts that live outside the library -------------------------------------------------
+
+
+class SecretSource(Protocol):
+    """How a broker's CLI part reads secrets: never from the command line (the CLI supplies
+    this; it refuses secret-looking options before argparse sees them)."""
+
+    def password(self, args: Any) -> Secret:
+        """The password from ``--password-file``, ``--password-env`` or a prompt."""
+
+    def from_env(self, variable: str, what: str) -> Secret:
+        """A secret from the environment variable ``variable`` (``what`` names it in errors)."""
+
+
+class BrokerCli(Protocol):
+    """A broker's part of the ``brokergate`` command line (``Broker.cli()``)."""
+
+    #: One line for ``brokergate login --help``.
+    help: str
+
+    def add_arguments(self, parser: Any) -> None:
+        """Add the broker's own options to its ``login`` subcommand's ``argparse`` parser."""
+
+    def config(self, args: Any, secrets: SecretSource) -> SessionSettings:
+        """The session configuration from the parsed arguments (``UsageError``-worthy
+        mistakes raise ``ValueError`` with a message that never repeats a secret)."""
+
+    async def after_login(self, session: Any, args: Any) -> Mapping[str, Any]:
+        """What the broker's options ask for once logged in (QST: ``--translate``), as fields
+        of the result line; empty when nothing was asked."""
+
+
+class SimulatorKit(Protocol):
+    """A broker's simulator, as ``brokergate simulate`` and ``brokergate demo`` use it
+    (``Broker.simulator()``; the module lives in ``brokergate.simulators.<name>``)."""
+
+    #: One line for ``brokergate simulate --help``.
+    help: str
+
+    def running(self, host: str, port: int) -> Any:
+        """An async context manager: the simulator with its demo accounts, listening on
+        ``host:port`` (0: any free port); it yields the lines that tell a person how to use it
+        (its URLs, its accounts and their demo secrets)."""
+
+
 # --- the descriptor ---------------------------------------------------------------------------
 
 
@@ -202,13 +247,15 @@ class Broker(Generic[ConfigT]):
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
 
-    def cli(self) -> Any:
+    def cli(self) -> BrokerCli:
         """The broker's CLI part (imports its module)."""
-        return importlib.import_module(self.cli_module).CLI
+        part: BrokerCli = importlib.import_module(self.cli_module).CLI
+        return part
 
-    def simulator(self) -> Any:
+    def simulator(self) -> SimulatorKit:
         """The broker's simulator kit (imports its module: simulators are not library code)."""
-        return importlib.import_module(self.simulator_module).KIT
+        kit: SimulatorKit = importlib.import_module(self.simulator_module).KIT
+        return kit
 
     def shared(self, config: ConfigT) -> list[tuple[str, Hashable, Callable[[], object]]]:
         """The shared resources ``config``'s session needs: (name, key, create) each."""
