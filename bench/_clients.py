@@ -24,7 +24,7 @@ import trio
 import trio_websocket
 
 from bench._server import PASSWORD, TOTP, api_key, vendor_code
-from brokergate import AuditLog, CqgConfig, FirstockConfig, QstConfig, Secret, open_session
+from brokergate import CqgConfig, FirstockConfig, Gateway, QstConfig, Secret
 from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
 from brokergate.machines.qst import qst_pb2 as qst_pb
 
@@ -141,9 +141,10 @@ def engine_config(broker: str, info: dict[str, Any], user: str, **settings: Any)
                           totp=Secret(TOTP), **settings)
 
 
-async def engine_login(config: Any, audit: AuditLog, authenticated: Callable[[], None],
+async def engine_login(gateway: Gateway, config: Any, authenticated: Callable[[], None],
                        release: trio.Event) -> None:
-    async with open_session(config, audit=audit) as session:
+    """One brokergate session from ``gateway`` (a process's sessions share one gateway)."""
+    async with gateway.session(config) as session:
         await session.wait_authenticated()
         authenticated()
         await release.wait()

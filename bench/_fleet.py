@@ -26,7 +26,7 @@ import trio
 
 from bench._clients import engine_config, engine_login, minimal_login
 from bench._server import raise_fd_limit, user
-from brokergate import AuditLog
+from brokergate import AuditLog, Gateway, open_gateway
 
 #: Generous bounds: 10,000 sessions queue for the simulator's accept loop, and neither client
 #: should give up on a login merely for waiting its turn.
@@ -64,12 +64,19 @@ def _cpu() -> float:
 
 async def fleet(client: str, broker: str, n: int, info: dict[str, Any],
                 audit: AuditLog) -> dict[str, Any]:
+    """``n`` sessions of ``client`` at once; brokergate's from one gateway, as in a process."""
+    async with open_gateway(audit=audit) as gateway:
+        return await _fleet(client, broker, n, info, gateway)
+
+
+async def _fleet(client: str, broker: str, n: int, info: dict[str, Any],
+                 gateway: Gateway) -> dict[str, Any]:
     async def one(index: int, authenticated: Any, release: trio.Event) -> None:
         name = user(index)
         if client == "engine":
             config = engine_config(broker, info, name, session_id=f"{broker}-{index}",
                                    **SCALE_SETTINGS)
-            await engine_login(config, audit, authenticated, release)
+            await engine_login(gateway, config, authenticated, release)
         else:
             await minimal_login(broker, info, name, authenticated, release)
 

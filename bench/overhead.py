@@ -21,7 +21,7 @@ import trio
 from bench._clients import BROKERS, engine_config, engine_login, minimal_login
 from bench._report import Section, median, ratio
 from bench._server import simulator_process, user
-from brokergate import AuditLog
+from brokergate import AuditLog, open_gateway
 
 #: The login check of the second measurement, seconds (the simulators' own default).
 SLOW_SETTLE = 0.01
@@ -50,13 +50,13 @@ async def _measure(broker: str, settle: float, logins: int, audit: AuditLog) -> 
     # One account per round, logged in by both clients: CQG caps a user's logons per day (and
     # brokergate enforces the cap), and no account's history colours another round.
     accounts = warm + logins
-    async with simulator_process(broker, "--accounts", str(accounts),
-                                 "--settle", str(settle)) as sim:
+    async with simulator_process(broker, "--accounts", str(accounts), "--settle",
+                                 str(settle)) as sim, open_gateway(audit=audit) as gateway:
         info = sim.info
         account = ""
 
         async def engine(authenticated: Any, release: trio.Event) -> None:
-            await engine_login(engine_config(broker, info, account), audit, authenticated,
+            await engine_login(gateway, engine_config(broker, info, account), authenticated,
                                release)
 
         async def minimal(authenticated: Any, release: trio.Event) -> None:

@@ -37,7 +37,14 @@ from bench._server import (
     simulator_process,
     user,
 )
-from brokergate import AuditLog, FirstockConfig, LoginFailed, MemoryTokenStore, open_session
+from brokergate import (
+    AuditLog,
+    FirstockConfig,
+    Gateway,
+    LoginFailed,
+    MemoryTokenStore,
+    open_gateway,
+)
 from brokergate.engine._http import MARGIN
 
 #: The fraction of the broker's limit a concurrent run must reach.
@@ -103,11 +110,11 @@ async def storm(accounts: int, limit: float, audit_path: Path, *, together: bool
         cpu = time.process_time()
         before = snapshot()
 
-        async def log_in(config: FirstockConfig, everyone_in: trio.Event | None) -> None:
+        async def log_in(gateway: Gateway, config: FirstockConfig,
+                         everyone_in: trio.Event | None) -> None:
             # keep_session: a trading process stays logged in for the day, so a run ends without
             # a logout request per account (the storm is the logins alone).
-            async with open_session(config, audit=audit, token_store=store,
-                                    keep_session=True) as session:
+            async with gateway.session(config, keep_session=True) as session:
                 try:
                     await session.wait_authenticated()
                     took.append(trio.current_time() - start)
@@ -119,15 +126,17 @@ async def storm(accounts: int, limit: float, audit_path: Path, *, together: bool
                     await everyone_in.wait()
 
         try:
+            # One gateway: the process's sessions share the host's rate limit.
             with trio.fail_after(60 + accounts * (LOGIN_DELAY + 1.0)):
-                if together:
-                    everyone_in = trio.Event()
-                    async with trio.open_nursery() as nursery:
+                async with open_gateway(audit=audit, token_store=store) as gateway:
+                    if together:
+                        everyone_in = trio.Event()
+                        async with trio.open_nursery() as nursery:
+                            for config in configs:
+                                nursery.start_soon(log_in, gateway, config, everyone_in)
+                    else:
                         for config in configs:
-                            nursery.start_soon(log_in, config, everyone_in)
-                else:
-                    for config in configs:
-                        await log_in(config, None)
+                            await log_in(gateway, config, None)
             cpu = time.process_time() - cpu
             load = Load.since(before)
         finally:

@@ -15,6 +15,7 @@ from cqg_frames import UNKNOWN_FIELD
 from helpers import cqg_config, session_kwargs, states, transitions
 
 from brokergate import (
+    AuditLog,
     BrokerMessage,
     CqgServerMessage,
     Displaced,
@@ -25,6 +26,7 @@ from brokergate import (
     Secret,
     Session,
     SessionClosed,
+    open_gateway,
     open_session,
 )
 from brokergate.cqg import pb
@@ -161,17 +163,16 @@ async def test_a_second_logon_that_drops_the_first_forces_it_off(
                 assert second.state == "authenticated"
 
 
-async def test_logons_of_one_user_are_spaced_in_one_process(
+async def test_logons_of_one_user_are_spaced_in_one_gateway(
     clock: trio.testing.MockClock,
 ) -> None:
-    async with run_cqg_simulator([alice()]) as sim:
-        async with open_session(cqg_config(sim.url, "alice", min_logon_interval=30.0),
-                                **session_kwargs([])) as first:
+    async with run_cqg_simulator([alice()]) as sim, open_gateway(**session_kwargs([])) as gw:
+        async with gw.session(cqg_config(sim.url, "alice", min_logon_interval=30.0)) as first:
             await first.wait_authenticated()
             started = trio.current_time()
         events: Events = []
-        async with open_session(cqg_config(sim.url, "alice", min_logon_interval=30.0),
-                                **session_kwargs(events)) as second:
+        async with gw.session(cqg_config(sim.url, "alice", min_logon_interval=30.0),
+                              audit=AuditLog.collect(events)) as second:
             await second.wait_authenticated()
             assert trio.current_time() - started >= 30.0
     assert states(events)[:2] == ["backoff", "connecting"]
@@ -182,12 +183,13 @@ async def test_the_daily_cap_stops_logons_before_they_reach_cqg(
 ) -> None:
     async with run_cqg_simulator([alice()]) as sim:
         config = cqg_config(sim.url, "alice", daily_logon_limit=1, min_logon_interval=0.0)
-        async with open_session(config, **session_kwargs([])) as first:
-            await first.wait_authenticated()
-        connections = sim.stats.connections
-        async with open_session(config, **session_kwargs([])) as second:
-            with pytest.raises(LoginFailed) as caught:
-                await second.wait_authenticated()
+        async with open_gateway(**session_kwargs([])) as gw:
+            async with gw.session(config) as first:
+                await first.wait_authenticated()
+            connections = sim.stats.connections
+            async with gw.session(config) as second:
+                with pytest.raises(LoginFailed) as caught:
+                    await second.wait_authenticated()
         assert caught.value.reason == "logon_quota_exhausted"
         assert sim.stats.connections == connections
 

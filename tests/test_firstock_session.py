@@ -21,6 +21,7 @@ from brokergate import (
     Fault,
     FileTokenStore,
     FirstockConfig,
+    Gateway,
     GaveUp,
     InvalidMessage,
     LockedOut,
@@ -30,6 +31,7 @@ from brokergate import (
     Secret,
     StoredToken,
     Transitioned,
+    open_gateway,
     open_session,
 )
 from brokergate.machines.firstock import expiry
@@ -179,16 +181,16 @@ async def test_two_hundred_accounts_log_in_under_the_brokers_rate_limit(
     async with run_firstock_simulator([account(u) for u in users], rate_limit=50.0) as sim:
         sessions = []
 
-        async def one(user: str) -> None:
+        async def one(gw: Gateway, user: str) -> None:
             cfg = config(sim, user, socket="none", requests_per_second=50.0)
-            async with open_session(cfg, **session_kwargs([])) as s:
+            async with gw.session(cfg) as s:
                 await s.wait_authenticated()
                 sessions.append(s.state)
                 await trio.sleep(30)  # stay logged in while the others log in
 
-        async with trio.open_nursery() as nursery:
+        async with open_gateway(**session_kwargs([])) as gw, trio.open_nursery() as nursery:
             for user in users:
-                nursery.start_soon(one, user)
+                nursery.start_soon(one, gw, user)
         assert sessions == ["authenticated"] * 200
         assert sim.stats.status_429 == 0
         logins = sorted(sim.stats.request_times)[:200]
@@ -199,14 +201,13 @@ async def test_two_hundred_accounts_log_in_under_the_brokers_rate_limit(
 async def test_three_sockets_per_user_and_no_fourth(clock: trio.testing.MockClock) -> None:
     async with run_firstock_simulator([account()]) as sim:
         async with contextlib.AsyncExitStack() as stack:
+            gw = await stack.enter_async_context(open_gateway(**session_kwargs([])))
             held = []
             for n in range(3):
-                s = await stack.enter_async_context(open_session(
-                    config(sim, session_id=f"s{n}"), **session_kwargs([])))
+                s = await stack.enter_async_context(gw.session(config(sim, session_id=f"s{n}")))
                 await s.wait_authenticated()
                 held.append(s)
-            fourth = await stack.enter_async_context(open_session(
-                config(sim, session_id="s4"), **session_kwargs([])))
+            fourth = await stack.enter_async_context(gw.session(config(sim, session_id="s4")))
             with pytest.raises(LoginFailed) as caught:
                 await fourth.wait_authenticated()
             assert caught.value.reason == "socket_limit"

@@ -203,10 +203,11 @@ async def test_http_requests_reach_the_server_paced(clock: trio.testing.MockCloc
         listeners = await nursery.start(functools.partial(trio.serve_tcp, serve, 0,
                                                           host="127.0.0.1"))
         url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/login"
+        limiters = RateLimiters()  # the gateway's, shared by its sessions' callers
         with trio.fail_after(10):
             async with trio.open_nursery() as calls:
                 for _ in range(3):
-                    calls.start_soon(call, HttpCaller(None, limiter_for=RateLimiters()), url)
+                    calls.start_soon(call, HttpCaller(None, limiter_for=limiters), url)
         nursery.cancel_scope.cancel()
     gaps = [b - a for a, b in itertools.pairwise(sorted(arrived))]
     assert len(gaps) == 2 and all(1.03 <= gap < 1.04 for gap in gaps)
@@ -252,7 +253,7 @@ async def _answer_with(head: bytes, body: bytes) -> tuple[HttpAnswered | HttpFai
         await stream.send_all(head + body)
         await trio.sleep_forever()
 
-    caller = HttpCaller(None, max_body=4096)
+    caller = HttpCaller(None, limiter_for=RateLimiters(), max_body=4096)
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(functools.partial(trio.serve_tcp, serve, 0,
                                                           host="127.0.0.1"))
