@@ -24,7 +24,7 @@ from brokergate.simulators._websocket import (
     running,
 )
 from brokergate.simulators.qst.accounts import QstAccount, SimulatorStats
-from brokergate.simulators.qst.session import Connection, Countdowns
+from brokergate.simulators.qst.session import Connection, Countdowns, ServerView
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,11 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         self._live: dict[Connection, None] = {}
         self._live_changed = trio.Event()
         self._open_book(accounts)
+        #: All a connection sees of this server.
+        self._view = ServerView(
+            account=self.account, countdowns=self.countdowns, stats=lambda: self.stats,
+            attach=self._attach, detach=self._detach, knows_client=self.knows_client,
+            login_settle=lambda: self.login_settle)
 
     def _account_key(self, account: QstAccount) -> str:
         return account.user_name
@@ -80,14 +85,14 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         """Start counting afresh (which also forgets wrong passwords, and so lockouts)."""
         self.stats = SimulatorStats()
 
-    # -- logged-in connections (for connections) ------------------------------------------------
+    # -- logged-in connections (the registry in a connection's view) -------------------------
 
-    def attach(self, conn: Connection) -> None:
+    def _attach(self, conn: Connection) -> None:
         """A connection logged in."""
         self._live[conn] = None
         self._changed()
 
-    def detach(self, conn: Connection) -> None:
+    def _detach(self, conn: Connection) -> None:
         """A connection is ending (any way at all). Idempotent."""
         if self._live.pop(conn, False) is None:
             self._changed()
@@ -155,7 +160,7 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
                 ws = await handshake(ws_tasks, stream)
                 if ws is not None:
                     self.stats.connections += 1
-                    conn = Connection(self, ws, label, self._slow_reader_rule())
+                    conn = Connection(self._view, ws, label, self._slow_reader_rule())
                     ending = await conn.run()
                     await finish(ws, stream, ending)
                 ws_tasks.cancel_scope.cancel()
