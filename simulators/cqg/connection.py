@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
-import pyotp
 import trio
 import trio_websocket
 
 from brokergate.machines.cqg import cqg_session_pb2 as pb
 from brokergate.simulators._websocket import Close, Ending, QueuedConnection, SlowReaderRule
-from brokergate.simulators.cqg import frames
-from brokergate.simulators.cqg.accounts import CqgAccount, CqgSimulatorStats
-from brokergate.simulators.cqg.registry import SessionRegistry
-from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
+from brokergate.simulators.cqg import checks, frames
+from brokergate.simulators.cqg.accounts import CqgAccount
+from brokergate.simulators.cqg.registry import ServerView
+from brokergate.simulators.cqg.sessions import ServerSession
 
 #: The window of ``CqgAccount.rate_limit``, seconds (CQG counts client messages per 10 s).
 RATE_WINDOW: Final = 10.0
@@ -35,29 +32,6 @@ MAX_JOINED: Final = 10
 UNSUPPORTED_DATA: Final = 1003
 POLICY_VIOLATION: Final = 1008
 
-
-
-@dataclass(frozen=True)
-class ServerView:
-    """What a connection may use of its CQG simulator, and nothing else of it: the accounts
-    (and who owns an access token), the stats counters, the session registry, and the options
-    it serves by. Read through, never copied: ``reset_stats`` and a changed option take effect
-    on live connections."""
-
-    account: Callable[[str], CqgAccount | None]
-    countdowns: Callable[[str], Countdowns]
-    #: (account, expired) for an access token any account knows; None for a stranger.
-    token_owner: Callable[[str], tuple[CqgAccount, bool] | None]
-    knows_app: Callable[[str], bool]
-    #: The counters now (``reset_stats`` replaces them).
-    stats: Callable[[], CqgSimulatorStats]
-    sessions: SessionRegistry
-    #: Seconds every logon or restore takes to check, at least.
-    login_settle: Callable[[], float]
-    #: The base_time of a refused logon's or restore's result.
-    base_time: Callable[[], str]
-    echo_application: Callable[[], bool]
-    max_data_lag: Callable[[], float | None]
 
 
 class Phase(enum.Enum):
@@ -305,7 +279,7 @@ class Connection(QueuedConnection):
         server.stats().logon_requests.append(copy)
         self._user = logon.user_name or None
         await trio.sleep(server.login_settle())
-        problem = self._logon_field_problem(logon)
+        problem = checks.logon_field_problem(logon, server.knows_app)
         if problem is not None:
             self._refuse_logon(101, problem)
             return
@@ -330,31 +304,12 @@ class Connection(QueuedConnection):
             return
         if account.logon_delay > 0:
             await trio.sleep(max(0.0, account.logon_delay - server.login_settle()))
-        refusal = _refusal(logon, account, countdowns, by_token=by_token, expired=token_expired)
+        refusal = checks.refusal(logon, account, countdowns, by_token=by_token,
+                                 expired=token_expired)
         if refusal is not None:
             self._refuse_logon(*refusal)
         else:
             await self._accept_logon(logon, account)
-
-    def _logon_field_problem(self, logon: pb.Logon) -> str | None:
-        """What makes this Logon unacceptable before anyone looks at the credentials."""
-        if not logon.client_version:
-            return "client_version is required"
-        if logon.HasField("partner_token"):
-            return "partner_token logons are not supported by the simulator"
-        by_token = logon.HasField("access_token")
-        if by_token and any(
-            logon.HasField(f) for f in ("user_name", "password", "one_time_password")
-        ):
-            return "access_token cannot be combined with user_name, password or one_time_password"
-        if not by_token and not logon.user_name:
-            return "user_name and password (or access_token) are required"
-        if logon.client_app_id:
-            if not self._server.knows_app(logon.client_app_id):
-                return f"unknown client_app_id {logon.client_app_id!r}"
-        elif not by_token:
-            return "client_app_id is required"
-        return None
 
     def _refuse_logon(self, code: int, text: str, redirect_url: str | None = None) -> None:
         """Answer with a failed LogonResult; the connection may try again (as CQG's do)."""
@@ -471,23 +426,3 @@ class Connection(QueuedConnection):
             frames.restore_result(code, base_time=self._server.base_time(), server_time=0,
                                   text=text)
         )
-
-
-def _refusal(
-    logon: pb.Logon, account: CqgAccount, countdowns: Countdowns, *, by_token: bool, expired: bool
-) -> tuple[int, str, str | None] | None:
-    """(code, text, redirect_url) of the LogonResult refusing this logon, or None to go on."""
-    if expired:
-        return 108, frames.logon_text(108), None
-    if not by_token and logon.password != account.password:
-        return 101, "unknown user name or wrong password", None
-    if countdowns.take_redirect():
-        return 106, frames.logon_text(106), account.redirect_to
-    if account.logon_result is not None and countdowns.take_result():
-        return account.logon_result, frames.logon_text(account.logon_result), None
-    if account.otp_seed is not None and not by_token:
-        if not logon.one_time_password:
-            return 103, frames.logon_text(103), None
-        if not pyotp.TOTP(account.otp_seed).verify(logon.one_time_password, valid_window=1):
-            return 101, "wrong one-time password", None
-    return None

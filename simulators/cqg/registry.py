@@ -1,5 +1,6 @@
 """The CQG simulator's sessions and the connections carrying them: what a connection's logon,
-restore and logoff change, and what the server's controls look up.
+restore and logoff change, and what the server's controls look up; and ``ServerView``, all a
+connection sees of the server.
 
 Indexed for a server holding thousands of sessions: each user's sessions, and the sessions
 waiting for a restore (the only ones that can expire).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -17,7 +19,7 @@ from brokergate.machines.cqg import cqg_session_pb2 as pb
 from brokergate.simulators._websocket import CLOSE_TIMEOUT, NORMAL_CLOSURE
 from brokergate.simulators.cqg import frames
 from brokergate.simulators.cqg.accounts import CqgAccount, CqgSimulatorStats
-from brokergate.simulators.cqg.sessions import ServerSession
+from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
 
 if TYPE_CHECKING:
     from brokergate.simulators.cqg.connection import Connection
@@ -168,3 +170,26 @@ class SessionRegistry:
     async def wait_changed(self) -> None:
         """Until a connection is attached or detached."""
         await self._attached_changed.wait()
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """What a connection may use of its CQG simulator, and nothing else of it: the accounts
+    (and who owns an access token), the stats counters, the session registry, and the options
+    it serves by. Read through, never copied: ``reset_stats`` and a changed option take effect
+    on live connections."""
+
+    account: Callable[[str], CqgAccount | None]
+    countdowns: Callable[[str], Countdowns]
+    #: (account, expired) for an access token any account knows; None for a stranger.
+    token_owner: Callable[[str], tuple[CqgAccount, bool] | None]
+    knows_app: Callable[[str], bool]
+    #: The counters now (``reset_stats`` replaces them).
+    stats: Callable[[], CqgSimulatorStats]
+    sessions: SessionRegistry
+    #: Seconds every logon or restore takes to check, at least.
+    login_settle: Callable[[], float]
+    #: The base_time of a refused logon's or restore's result.
+    base_time: Callable[[], str]
+    echo_application: Callable[[], bool]
+    max_data_lag: Callable[[], float | None]

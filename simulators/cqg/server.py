@@ -26,8 +26,8 @@ from brokergate.simulators._websocket import (
 )
 from brokergate.simulators.cqg import frames
 from brokergate.simulators.cqg.accounts import CqgAccount, CqgSimulatorStats
-from brokergate.simulators.cqg.connection import Connection, ServerView
-from brokergate.simulators.cqg.registry import SessionRegistry
+from brokergate.simulators.cqg.connection import Connection
+from brokergate.simulators.cqg.registry import ServerView, SessionRegistry
 from brokergate.simulators.cqg.sessions import Countdowns
 
 log = logging.getLogger(__name__)
