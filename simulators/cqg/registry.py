@@ -11,12 +11,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import trio
 
 from brokergate.machines.cqg import cqg_session_pb2 as pb
-from brokergate.simulators._websocket import CLOSE_TIMEOUT, NORMAL_CLOSURE
+from brokergate.simulators._websocket import CONTROL_WAIT, NORMAL_CLOSURE
 from brokergate.simulators.cqg import frames
 from brokergate.simulators.cqg.accounts import CqgAccount, CqgSimulatorStats
 from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
@@ -24,8 +24,6 @@ from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
 if TYPE_CHECKING:
     from brokergate.simulators.cqg.connection import Connection
 
-#: Seconds a control method (drop, log_off...) waits for the connections it ended to be gone.
-CONTROL_WAIT: Final = CLOSE_TIMEOUT + 1.0
 
 
 class SessionRegistry:

@@ -11,18 +11,15 @@ from contextlib import asynccontextmanager
 from typing import Final, Literal
 
 import trio
+import trio_websocket
 
 from brokergate.simulators._accounts import AccountBook
 from brokergate.simulators._websocket import (
-    STALL_SECONDS,
-    Ending,
     LoopbackServer,
     SlowReaderRule,
-    closing_race,
     deliver_to_each,
-    finish,
-    handshake,
     running,
+    serve_stream,
 )
 from brokergate.simulators.cqg import frames
 from brokergate.simulators.cqg.accounts import CqgAccount, CqgSimulatorStats
@@ -197,34 +194,14 @@ class CqgSimulator(LoopbackServer, AccountBook[CqgAccount, Countdowns]):
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """One TCP connection. Nothing may escape: a bad client must not stop the server."""
         label = f"connection {next(self._numbers)}"
-        conn: Connection | None = None
-        ending: Ending = None
-        try:
-            # trio_websocket's reader task for this connection lives in this nursery.
-            async with trio.open_nursery() as ws_tasks:
-                ws = await handshake(ws_tasks, stream)
-                if ws is not None:
-                    self.stats.connections += 1
-                    rule = None if self.max_data_lag is None else SlowReaderRule(
-                        max_lag=self.max_data_lag)
-                    conn = Connection(self._view, ws, label, rule)
-                    ending = await conn.run()
-                    await finish(ws, stream, ending)
-                ws_tasks.cancel_scope.cancel()
-            if conn is not None and ending == "stall":
-                # The reader task is gone, so nothing answers pings, but the TCP connection
-                # stays open: to the client this is a peer that vanished without a FIN.
-                conn.finished.set()
-                await trio.sleep(STALL_SECONDS)
-        except Exception as exc:
-            if closing_race(exc):
-                log.debug("CQG simulator: %s: a ping met our close (harmless)", label)
-            else:
-                log.exception("CQG simulator: %s failed", label)
-        finally:
-            if conn is not None:
-                conn.finished.set()
-            await trio.aclose_forcefully(stream)
+
+        def connect(ws: trio_websocket.WebSocketConnection) -> Connection:
+            self.stats.connections += 1
+            lag = self.max_data_lag
+            return Connection(self._view, ws, label,
+                              None if lag is None else SlowReaderRule(max_lag=lag))
+
+        await serve_stream(stream, self.name, label, connect)
 
 
 @asynccontextmanager

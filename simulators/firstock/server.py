@@ -21,7 +21,7 @@ import pyotp
 import trio
 
 from brokergate.simulators._accounts import AccountBook
-from brokergate.simulators._websocket import CLOSE_TIMEOUT, LoopbackServer, running
+from brokergate.simulators._websocket import CONTROL_WAIT, LoopbackServer, running
 from brokergate.simulators.firstock import messages, replies
 from brokergate.simulators.firstock.accounts import (
     STATUS_CASES,
@@ -47,8 +47,6 @@ LOGIN_FIELDS: Final = ("userId", "password", "TOTP", "vendorCode", "apiKey")
 SESSION_FIELDS: Final = ("userId", "jKey")
 #: The window of the simulator-wide request rate limit, seconds.
 RATE_WINDOW: Final = 1.0
-#: Seconds a control method (drop_sockets) waits for the sockets it ended to be gone.
-CONTROL_WAIT: Final = CLOSE_TIMEOUT + 1.0
 
 
 class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]):
