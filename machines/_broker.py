@@ -199,6 +199,10 @@ class SimulatorKit(Protocol):
         ``host:port`` (0: any free port); it yields the lines that tell a person how to use it
         (its URLs, its accounts and their demo secrets)."""
 
+    def demo(self) -> Any:
+        """The broker's part of ``brokergate demo``: a ``brokergate.engine.demo.BrokerDemo``
+        (its scenarios, and how to stage its simulators for them)."""
+
 
 # --- the descriptor ---------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ silence)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import ssl
 from collections import deque
@@ -18,10 +19,15 @@ import trio
 import trio_websocket
 import wsproto
 
+log = logging.getLogger(__name__)
+
 #: Seconds a new TCP connection gets to complete its WebSocket handshake.
 HANDSHAKE_TIMEOUT: Final = 10.0
 #: Seconds to wait for the client's half of a closing handshake.
 CLOSE_TIMEOUT: Final = 5.0
+#: Seconds a control method (drop, close, log_off...) waits for the connections it ended to be
+#: gone.
+CONTROL_WAIT: Final = CLOSE_TIMEOUT + 1.0
 #: Seconds a silenced connection is held open, mute, before the simulator lets it go.
 STALL_SECONDS: Final = 600.0
 NORMAL_CLOSURE: Final = 1000
@@ -184,6 +190,51 @@ async def handshake(
     # Also a client that does not speak HTTP: trio-websocket answers it "400 Bad Request" and
     # closes the stream without a public signal, so this waits out the timeout.
     return None
+
+
+class Served(Protocol):
+    """A served connection, as ``serve_stream`` runs it."""
+
+    #: Set once the connection is closed, dropped or silent.
+    finished: trio.Event
+
+    async def run(self) -> Ending: ...
+
+
+async def serve_stream(
+    stream: trio.abc.Stream,
+    who: str,
+    label: str,
+    connect: Callable[[trio_websocket.WebSocketConnection], Served],
+) -> None:
+    """One TCP connection of the ``who`` simulator: the handshake, then the connection
+    ``connect`` makes of the WebSocket, ended as it says. Nothing may escape: a bad client must
+    not stop the server."""
+    conn: Served | None = None
+    ending: Ending = None
+    try:
+        # trio_websocket's reader task for this connection lives in this nursery.
+        async with trio.open_nursery() as ws_tasks:
+            ws = await handshake(ws_tasks, stream)
+            if ws is not None:
+                conn = connect(ws)
+                ending = await conn.run()
+                await finish(ws, stream, ending)
+            ws_tasks.cancel_scope.cancel()
+        if conn is not None and ending == "stall":
+            # The reader task is gone, so nothing answers pings, but the TCP connection
+            # stays open: to the client this is a peer that vanished without a FIN.
+            conn.finished.set()
+            await trio.sleep(STALL_SECONDS)
+    except Exception as exc:
+        if closing_race(exc):
+            log.debug("%s simulator: %s: a ping met our close (harmless)", who, label)
+        else:
+            log.exception("%s simulator: %s failed", who, label)
+    finally:
+        if conn is not None:
+            conn.finished.set()
+        await trio.aclose_forcefully(stream)
 
 
 async def finish(

@@ -1,10 +1,11 @@
 """``brokergate demo``: the main job in one command, against the built-in simulators.
 
-The QST, CQG (two servers, for the redirect) and Firstock simulators start in this process on
-loopback, and a fleet of sessions runs through representative scenarios at once: clean logins,
-refusals that must not be retried, retries that must, restores, redirects, token refreshes, a
-morning login storm under a rate limit. The application side tries requests too early in several
-sessions; the gate must refuse each and the simulators must see no violation.
+Every registered broker's simulators start in this process on loopback, and a fleet of sessions
+runs through representative scenarios at once: clean logins, refusals that must not be retried,
+retries that must, restores, redirects, token refreshes, a morning login storm under a rate
+limit. The scenarios come from each broker's simulator kit (``Broker.simulator().demo()``). The
+application side tries requests too early in several sessions; the gate must refuse each and the
+simulators must see no violation.
 
 It shows each session's state as it changes, then a summary against each scenario's expected
 outcome, and writes the audit log, a summary and the traced diagrams of the sessions to an output
@@ -25,32 +26,35 @@ import trio
 
 from brokergate.engine import diagrams
 from brokergate.engine._audit import AuditLog
-from brokergate.engine._errors import ConfigurationError, SessionError
-from brokergate.engine._gateway import open_session
+from brokergate.engine._errors import ConfigurationError, NotAuthenticated, SessionError
+from brokergate.engine._gateway import Gateway, open_gateway
 from brokergate.engine._session import Session
 from brokergate.engine.demo.scenarios import (
-    FIRSTOCK_RATE_LIMIT,
-    SCENARIOS,
     TOTP_WINDOW_AFTER,
+    BrokerDemo,
     DemoClock,
     Scenario,
-    Setup,
     Stage,
+    all_scenarios,
+    broker_demo,
     pick,
-    try_early,
 )
 from brokergate.engine.demo.view import Row, View, summary
 from brokergate.machines import Transitioned
-from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
-from brokergate.simulators.firstock import run_firstock_simulator
-from brokergate.simulators.qst import run_qst_simulator
+from brokergate.machines.brokers import BROKERS
 
-__all__ = ["SCENARIOS", "Scenario", "list_scenarios", "run_demo"]
+__all__ = ["SCENARIOS", "BrokerDemo", "Scenario", "list_scenarios", "run_demo"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SCENARIOS":  # every broker's, loaded on first use
+        return all_scenarios()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def list_scenarios(out: TextIO | None = None) -> None:
     out = out or sys.stdout
-    for sc in SCENARIOS:
+    for sc in all_scenarios():
         fleet = f" ({sc.sessions} sessions)" if sc.sessions > 1 else ""
         print(f"{sc.name:<24} {sc.story}{fleet}\n{'':<24} expects {sc.expect.describe()}",
               file=out)
@@ -92,31 +96,18 @@ def run_demo(out_dir: Path, names: list[str] | None = None, *, live: bool | None
     return 0 if ok else 1
 
 
-async def _demo(chosen: list[Scenario], audit: AuditLog, out: TextIO,
+async def _demo(chosen: list[Scenario[Any]], audit: AuditLog, out: TextIO,
                 live: bool) -> tuple[list[Row], list[str], dict[str, Any]]:
     clock = DemoClock.with_window_in(TOTP_WINDOW_AFTER)
     async with AsyncExitStack() as stack:
-        second = await stack.enter_async_context(
-            run_cqg_simulator([CqgAccount("rita", "rita-pw")]))
-        setup = Setup(cqg_second_url=second.url)
-
-        def accounts(broker: str) -> list[Any]:
-            return [a for sc in chosen if sc.broker == broker for a in sc.accounts(setup)]
-
-        stage = Stage(
-            qst=await stack.enter_async_context(run_qst_simulator(accounts("qst"))),
-            cqg=await stack.enter_async_context(run_cqg_simulator(accounts("cqg"))),
-            cqg_second=second,
-            firstock=await stack.enter_async_context(run_firstock_simulator(
-                accounts("firstock"), rate_limit=FIRSTOCK_RATE_LIMIT,
-                wall_clock=clock.seconds)),
-            clock=clock,
-        )
+        stages: dict[str, Stage] = {}
+        for broker in BROKERS:
+            mine = [sc for sc in chosen if sc.broker == broker.name]
+            stages[broker.name] = await stack.enter_async_context(
+                broker_demo(broker).staged(mine, clock))
         print("Simulators on loopback:", file=out)
-        print(f"  QST       {stage.qst.url}\n  CQG       {stage.cqg.url} (and {second.url}, "
-              f"where it redirects)\n  Firstock  {stage.firstock.base_url} (REST, "
-              f"{FIRSTOCK_RATE_LIMIT:g} req/s limit), {stage.firstock.noren_url} (socket)",
-              file=out)
+        for broker in BROKERS:
+            print(f"  {broker.title:<9} {stages[broker.name].address}", file=out)
         print(f"\n{sum(sc.sessions for sc in chosen)} sessions start at once:", file=out)
         for sc in chosen:
             fleet = f" [{sc.sessions} sessions]" if sc.sessions > 1 else ""
@@ -125,50 +116,48 @@ async def _demo(chosen: list[Scenario], audit: AuditLog, out: TextIO,
         rows = [Row(sc.name, sc.broker, sc.expect.describe(), sessions=sc.sessions)
                 for sc in chosen]
         view = View(out, rows, live=live)
+        # One gateway: the sessions share what a broker's sessions share (a REST host's rate
+        # limit, a user's logon history), as one process's sessions would.
+        gateway = await stack.enter_async_context(open_gateway(audit=audit,
+                                                               wall_clock=clock.now))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(view.redraw_until_cancelled)
             async with trio.open_nursery() as sessions:
                 for sc, row in zip(chosen, rows, strict=True):
+                    run = _Run(stages[sc.broker], gateway, view)
                     for n in range(sc.sessions):
-                        sessions.start_soon(_run_one, _Run(stage, audit, view), sc, row, n)
+                        sessions.start_soon(_run_one, run, sc, row, n)
             nursery.cancel_scope.cancel()
         for sc, row in zip(chosen, rows, strict=True):
-            _conclude(sc, row, stage)
+            _conclude(sc, row, stages[sc.broker])
         if live:
             view.draw()
-        violations = [f"qst: {v}" for v in stage.qst.stats.violations]
-        violations += [f"cqg: {v}" for v in stage.cqg.stats.violations]
-        violations += [f"cqg (second): {v}" for v in second.stats.violations]
-        violations += [f"firstock: {v}" for v in stage.firstock.stats.violations]
-        sims = {"firstock_429": stage.firstock.stats.status_429,
-                "qst_logins": stage.qst.stats.logins_ok,
-                "cqg_logons": stage.cqg.stats.logons_ok + second.stats.logons_ok,
-                "cqg_restores": stage.cqg.stats.restores_ok,
-                "firstock_logins": stage.firstock.stats.logins_ok}
+        violations = [v for stage in stages.values() for v in stage.violations()]
+        sims = {key: value for stage in stages.values() for key, value in stage.counts().items()}
         return rows, violations, sims
 
 
 @dataclass(frozen=True)
 class _Run:
     stage: Stage
-    audit: AuditLog
+    gateway: Gateway
     view: View
 
 
-async def _run_one(run: _Run, sc: Scenario, row: Row, n: int) -> None:
-    stage, audit, view = run.stage, run.audit, run.view
+async def _run_one(run: _Run, sc: Scenario[Any], row: Row, n: int) -> None:
+    stage, view = run.stage, run.view
     sid = sc.name if sc.sessions == 1 else f"{sc.name}-{n + 1:02d}"
     config = sc.build(stage, sid, n)
     started = trio.current_time()
     row.states[sid] = "disconnected"
-    async with open_session(config, audit=audit, rng=random.Random(sid),
-                            wall_clock=stage.clock.now) as session, trio.open_nursery() as watch:
+    async with run.gateway.session(config, rng=random.Random(sid)) as session, \
+            trio.open_nursery() as watch:
         await watch.start(_narrate, session, sc.name, sid, view)
         for _ in range(sc.early_requests):
             if session.state == "authenticated":
                 break
             state = session.state
-            if await try_early(session, sc.broker):
+            if await _try_early(stage, session):
                 view.refused(sc.name, state)
             else:
                 row.problems.append(f"{sid}: a request before the login answer was not refused")
@@ -190,6 +179,15 @@ async def _run_one(run: _Run, sc: Scenario, row: Row, n: int) -> None:
         watch.cancel_scope.cancel()
 
 
+async def _try_early(stage: Stage, session: Session) -> bool:
+    """One application request before the login answer; True when the gate refused it."""
+    try:
+        await stage.early_request(session)
+    except NotAuthenticated:
+        return True
+    return False
+
+
 async def _narrate(session: Session, scenario: str, sid: str, view: View,
                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     async with session.events() as events:
@@ -199,7 +197,7 @@ async def _narrate(session: Session, scenario: str, sid: str, view: View,
                 view.transition(scenario, sid, event, session.outcome())
 
 
-def _record(sc: Scenario, row: Row, sid: str, session: Session) -> None:
+def _record(sc: Scenario[Any], row: Row, sid: str, session: Session) -> None:
     """Check one session against its scenario's expectation, while it is still open."""
     o = session.outcome()
     state = session.state
@@ -217,21 +215,17 @@ def _record(sc: Scenario, row: Row, sid: str, session: Session) -> None:
     row.outcome = got if row.outcome in (None, got) else "mixed"
 
 
-def _conclude(sc: Scenario, row: Row, stage: Stage) -> None:
+def _conclude(sc: Scenario[Any], row: Row, stage: Stage) -> None:
     if sc.sessions > 1:
         row.outcome = (f"{row.outcome} x{sc.sessions}" if row.outcome != "mixed"
                        else row.state_text())
-        if sc.broker == "firstock" and row.time_to_auth:
-            rate = sc.sessions / row.time_to_auth
-            row.note = (f"{sc.sessions} logins in {row.time_to_auth:.2f} s = {rate:.1f}/s under "
-                        f"a {FIRSTOCK_RATE_LIMIT:g} req/s limit; HTTP 429 answers: "
-                        f"{stage.firstock.stats.status_429}")
-            if stage.firstock.stats.status_429:
-                row.problems.append("the broker answered 429: the rate limit was exceeded")
+        if sc.fleet_note is not None and row.time_to_auth:
+            row.note, problems = sc.fleet_note(stage, sc.sessions, row.time_to_auth)
+            row.problems += problems
     row.ok = not row.problems
 
 
-def _write_outputs(out_dir: Path, chosen: list[Scenario], rows: list[Row], *,
+def _write_outputs(out_dir: Path, chosen: list[Scenario[Any]], rows: list[Row], *,
                    violations: list[str], sims: dict[str, Any]) -> str:
     """The summary (JSON and Markdown) and the traced diagrams; returns what to tell the user."""
     (out_dir / "summary.json").write_text(json.dumps(

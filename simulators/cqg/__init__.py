@@ -6,10 +6,12 @@ from brokergate.simulators.cqg.accounts import (
     CqgSimulatorStats,
     demo_accounts,
 )
+from brokergate.simulators.cqg.kit import KIT
 from brokergate.simulators.cqg.server import CqgSimulator, run_cqg_simulator
 
 __all__ = [
     "DEMO_OTP_SEED",
+    "KIT",
     "CqgAccount",
     "CqgSimulator",
     "CqgSimulatorStats",

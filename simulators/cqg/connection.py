@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-import pyotp
 import trio
 import trio_websocket
 
 from brokergate.machines.cqg import cqg_session_pb2 as pb
 from brokergate.simulators._websocket import Close, Ending, QueuedConnection, SlowReaderRule
-from brokergate.simulators.cqg import frames
+from brokergate.simulators.cqg import checks, frames
 from brokergate.simulators.cqg.accounts import CqgAccount
-from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
-
-if TYPE_CHECKING:
-    from brokergate.simulators.cqg.server import CqgSimulator
+from brokergate.simulators.cqg.registry import ServerView
+from brokergate.simulators.cqg.sessions import ServerSession
 
 #: The window of ``CqgAccount.rate_limit``, seconds (CQG counts client messages per 10 s).
 RATE_WINDOW: Final = 10.0
@@ -49,7 +46,7 @@ class Connection(QueuedConnection):
 
     def __init__(
         self,
-        sim: CqgSimulator,
+        server: ServerView,
         ws: trio_websocket.WebSocketConnection,
         label: str,
         slow_reader: SlowReaderRule | None = None,
@@ -60,7 +57,8 @@ class Connection(QueuedConnection):
         self.session: ServerSession | None = None
         #: Set by the server once the connection is closed, dropped, or gone silent.
         self.finished = trio.Event()
-        self._sim = sim
+        self._server = server
+        self._sessions = server.sessions
         self._user: str | None = None
         self._phase = Phase.AWAITING
         self._awaited = ""  # the result a PENDING connection owes the client
@@ -84,7 +82,7 @@ class Connection(QueuedConnection):
         if self._ended or self._phase is Phase.CLOSING:
             return False
         self._phase = Phase.CLOSING
-        self._sim.detach(self)
+        self._sessions.detach(self)
         if frame is not None:
             self._post(frame)
         self._post(Close(ending))
@@ -92,7 +90,7 @@ class Connection(QueuedConnection):
 
     def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
-        self._sim.detach(self)
+        self._sessions.detach(self)
 
     def _too_slow(self, why: str) -> None:
         """CQG's collapsing rule: real-time data that lags by ``max_data_lag`` or more gets a
@@ -101,14 +99,14 @@ class Connection(QueuedConnection):
         if self._ended or self._phase is Phase.CLOSING:
             return
         self._phase = Phase.CLOSING
-        self._sim.detach(self)
-        stats = self._sim.stats
+        self._sessions.detach(self)
+        stats = self._server.stats()
         who = f"user {self._user!r}" if self._user else self.label
         stats.slow_readers.append(f"{who}: {why}")
         stats.user_messages_sent += 1
         notice = frames.user_message(
             pb.UserMessage.MESSAGE_TYPE_CRITICAL_ERROR,
-            f"Real-time data lags by {self._sim.max_data_lag:g} seconds or more ({why}): the "
+            f"Real-time data lags by {self._server.max_data_lag():g} seconds or more ({why}): the "
             "connection is closed. The session can be restored.",
             subject="Data lag",
         )
@@ -117,7 +115,7 @@ class Connection(QueuedConnection):
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self.label} (no logon yet)"
-        self._sim.stats.violations.append(f"{who}: {what}")
+        self._server.stats().violations.append(f"{who}: {what}")
 
     def _violated(self, what: str, code: int, reason: str) -> None:
         self._violation(what)
@@ -175,7 +173,7 @@ class Connection(QueuedConnection):
     # -- established ----------------------------------------------------------------------------
 
     def _on_message(self, msg: pb.ClientMsg, data: bytes) -> None:
-        sim, session = self._sim, self.session
+        server, session = self._server, self.session
         assert session is not None  # established connections are attached until they end
         account = session.account
         if self._over_rate_limit(account.rate_limit):
@@ -190,16 +188,17 @@ class Connection(QueuedConnection):
             )
             return
         if not names or frames.application_bytes(msg, data):
-            sim.stats.app_messages.append(bytes(data))
-            if sim.echo_application and not names:
+            server.stats().app_messages.append(bytes(data))
+            if server.echo_application() and not names:
                 # The bytes go back as a ServerMsg untouched: what our schema does not declare
                 # travels through as unknown fields, both ways.
                 self._post(bytes(data))
         for name in names:
             self._on_session_part(name, msg, session, account)
         if "logoff" in names:
-            sim.stats.logoffs += 1
-            sim.end_session(session, pb.LoggedOff.LOGOFF_REASON_BY_REQUEST, "logged off by request")
+            server.stats().logoffs += 1
+            self._sessions.end_session(session, pb.LoggedOff.LOGOFF_REASON_BY_REQUEST,
+                                       "logged off by request")
 
     def _on_session_part(
         self, name: str, msg: pb.ClientMsg, session: ServerSession, account: CqgAccount
@@ -213,7 +212,7 @@ class Connection(QueuedConnection):
         elif name == "pong":
             copy = pb.Pong()
             copy.CopyFrom(msg.pong)
-            self._sim.stats.pongs.append(copy)
+            self._server.stats().pongs.append(copy)
         elif name == "password_change":
             self._post(frames.password_change_refused())
         elif name == "obtain_demo_credentials":
@@ -237,8 +236,8 @@ class Connection(QueuedConnection):
 
     def _rate_limited(self, limit: int | None) -> None:
         """CQG's answer to a flood: a UserMessage, then the connection (not the session) ends."""
-        self._sim.stats.rate_limited += 1
-        self._sim.stats.user_messages_sent += 1
+        self._server.stats().rate_limited += 1
+        self._server.stats().user_messages_sent += 1
         notice = frames.user_message(
             pb.UserMessage.MESSAGE_TYPE_CRITICAL_ERROR,
             f"More than {limit} client messages in {RATE_WINDOW:g} seconds: "
@@ -254,7 +253,7 @@ class Connection(QueuedConnection):
             if session is None or self._phase is not Phase.ESTABLISHED:
                 return
             self._post(frames.ping(session.server_ms()))
-            self._sim.stats.pings_sent += 1
+            self._server.stats().pings_sent += 1
 
     def _established(self, session: ServerSession) -> None:
         """From the moment the result is queued: the client may answer it at once."""
@@ -262,7 +261,7 @@ class Connection(QueuedConnection):
         account = session.account
         if account.server_ping_interval is not None:
             self._spawn(self._heartbeat, account.server_ping_interval)
-        if account.drop_after is not None and self._sim.countdowns(
+        if account.drop_after is not None and self._server.countdowns(
             account.user_name
         ).take_late_drop():
             self._spawn(self._drop_later, account.drop_after)
@@ -274,71 +273,52 @@ class Connection(QueuedConnection):
     # -- logon ----------------------------------------------------------------------------------
 
     async def _logon(self, logon: pb.Logon) -> None:
-        sim = self._sim
+        server = self._server
         copy = pb.Logon()
         copy.CopyFrom(logon)
-        sim.stats.logon_requests.append(copy)
+        server.stats().logon_requests.append(copy)
         self._user = logon.user_name or None
-        await trio.sleep(sim.login_settle)
-        problem = self._logon_field_problem(logon)
+        await trio.sleep(server.login_settle())
+        problem = checks.logon_field_problem(logon, server.knows_app)
         if problem is not None:
             self._refuse_logon(101, problem)
             return
         by_token = logon.HasField("access_token")
         token_expired = False
         if by_token:
-            owner = sim.token_owner(logon.access_token)
+            owner = server.token_owner(logon.access_token)
             if owner is None:
                 self._refuse_logon(101, "unknown access token")
                 return
             account, token_expired = owner
         else:
-            found = sim.account(logon.user_name)
+            found = server.account(logon.user_name)
             if found is None:
                 self._refuse_logon(101, "unknown user name or wrong password")
                 return
             account = found
         self._user = account.user_name
-        countdowns = sim.countdowns(account.user_name)
+        countdowns = server.countdowns(account.user_name)
         if countdowns.take_drop():
             self._end("drop")
             return
         if account.logon_delay > 0:
-            await trio.sleep(max(0.0, account.logon_delay - sim.login_settle))
-        refusal = _refusal(logon, account, countdowns, by_token=by_token, expired=token_expired)
+            await trio.sleep(max(0.0, account.logon_delay - server.login_settle()))
+        refusal = checks.refusal(logon, account, countdowns, by_token=by_token,
+                                 expired=token_expired)
         if refusal is not None:
             self._refuse_logon(*refusal)
         else:
             await self._accept_logon(logon, account)
 
-    def _logon_field_problem(self, logon: pb.Logon) -> str | None:
-        """What makes this Logon unacceptable before anyone looks at the credentials."""
-        if not logon.client_version:
-            return "client_version is required"
-        if logon.HasField("partner_token"):
-            return "partner_token logons are not supported by the simulator"
-        by_token = logon.HasField("access_token")
-        if by_token and any(
-            logon.HasField(f) for f in ("user_name", "password", "one_time_password")
-        ):
-            return "access_token cannot be combined with user_name, password or one_time_password"
-        if not by_token and not logon.user_name:
-            return "user_name and password (or access_token) are required"
-        if logon.client_app_id:
-            if not self._sim.knows_app(logon.client_app_id):
-                return f"unknown client_app_id {logon.client_app_id!r}"
-        elif not by_token:
-            return "client_app_id is required"
-        return None
-
     def _refuse_logon(self, code: int, text: str, redirect_url: str | None = None) -> None:
         """Answer with a failed LogonResult; the connection may try again (as CQG's do)."""
-        self._sim.stats.logon_results.append(code)
+        self._server.stats().logon_results.append(code)
         self._phase = Phase.AWAITING  # before queueing: the client may answer at once
         self._post(
             frames.logon_result(
                 code,
-                base_time=self._sim.base_time,
+                base_time=self._server.base_time(),
                 server_time=0,
                 text=text,
                 redirect_url=redirect_url,
@@ -346,27 +326,27 @@ class Connection(QueuedConnection):
         )
 
     async def _accept_logon(self, logon: pb.Logon, account: CqgAccount) -> None:
-        sim = self._sim
-        old = sim.live_session(account.user_name)
+        server, sessions = self._server, self._sessions
+        old = sessions.live_session(account.user_name)
         if old is not None:
             if logon.HasField("drop_concurrent_session") and not logon.drop_concurrent_session:
                 self._refuse_logon(105, frames.logon_text(105))
                 return
             pushed_out = list(old.connections)
-            sim.end_session(
+            sessions.end_session(
                 old,
                 pb.LoggedOff.LOGOFF_REASON_FORCED,
                 "the user logged on again elsewhere: this session was dropped",
             )
             # The old connections are gone before the new session is confirmed, so whoever
             # watches both sees the events in their real order.
-            await sim.wait_finished(pushed_out)
-        session = sim.open_session(account, logon)
-        sim.attach(self, session)
-        sim.stats.logons_ok += 1
-        sim.stats.logon_results.append(0)
+            await sessions.wait_finished(pushed_out)
+        session = sessions.open_session(account, logon)
+        sessions.attach(self, session)
+        server.stats().logons_ok += 1
+        server.stats().logon_results.append(0)
         if account.welcome_message is not None:
-            sim.stats.user_messages_sent += 1
+            server.stats().user_messages_sent += 1
         self._established(session)
         self._post(
             frames.logon_result(
@@ -383,20 +363,20 @@ class Connection(QueuedConnection):
     # -- restore --------------------------------------------------------------------------------
 
     async def _restore(self, req: pb.RestoreOrJoinSession) -> None:
-        sim = self._sim
+        server, sessions = self._server, self._sessions
         copy = pb.RestoreOrJoinSession()
         copy.CopyFrom(req)
-        sim.stats.restore_requests.append(copy)
-        await trio.sleep(sim.login_settle)
+        server.stats().restore_requests.append(copy)
+        await trio.sleep(server.login_settle())
         if not req.session_token or not req.client_app_id:
             self._refuse_restore(103, "session_token and client_app_id are required")
             return
-        session = sim.find_session(req.session_token)
+        session = sessions.find_session(req.session_token)
         if session is None:
             self._refuse_restore(101, "unknown session: log on again")
             return
         self._user = session.user_name
-        if not sim.knows_app(req.client_app_id):
+        if not server.knows_app(req.client_app_id):
             self._refuse_restore(102, f"unknown client_app_id {req.client_app_id!r}")
             return
         if not (session.restorable or session.joinable):
@@ -408,7 +388,7 @@ class Connection(QueuedConnection):
             self._refuse_restore(102, f"the session already has {len(others)} connections")
             return
         # Attach first: pushing the old connections out must not leave the session empty.
-        sim.attach(self, session)
+        sessions.attach(self, session)
         if join:
             same = (req.private_label or req.client_app_id, req.client_app_id) == (
                 session.private_label,
@@ -417,18 +397,18 @@ class Connection(QueuedConnection):
             for other in others:
                 other.deliver(frames.concurrent_join(same))
         else:
-            sim.log_off_connections(
+            sessions.log_off_connections(
                 others,
                 pb.LoggedOff.LOGOFF_REASON_REASSIGNED,
                 "another connection restored this session",
             )
             # As for a forced logoff: the old connection is closed before the restore is
             # confirmed.
-            await sim.wait_finished(others)
+            await sessions.wait_finished(others)
             if self.session is not session:
                 return  # pushed out in turn (or the session ended) while waiting
-        sim.stats.restores_ok += 1
-        sim.stats.restore_results.append(0)
+        server.stats().restores_ok += 1
+        server.stats().restore_results.append(0)
         self._established(session)
         self._post(
             frames.restore_result(
@@ -440,28 +420,9 @@ class Connection(QueuedConnection):
         )
 
     def _refuse_restore(self, code: int, text: str) -> None:
-        self._sim.stats.restore_results.append(code)
+        self._server.stats().restore_results.append(code)
         self._phase = Phase.AWAITING
         self._post(
-            frames.restore_result(code, base_time=self._sim.base_time, server_time=0, text=text)
+            frames.restore_result(code, base_time=self._server.base_time(), server_time=0,
+                                  text=text)
         )
-
-
-def _refusal(
-    logon: pb.Logon, account: CqgAccount, countdowns: Countdowns, *, by_token: bool, expired: bool
-) -> tuple[int, str, str | None] | None:
-    """(code, text, redirect_url) of the LogonResult refusing this logon, or None to go on."""
-    if expired:
-        return 108, frames.logon_text(108), None
-    if not by_token and logon.password != account.password:
-        return 101, "unknown user name or wrong password", None
-    if countdowns.take_redirect():
-        return 106, frames.logon_text(106), account.redirect_to
-    if account.logon_result is not None and countdowns.take_result():
-        return account.logon_result, frames.logon_text(account.logon_result), None
-    if account.otp_seed is not None and not by_token:
-        if not logon.one_time_password:
-            return 103, frames.logon_text(103), None
-        if not pyotp.TOTP(account.otp_seed).verify(logon.one_time_password, valid_window=1):
-            return 101, "wrong one-time password", None
-    return None

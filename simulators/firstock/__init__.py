@@ -8,11 +8,13 @@ from brokergate.simulators.firstock.accounts import (
     FirstockSimulatorStats,
     demo_accounts,
 )
+from brokergate.simulators.firstock.kit import KIT
 from brokergate.simulators.firstock.server import FirstockSimulator, run_firstock_simulator
 
 __all__ = [
     "DEMO_FIXED_TOTP",
     "DEMO_TOTP_SEED",
+    "KIT",
     "FirstockAccount",
     "FirstockSimulator",
     "FirstockSimulatorStats",

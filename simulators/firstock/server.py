@@ -7,15 +7,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-import json
 import logging
-import secrets
 import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 from typing import Final, Literal, Self
 from urllib.parse import urlencode
@@ -24,8 +21,8 @@ import pyotp
 import trio
 
 from brokergate.simulators._accounts import AccountBook
-from brokergate.simulators._websocket import CLOSE_TIMEOUT, LoopbackServer, running
-from brokergate.simulators.firstock import replies
+from brokergate.simulators._websocket import CONTROL_WAIT, LoopbackServer, running
+from brokergate.simulators.firstock import messages, replies
 from brokergate.simulators.firstock.accounts import (
     STATUS_CASES,
     Countdowns,
@@ -35,41 +32,21 @@ from brokergate.simulators.firstock.accounts import (
 )
 from brokergate.simulators.firstock.http11 import HttpConnection, Reply, Request
 from brokergate.simulators.firstock.messages import MAX_SESSIONS
-from brokergate.simulators.firstock.sockets import FirstockSocketServer, SocketConnection
+from brokergate.simulators.firstock.sockets import (
+    FirstockSocketServer,
+    SocketConnection,
+    SocketView,
+)
+from brokergate.simulators.firstock.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
 ApiVersion = Literal["v3", "v4"]
-#: What a token check says: good, never good (or no longer: logged out, replaced), or expired.
-Verdict = Literal["ok", "invalid", "expired"]
 
 LOGIN_FIELDS: Final = ("userId", "password", "TOTP", "vendorCode", "apiKey")
 SESSION_FIELDS: Final = ("userId", "jKey")
 #: The window of the simulator-wide request rate limit, seconds.
 RATE_WINDOW: Final = 1.0
-#: Seconds a control method (drop_sockets) waits for the sockets it ended to be gone.
-CONTROL_WAIT: Final = CLOSE_TIMEOUT + 1.0
-
-
-@dataclass(eq=False)
-class _Token:
-    """One susertoken the simulator issued."""
-
-    value: str
-    user_id: str
-    #: trio time of expiry (None: never, unless expired by hand).
-    expires: float | None
-    #: Logged out, or replaced by a later login: INVALID_JKEY from now on.
-    revoked: bool = False
-    #: Expired by ``expire_tokens``: SESSION_EXPIRED from now on.
-    expired: bool = False
-
-    def verdict(self, now: float) -> Verdict:
-        if self.revoked:
-            return "invalid"
-        if self.expired or (self.expires is not None and now >= self.expires):
-            return "expired"
-        return "ok"
 
 
 class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]):
@@ -128,8 +105,12 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
         self.wall_clock = wall_clock
         self.ws_port = ws_port
         self.stats = FirstockSimulatorStats()
-        self.sockets = FirstockSocketServer(self)
-        self._tokens: dict[str, _Token] = {}
+        self._tokens = Tokens()
+        self.sockets = FirstockSocketServer(SocketView(
+            stats=lambda: self.stats, check_token=self._tokens.check, admit=self._admit,
+            release=self._release, login_settle=lambda: self.login_settle,
+            socket_ping_interval=lambda: self.socket_ping_interval,
+            noren_heartbeat_timeout=lambda: self.noren_heartbeat_timeout))
         self._live: list[SocketConnection] = []
         #: Set (and replaced) whenever a socket starts or stops counting.
         self._live_changed = trio.Event()
@@ -184,24 +165,15 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
 
     def token_of(self, user_id: str) -> str | None:
         """The user's token that would pass a check right now, if any."""
-        now = trio.current_time()
-        for token in reversed(self._tokens.values()):
-            if token.user_id == user_id and token.verdict(now) == "ok":
-                return token.value
-        return None
+        good = self._tokens.good(user_id)
+        return good[-1] if good else None
 
     def expire_tokens(self, user_id: str) -> int:
         """Expire the user's good tokens (SESSION_EXPIRED from now on); how many.
 
         Sockets already open on them stay open, as a session check happens only at connect.
         """
-        now = trio.current_time()
-        count = 0
-        for token in self._tokens.values():
-            if token.user_id == user_id and token.verdict(now) == "ok":
-                token.expired = True
-                count += 1
-        return count
+        return self._tokens.expire(user_id)
 
     def live_sockets(self, user_id: str) -> int:
         """How many authenticated sockets (either kind) the user has open right now."""
@@ -241,17 +213,9 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
         without logging in again."""
         return await self.drop_sockets(user_id)
 
-    # -- for the sockets ------------------------------------------------------------------------
+    # -- the registry of authenticated sockets (in the sockets' view) --------------------------
 
-    def check_token(self, user_id: str, jkey: str) -> Verdict:
-        """Is ``jkey`` a good session of ``user_id``? (Another user's token is no better than
-        none.)"""
-        token = self._tokens.get(jkey)
-        if token is None or token.user_id != user_id:
-            return "invalid"
-        return token.verdict(trio.current_time())
-
-    def admit(self, conn: SocketConnection, user_id: str) -> bool:
+    def _admit(self, conn: SocketConnection, user_id: str) -> bool:
         """Count an authenticated socket for ``user_id``; False if the user is at the limit."""
         if self.live_sockets(user_id) >= MAX_SESSIONS:
             return False
@@ -261,7 +225,7 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
         self._live_changed = trio.Event()
         return True
 
-    def release(self, conn: SocketConnection) -> None:
+    def _release(self, conn: SocketConnection) -> None:
         """A socket stopped counting (it is ending, any way at all). Idempotent."""
         if conn in self._live:
             self._live.remove(conn)
@@ -321,7 +285,7 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
             return replies.not_found(request.path, self.status_case)
         if request.method != "POST":
             return replies.method_not_allowed(request.method, self.status_case)
-        body = _json_object(request.body)
+        body = messages.parse(request.body)
         if is_login and body is not None:
             stats.login_bodies.append(copy.deepcopy(body))
         if body is None:
@@ -397,7 +361,7 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
                 return replies.invalid(name, case), f"INVALID_{name.upper()}"
         if countdowns.take("invalid_totps") or not self._totp_ok(account, fields["TOTP"]):
             return replies.invalid("TOTP", case), "INVALID_TOTP"
-        token = self._issue(account.user_id)
+        token = self._tokens.issue(account.user_id, self.token_lifetime)
         data = {"actid": account.user_id, "userName": account.name, "susertoken": token,
                 "email": account.email}
         return replies.success(data, case), None
@@ -416,17 +380,6 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
             return totp.verify(code, for_time=self.wall_clock(), valid_window=0)
         return account.fixed_totp is None  # no second factor configured: anything goes
 
-    def _issue(self, user_id: str) -> str:
-        """A fresh token for the user; the user's earlier ones stop working."""
-        for token in self._tokens.values():
-            if token.user_id == user_id:
-                token.revoked = True
-        value = secrets.token_hex(32)
-        lifetime = self.token_lifetime
-        expires = None if lifetime is None else trio.current_time() + lifetime
-        self._tokens[value] = _Token(value, user_id, expires)
-        return value
-
     # -- userDetails and logout ----------------------------------------------------------------
 
     def _session(self, body: dict[str, object]) -> tuple[FirstockAccount | None, Reply | None]:
@@ -437,7 +390,7 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
         user_id, jkey = str(body["userId"]), str(body["jKey"])
         account = self._accounts.get(user_id)
         case = self._case(account)
-        verdict = self.check_token(user_id, jkey)
+        verdict = self._tokens.check(user_id, jkey)
         if account is None or verdict == "invalid":
             return None, replies.invalid("jKey", case)
         if verdict == "expired":
@@ -469,17 +422,9 @@ class FirstockSimulator(LoopbackServer, AccountBook[FirstockAccount, Countdowns]
         if refusal is not None:
             return refusal
         assert account is not None
-        self._tokens[str(body["jKey"])].revoked = True
+        self._tokens.revoke(str(body["jKey"]))
         self.stats.logouts += 1
         return replies.success(replies.LOGGED_OUT_TEXT, self._case(account))
-
-
-def _json_object(raw: bytes) -> dict[str, object] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _missing(body: dict[str, object], names: Iterable[str]) -> tuple[str, bool] | None:

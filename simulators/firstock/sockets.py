@@ -17,7 +17,9 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-from typing import TYPE_CHECKING, Final, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
 from urllib.parse import parse_qs
 
 import trio
@@ -32,9 +34,8 @@ from brokergate.simulators._websocket import (
     finish,
 )
 from brokergate.simulators.firstock import messages
-
-if TYPE_CHECKING:
-    from brokergate.simulators.firstock.server import FirstockSimulator
+from brokergate.simulators.firstock.accounts import FirstockSimulatorStats
+from brokergate.simulators.firstock.tokens import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,27 @@ SocketKind = Literal["noren", "feed"]
 _PATHS: Final[dict[str, SocketKind]] = {"/NorenWSTP": "noren", "/ws": "feed", "/V2/ws": "feed"}
 
 
+@dataclass(frozen=True)
+class SocketView:
+    """What the sockets may use of the Firstock simulator, and nothing else of it: the stats
+    counters, the token check, the registry of authenticated sockets, and the options a socket
+    runs by. Read through, never copied: ``reset_stats`` and a benchmark's ``login_settle``
+    take effect on open sockets."""
+
+    #: The counters now (``reset_stats`` replaces them).
+    stats: Callable[[], FirstockSimulatorStats]
+    #: Is this token (``jKey``) a good session of this user?
+    check_token: Callable[[str, str], Verdict]
+    #: The registry: count an authenticated socket for a user (False: the user is at the
+    #: limit); a socket stopped counting (idempotent).
+    admit: Callable[[SocketConnection, str], bool]
+    release: Callable[[SocketConnection], None]
+    #: Seconds a Noren connect takes to check, at least.
+    login_settle: Callable[[], float]
+    socket_ping_interval: Callable[[], float]
+    noren_heartbeat_timeout: Callable[[], float | None]
+
+
 class Phase(enum.Enum):
     AWAITING = "awaiting connect"  # Noren only: nothing received yet
     CONNECTING = "connecting"  # Noren only: the connect arrived, its answer is not on its way
@@ -62,7 +84,7 @@ class SocketConnection(QueuedConnection):
 
     kind: SocketKind
 
-    def __init__(self, sim: FirstockSimulator, ws: trio_websocket.WebSocketConnection,
+    def __init__(self, server: SocketView, ws: trio_websocket.WebSocketConnection,
                  label: str) -> None:
         super().__init__(ws)
         self.label = label
@@ -71,7 +93,7 @@ class SocketConnection(QueuedConnection):
         self.user_id: str | None = None
         #: Set by the server once the socket is closed or dropped.
         self.finished = trio.Event()
-        self._sim = sim
+        self._server = server
         self._phase = Phase.AWAITING
 
     def deliver(self, message: str) -> None:
@@ -85,7 +107,7 @@ class SocketConnection(QueuedConnection):
 
     def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
-        self._sim.release(self)
+        self._server.release(self)
 
     def _close_after(self, message: str, code: int, reason: str) -> None:
         """Say ``message``, then close: the socket stops listening at once."""
@@ -99,7 +121,7 @@ class SocketConnection(QueuedConnection):
 
     def _violation(self, what: str) -> None:
         who = f"user {self.user_id!r}" if self.user_id else f"{self.label} (not authenticated)"
-        self._sim.stats.violations.append(f"{who} on the {self.kind} socket: {what}")
+        self._server.stats().violations.append(f"{who} on the {self.kind} socket: {what}")
 
     def _violated(self, what: str, reason: str) -> None:
         self._violation(what)
@@ -107,10 +129,10 @@ class SocketConnection(QueuedConnection):
 
     def _admitted(self, user_id: str, refusal: str) -> bool:
         """Count the socket for ``user_id``, or refuse it (the limit) with ``refusal``."""
-        if self._sim.admit(self, user_id):
+        if self._server.admit(self, user_id):
             self._phase = Phase.OPEN
             return True
-        self._sim.stats.sockets_refused += 1
+        self._server.stats().sockets_refused += 1
         self._close_after(refusal, NORMAL_CLOSURE, messages.MAX_SESSIONS_TEXT)
         return False
 
@@ -120,9 +142,9 @@ class NorenConnection(SocketConnection):
 
     kind = "noren"
 
-    def __init__(self, sim: FirstockSimulator, ws: trio_websocket.WebSocketConnection,
+    def __init__(self, server: SocketView, ws: trio_websocket.WebSocketConnection,
                  label: str) -> None:
-        super().__init__(sim, ws, label)
+        super().__init__(server, ws, label)
         self._last_heartbeat = 0.0
 
     def _on_message(self, data: str | bytes) -> None:
@@ -149,14 +171,14 @@ class NorenConnection(SocketConnection):
         self._on_request(kind, msg, data)
 
     async def _connect(self, msg: dict[str, object]) -> None:
-        sim = self._sim
-        await trio.sleep(sim.login_settle)
+        server = self._server
+        await trio.sleep(server.login_settle())
         uid, actid, token = msg.get("uid"), msg.get("actid"), msg.get("susertoken")
         verdict = "invalid"
         if isinstance(uid, str) and isinstance(token, str) and actid == uid:
-            verdict = sim.check_token(uid, token)
+            verdict = server.check_token(uid, token)
         if verdict != "ok":
-            sim.stats.socket_auth_failures += 1
+            server.stats().socket_auth_failures += 1
             text = (messages.EXPIRED_SESSION_TEXT if verdict == "expired"
                     else messages.INVALID_SESSION_TEXT)
             self._close_after(messages.connect_refused(text), NORMAL_CLOSURE, text)
@@ -167,12 +189,13 @@ class NorenConnection(SocketConnection):
         # Open before the answer is queued: the client may send its next message at once.
         self._post(messages.connect_ok(uid))
         self._last_heartbeat = trio.current_time()
-        if sim.noren_heartbeat_timeout is not None:
-            self._spawn(self._watch_heartbeats, sim.noren_heartbeat_timeout)
+        allowed = server.noren_heartbeat_timeout()
+        if allowed is not None:
+            self._spawn(self._watch_heartbeats, allowed)
 
     def _on_request(self, kind: object, msg: dict[str, object], data: str | bytes) -> None:
         """Answer one message on an open socket."""
-        stats = self._sim.stats
+        stats = self._server.stats()
         if kind == "h":
             stats.heartbeats += 1
             self._last_heartbeat = trio.current_time()
@@ -196,7 +219,7 @@ class NorenConnection(SocketConnection):
         while True:
             await trio.sleep_until(self._last_heartbeat + allowed)
             if trio.current_time() >= self._last_heartbeat + allowed:
-                self._sim.stats.heartbeat_timeouts += 1
+                self._server.stats().heartbeat_timeouts += 1
                 self._violated(f'no {{"t":"h"}} heartbeat for {allowed:g} s', "no heartbeat")
                 return
 
@@ -206,27 +229,27 @@ class FeedConnection(SocketConnection):
 
     kind = "feed"
 
-    def __init__(self, sim: FirstockSimulator, ws: trio_websocket.WebSocketConnection,
+    def __init__(self, server: SocketView, ws: trio_websocket.WebSocketConnection,
                  label: str, query: str) -> None:
-        super().__init__(sim, ws, label)
+        super().__init__(server, ws, label)
         self._query = query
 
     def _started(self) -> None:
         """The verdict on the URL's token is the first message, before anything is read."""
-        sim = self._sim
+        server = self._server
         params = parse_qs(self._query)
         user = params.get("userId", [""])[0]
         token = params.get("jKey", [""])[0]
-        verdict = sim.check_token(user, token) if user and token else "invalid"
+        verdict = server.check_token(user, token) if user and token else "invalid"
         if verdict != "ok":
-            sim.stats.socket_auth_failures += 1
+            server.stats().socket_auth_failures += 1
             self._close_after(messages.dump(messages.AUTH_FAILED), NORMAL_CLOSURE,
                               "unauthenticated")
             return
         if not self._admitted(user, messages.MAX_SESSIONS_TEXT):
             return
         self._post(messages.dump(messages.AUTH_OK))
-        self._spawn(self._ping_loop, sim.socket_ping_interval)
+        self._spawn(self._ping_loop, server.socket_ping_interval())
 
     def _on_message(self, data: str | bytes) -> None:
         if self._phase is not Phase.OPEN:
@@ -255,7 +278,7 @@ class FeedConnection(SocketConnection):
                 self._post(tick(exchange, token))
 
     async def _ping_loop(self, interval: float) -> None:
-        stats = self._sim.stats
+        stats = self._server.stats()
         while True:
             await trio.sleep(interval)
             stats.pings_sent += 1
@@ -270,13 +293,13 @@ class FeedConnection(SocketConnection):
 
 
 class FirstockSocketServer(LoopbackServer):
-    """The WebSocket listener; the simulator owns it and the state it checks against."""
+    """The WebSocket listener; the simulator owns it and the state its ``SocketView`` shows."""
 
     name = "Firstock WebSocket"
 
-    def __init__(self, sim: FirstockSimulator) -> None:
+    def __init__(self, server: SocketView) -> None:
         super().__init__()
-        self._sim = sim
+        self._server = server
         self._numbers = itertools.count(1)
 
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
@@ -289,9 +312,9 @@ class FirstockSocketServer(LoopbackServer):
                 opened = await _handshake(ws_tasks, stream)
                 if opened is not None:
                     ws, kind, query = opened
-                    self._sim.stats.sockets_opened += 1
-                    conn = (NorenConnection(self._sim, ws, label) if kind == "noren"
-                            else FeedConnection(self._sim, ws, label, query))
+                    self._server.stats().sockets_opened += 1
+                    conn = (NorenConnection(self._server, ws, label) if kind == "noren"
+                            else FeedConnection(self._server, ws, label, query))
                     ending = await conn.run()
                     await finish(ws, stream, ending)
                 ws_tasks.cancel_scope.cancel()

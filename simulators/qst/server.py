@@ -9,27 +9,22 @@ from contextlib import asynccontextmanager
 from typing import Final
 
 import trio
+import trio_websocket
 
 from brokergate.simulators._accounts import AccountBook
 from brokergate.simulators._websocket import (
-    CLOSE_TIMEOUT,
-    STALL_SECONDS,
-    Ending,
+    CONTROL_WAIT,
     LoopbackServer,
     SlowReaderRule,
-    closing_race,
     deliver_to_each,
-    finish,
-    handshake,
     running,
+    serve_stream,
 )
 from brokergate.simulators.qst.accounts import QstAccount, SimulatorStats
-from brokergate.simulators.qst.session import Connection, Countdowns
+from brokergate.simulators.qst.session import Connection, Countdowns, ServerView
 
 log = logging.getLogger(__name__)
 
-#: Seconds a control method (drop, close) waits for the connections it ended to be gone.
-CONTROL_WAIT: Final = CLOSE_TIMEOUT + 1.0
 #: Seconds a frame may wait at the head of a connection's queue, unwritten because the client
 #: stopped reading, before the simulator closes with 4102 (QST does not publish its bound).
 DEFAULT_SLOW_READER_TIMEOUT: Final = 30.0
@@ -66,6 +61,11 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         self._live: dict[Connection, None] = {}
         self._live_changed = trio.Event()
         self._open_book(accounts)
+        #: All a connection sees of this server.
+        self._view = ServerView(
+            account=self.account, countdowns=self.countdowns, stats=lambda: self.stats,
+            attach=self._attach, detach=self._detach, knows_client=self.knows_client,
+            login_settle=lambda: self.login_settle)
 
     def _account_key(self, account: QstAccount) -> str:
         return account.user_name
@@ -80,14 +80,14 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
         """Start counting afresh (which also forgets wrong passwords, and so lockouts)."""
         self.stats = SimulatorStats()
 
-    # -- logged-in connections (for connections) ------------------------------------------------
+    # -- logged-in connections (the registry in a connection's view) -------------------------
 
-    def attach(self, conn: Connection) -> None:
+    def _attach(self, conn: Connection) -> None:
         """A connection logged in."""
         self._live[conn] = None
         self._changed()
 
-    def detach(self, conn: Connection) -> None:
+    def _detach(self, conn: Connection) -> None:
         """A connection is ending (any way at all). Idempotent."""
         if self._live.pop(conn, False) is None:
             self._changed()
@@ -147,32 +147,12 @@ class QstSimulator(LoopbackServer, AccountBook[QstAccount, Countdowns]):
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """One TCP connection. Nothing may escape: a bad client must not stop the server."""
         label = f"connection {next(self._numbers)}"
-        conn: Connection | None = None
-        ending: Ending = None
-        try:
-            # trio_websocket's reader task for this connection lives in this nursery.
-            async with trio.open_nursery() as ws_tasks:
-                ws = await handshake(ws_tasks, stream)
-                if ws is not None:
-                    self.stats.connections += 1
-                    conn = Connection(self, ws, label, self._slow_reader_rule())
-                    ending = await conn.run()
-                    await finish(ws, stream, ending)
-                ws_tasks.cancel_scope.cancel()
-            if conn is not None and ending == "stall":
-                # The reader task is gone, so nothing answers pings, but the TCP connection
-                # stays open: to the client this is a peer that vanished without a FIN.
-                conn.finished.set()
-                await trio.sleep(STALL_SECONDS)
-        except Exception as exc:
-            if closing_race(exc):
-                log.debug("QST simulator: %s: a ping met our close (harmless)", label)
-            else:
-                log.exception("QST simulator: %s failed", label)
-        finally:
-            if conn is not None:
-                conn.finished.set()
-            await trio.aclose_forcefully(stream)
+
+        def connect(ws: trio_websocket.WebSocketConnection) -> Connection:
+            self.stats.connections += 1
+            return Connection(self._view, ws, label, self._slow_reader_rule())
+
+        await serve_stream(stream, self.name, label, connect)
 
 
 @asynccontextmanager

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import trio
 import trio_websocket
@@ -13,10 +14,7 @@ from google.protobuf.message import DecodeError
 from brokergate.machines.qst import qst_pb2 as pb
 from brokergate.simulators._websocket import Close, QueuedConnection, SlowReaderRule
 from brokergate.simulators.qst import frames
-from brokergate.simulators.qst.accounts import QstAccount
-
-if TYPE_CHECKING:
-    from brokergate.simulators.qst.server import QstSimulator
+from brokergate.simulators.qst.accounts import QstAccount, SimulatorStats
 
 #: Seconds between a failed login's answer and the server's close (the client closes anyway).
 CLOSE_GRACE: Final = 0.1
@@ -51,6 +49,26 @@ class Countdowns:
                    stalls)
 
 
+@dataclass(frozen=True)
+class ServerView:
+    """What a connection may use of its QST simulator, and nothing else of it: the accounts
+    and their countdowns, the stats counters, the registry of logged-in connections, and what a
+    login is judged by. Read through, never copied: ``reset_stats`` and a benchmark's
+    ``login_settle`` take effect on live connections."""
+
+    account: Callable[[str], QstAccount | None]
+    countdowns: Callable[[str], Countdowns]
+    #: The counters now (``reset_stats`` replaces them).
+    stats: Callable[[], SimulatorStats]
+    #: The registry of logged-in connections: a connection logged in; one is ending
+    #: (idempotent).
+    attach: Callable[[Connection], None]
+    detach: Callable[[Connection], None]
+    knows_client: Callable[[str], bool]
+    #: Seconds every login takes to check, at least.
+    login_settle: Callable[[], float]
+
+
 class Phase(enum.Enum):
     AWAITING_LOGIN = "awaiting login"
     LOGGING_IN = "logging in"  # the login arrived and its answer is not yet on its way
@@ -65,13 +83,13 @@ class Connection(QueuedConnection):
 
     def __init__(
         self,
-        sim: QstSimulator,
+        server: ServerView,
         ws: trio_websocket.WebSocketConnection,
         label: str,
         slow_reader: SlowReaderRule | None = None,
     ):
         super().__init__(ws, slow_reader)
-        self._sim = sim
+        self._server = server
         self._label = label
         self._user: str | None = None
         self._account: QstAccount | None = None
@@ -100,13 +118,13 @@ class Connection(QueuedConnection):
         if self._ended or self._phase is Phase.CLOSING:
             return False
         self._phase = Phase.CLOSING
-        self._sim.detach(self)
+        self._server.detach(self)
         self._post(Close((code, reason or _CLOSE_REASONS.get(code, "closed by the simulator"))))
         return True
 
     def _ending_now(self) -> None:
         self._phase = Phase.CLOSING
-        self._sim.detach(self)
+        self._server.detach(self)
 
     def _too_slow(self, why: str) -> None:
         """QST's rule: a client that reads too slowly is closed with 4102. What was queued for
@@ -114,15 +132,15 @@ class Connection(QueuedConnection):
         if self._ended or self._phase is Phase.CLOSING:
             return
         self._phase = Phase.CLOSING
-        self._sim.detach(self)
+        self._server.detach(self)
         who = f"user {self._user!r}" if self._user else self._label
-        self._sim.stats.slow_readers.append(f"{who}: {why}")
+        self._server.stats().slow_readers.append(f"{who}: {why}")
         reason = f"{_CLOSE_REASONS[TOO_SLOW]}: {why}"
-        self._sim.stats.discarded += self._cut_off(None, (TOO_SLOW, reason))
+        self._server.stats().discarded += self._cut_off(None, (TOO_SLOW, reason))
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self._label} (no login yet)"
-        self._sim.stats.violations.append(f"{who}: {what}")
+        self._server.stats().violations.append(f"{who}: {what}")
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -168,7 +186,7 @@ class Connection(QueuedConnection):
 
     def _answer(self, frame: bytes) -> None:
         self._post(frame)
-        self._sim.stats.requests += 1
+        self._server.stats().requests += 1
 
     async def _translate(self, rid: int | None, symbols: list[str]) -> None:
         delays = self._account.translate_delays if self._account else {}
@@ -178,7 +196,7 @@ class Connection(QueuedConnection):
         self._answer(frames.translation(rid, symbols))
 
     async def _logout(self, rid: int | None) -> None:
-        self._sim.stats.logouts += 1
+        self._server.stats().logouts += 1
         self._post(frames.logout_ok(rid))
         self._post(Close((1000, "logged out")))
 
@@ -193,30 +211,30 @@ class Connection(QueuedConnection):
     # -- login ----------------------------------------------------------------------------------
 
     async def _login(self, req: pb.Request) -> None:
-        sim, login = self._sim, req.login
+        server, login = self._server, req.login
         rid = req.request_id if req.HasField("request_id") else None
         copy = pb.LoginRequest()
         copy.CopyFrom(login)
-        sim.stats.login_requests.append(copy)
+        server.stats().login_requests.append(copy)
         self._user = login.user_name or None
-        await trio.sleep(sim.login_settle)
+        await trio.sleep(server.login_settle())
         if not login.user_name or not login.password.value:
             await self._refuse(frames.error(rid, text=frames.MANDATORY_FIELDS_TEXT))
             return
-        if not login.client_id or not sim.knows_client(login.client_id):
+        if not login.client_id or not server.knows_client(login.client_id):
             await self._refuse(frames.error(rid, text=frames.UNAUTHORIZED_CLIENT_TEXT))
             return
-        account = sim.account(login.user_name)
+        account = server.account(login.user_name)
         if account is None:
             await self._refuse(frames.error(rid, code=1))
             return
-        countdowns = sim.countdowns(account.user_name)
+        countdowns = server.countdowns(account.user_name)
         if countdowns.drops > 0:
             countdowns.drops -= 1
             self._end("drop")
             return
         if account.login_delay > 0:
-            await trio.sleep(max(0.0, account.login_delay - sim.login_settle))
+            await trio.sleep(max(0.0, account.login_delay - server.login_settle()))
         if account.misbehave_before_login is not None:
             # Instead of an answer: the login stays unanswered, so anything more is a violation.
             self._post(frames.bad_frame(account.misbehave_before_login))
@@ -225,7 +243,7 @@ class Connection(QueuedConnection):
         if refusal is not None:
             await self._refuse(refusal)
         elif account.provisioning:
-            sim.stats.provisioning += 1
+            server.stats().provisioning += 1
             await self._refuse(frames.provisioning(rid, account.provisioning), counted=False)
         else:
             await self._accept(login, account, countdowns, rid)
@@ -234,7 +252,7 @@ class Connection(QueuedConnection):
         self, login: pb.LoginRequest, account: QstAccount, countdowns: Countdowns, rid: int | None
     ) -> bytes | None:
         """The ErrorMessage for this login, or None when it may go on."""
-        wrong = self._sim.stats.wrong_passwords
+        wrong = self._server.stats().wrong_passwords
         user = account.user_name
         if account.lockout_after is not None and wrong.get(user, 0) >= account.lockout_after:
             return frames.error(rid, code=5)
@@ -260,7 +278,7 @@ class Connection(QueuedConnection):
     async def _refuse(self, frame: bytes, *, counted: bool = True) -> None:
         """Answer the login with an error (or provisioning), then close shortly after."""
         if counted:
-            self._sim.stats.logins_rejected += 1
+            self._server.stats().logins_rejected += 1
         self._phase = Phase.CLOSING  # before sending: the client may answer at once
         self._post(frame)
         await trio.sleep(CLOSE_GRACE)
@@ -271,7 +289,7 @@ class Connection(QueuedConnection):
     ) -> None:
         prefs = login.user_preferences if login.HasField("user_preferences") else None
         interval, last_trade = frames.grant(prefs, account.entitled_interval)
-        self._sim.stats.logins_ok += 1
+        self._server.stats().logins_ok += 1
         self._account = account
         kick = account.close_after_login is not None and countdowns.kicks > 0
         if kick:
@@ -279,7 +297,7 @@ class Connection(QueuedConnection):
         # Logged in from the moment the answer is on its way: a client may send its next
         # request as soon as it reads the answer, possibly before send_message() returns here.
         self._phase = Phase.LOGGED_IN
-        self._sim.attach(self)
+        self._server.attach(self)
         self._post(frames.login_ok(rid, interval, last_trade))
         if account.misbehave is not None:
             self._post(frames.bad_frame(account.misbehave))
