@@ -158,6 +158,12 @@ class ModelInputs:
 # --- the parts that live outside the library -------------------------------------------------
 
 
+class CommandLineError(ValueError):
+    """A mistake in a broker's own command-line options (options that exclude each other, one
+    of two missing): ``brokergate`` prints the message and exits 2. The message never repeats
+    a secret."""
+
+
 class SecretSource(Protocol):
     """How a broker's CLI part reads secrets: never from the command line (the CLI supplies
     this; it refuses secret-looking options before argparse sees them)."""
@@ -179,8 +185,11 @@ class BrokerCli(Protocol):
         """Add the broker's own options to its ``login`` subcommand's ``argparse`` parser."""
 
     def config(self, args: Any, secrets: SecretSource) -> SessionSettings:
-        """The session configuration from the parsed arguments (``UsageError``-worthy
-        mistakes raise ``ValueError`` with a message that never repeats a secret)."""
+        """The session configuration from the parsed arguments (mistakes in them raise
+        ``CommandLineError``, a ``ValueError``, with a message that never repeats a secret).
+
+        The options every login has (timeouts, ``--ca-file``, ``--max-attempts``) are the
+        engine's: it sets them on the configuration returned here."""
 
     async def after_login(self, session: Any, args: Any) -> Mapping[str, Any]:
         """What the broker's options ask for once logged in (QST: ``--translate``), as fields

@@ -72,6 +72,11 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def with_default_scheme(url: str, secure: str) -> str:
+    """TLS by default: a URL given without a scheme gets ``secure://``."""
+    return url if "://" in url else f"{secure}://{url}"
+
+
 def url_problems(url: str, *, secure: str, plain: str, what: str = "url") -> list[str]:
     """TLS by default: ``secure`` (wss/https) anywhere, ``plain`` (ws/http) only to loopback."""
     problem = _url_problem(url, secure, plain, what)

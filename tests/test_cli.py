@@ -152,3 +152,72 @@ def test_url_without_a_scheme_means_tls() -> None:
 
     assert with_default_scheme("md.example.com/api", "wss") == "wss://md.example.com/api"
     assert with_default_scheme("ws://127.0.0.1:9/", "wss") == "ws://127.0.0.1:9/"
+
+
+# ---------------------------------------------------------------------------------------------
+# the brokers' parts, from the registry
+
+
+def test_the_engine_cli_names_no_broker() -> None:
+    """Every broker's options, configuration and simulator come from its descriptor: adding a
+    broker is its folder and a line in the registry, never an edit of the engine's CLI."""
+    from brokergate.machines.brokers import BROKERS
+
+    words = {b.name.lower() for b in BROKERS} | {b.title.lower() for b in BROKERS}
+    for path in sorted((ROOT / "engine" / "cli").glob("*.py")):
+        text = path.read_text(encoding="utf-8").lower()
+        assert not [w for w in sorted(words) if w in text], path.name
+
+
+def test_every_broker_has_a_login_from_its_cli_part() -> None:
+    import argparse
+
+    from brokergate.engine import cli
+    from brokergate.machines.brokers import BROKERS
+
+    parser = cli.build_parser()
+    top = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    login_sub = next(a for a in top.choices["login"]._actions
+                     if isinstance(a, argparse._SubParsersAction))
+    assert list(login_sub.choices) == [b.name for b in BROKERS]
+    helps = {a.dest: a.help for a in login_sub._choices_actions}
+    for broker in BROKERS:
+        part = broker.cli()
+        assert helps[broker.name] == part.help
+        options = cli._option_names(login_sub.choices[broker.name])
+        assert ("--keep-session" in options) == broker.has("token_store")
+        assert ("--token-dir" in options) == broker.has("token_store")
+
+
+def test_a_simulator_that_cannot_listen_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """However deep in the simulator's nurseries the refusal to listen comes from."""
+    import errno
+    from contextlib import asynccontextmanager
+
+    import trio
+
+    from brokergate.engine import cli
+    from brokergate.machines._broker import Broker
+
+    async def refused(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+
+    class Busy:
+        help = "a simulator whose port is taken"
+
+        @asynccontextmanager
+        async def running(self, host: str, port: int) -> Any:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(refused)
+                yield ["never printed"]
+
+    monkeypatch.setattr(Broker, "simulator", lambda self: Busy())
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["simulate", "qst", "--port", "9"])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"brokergate: error: cannot listen on 127.0.0.1:9: "
+                   f"{os.strerror(errno.EADDRINUSE)}\n")

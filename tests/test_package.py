@@ -54,6 +54,16 @@ def test_importing_brokergate_loads_the_library_only() -> None:
     assert unwanted == [], f"`import brokergate` also imported {unwanted}"
 
 
+def test_the_brokers_cli_parts_are_the_command_lines_only() -> None:
+    """``machines/<broker>/cli.py`` is imported by ``brokergate.engine.cli``, not the library."""
+    proc = _child("import json, sys, brokergate, brokergate.machines.brokers; "
+                  "print(json.dumps(sorted(sys.modules)))")
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout)
+    assert "brokergate.machines.qst.broker" in loaded  # the check sees what it should
+    assert [name for name in loaded if name.endswith(".cli")] == []
+
+
 def test_the_console_entry_and_python_dash_m_are_the_same_command_line() -> None:
     scripts = PYPROJECT["project"]["scripts"]
     assert scripts == {"brokergate": "brokergate.engine.cli:main"}

@@ -73,7 +73,7 @@ def _clean_env() -> dict[str, str]:
 
 def _package_sources(src: Path) -> dict[str, str]:
     """Every file the package-dir map builds the wheel from, by its path in the source tree,
-    with its path in the wheel (``engine/cli.py``: ``brokergate/engine/cli.py``)."""
+    with its path in the wheel (``engine/_session.py``: ``brokergate/engine/_session.py``)."""
     pyproject = tomllib.loads((src / "pyproject.toml").read_text(encoding="utf-8"))
     mapping: dict[str, str] = pyproject["tool"]["setuptools"]["package-dir"]
     files: dict[str, str] = {}
@@ -170,7 +170,7 @@ def test_the_wheel_holds_one_import_package_the_whole_library_and_nothing_else(
     for wanted in ("brokergate/py.typed", "brokergate/qst/pb.py", "brokergate/cqg/pb.py",
                    "brokergate/machines/qst/qst_pb2.pyi",
                    "brokergate/machines/cqg/cqg_session_pb2.pyi",
-                   "brokergate/engine/cli.py", "brokergate/engine/demo/scenarios.py",
+                   "brokergate/engine/cli/__init__.py", "brokergate/engine/demo/scenarios.py",
                    "brokergate/simulators/pytest_plugin.py",
                    "brokergate/simulators/qst/server.py"):
         assert wanted in names
@@ -202,7 +202,7 @@ def test_the_sdist_carries_the_sources_and_nothing_checkout_only(release: Releas
     files = {m.name.removeprefix(f"{SDIST_TOP}/") for m in members if m.isfile()}
     assert {f.split("/", 1)[0] for f in files} == SDIST_ENTRIES
     # Every file the wheel is built from, under its checkout path (the symlinks in brokergate/
-    # are not followed: engine/cli.py is there once, as engine/cli.py).
+    # are not followed: engine/cli/ is there once, as engine/cli/).
     sources = _package_sources(release.src)
     assert sorted(set(sources) - files) == []
     assert [f for f in files if f.startswith(("brokergate/engine/", "brokergate/machines/",
@@ -343,7 +343,7 @@ def test_brokergate_comes_from_the_wheel_in_the_fresh_environment(fresh: Fresh) 
     found = json.loads(proc.stdout)
     site = fresh.site.resolve()
     assert Path(found["file"]).resolve() == site / "brokergate" / "__init__.py"
-    assert Path(found["cli"]).resolve() == site / "brokergate" / "engine" / "cli.py"
+    assert Path(found["cli"]).resolve() == site / "brokergate" / "engine" / "cli" / "__init__.py"
     assert Path(found["meta"]).resolve() == site
     assert found["version"] == found["dist"] == VERSION
     assert "editable" not in (found["direct_url"] or "")

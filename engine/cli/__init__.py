@@ -1,0 +1,122 @@
+"""The ``brokergate`` command line.
+
+    brokergate demo                         the main job, against the built-in simulators
+    brokergate simulate BROKER              run a broker simulator in the foreground
+    brokergate login BROKER ...             log in, optionally hold the session, log out
+    brokergate diagrams [--trace AUDIT]     state diagrams and policy pages (or one session's path)
+
+``login`` prints one JSON result line on stdout and audit events as JSON lines on stderr (or to
+``--audit-log``). Passwords come from an environment variable, a file or a prompt, never from the
+command line. Exit codes: 0 authenticated, 2 usage or configuration error, 3 failed,
+4 locked_out, 5 provisioning, 6 gave up after retries or timeouts, 7 displaced.
+
+The brokers come from the registry (``brokergate.machines.brokers``): each one's ``login``
+options, configuration and after-login work from its CLI part, its ``simulate`` from its
+simulator kit. The modules here:
+
+    _parser            the parser, and the refusal of secrets given on the command line
+    _secrets           where secrets are read from (the brokers' ``SecretSource``)
+    _login_command     ``login``: the session, the result line, the exit code
+    _simulate_command  ``simulate``
+    (this module)      ``main``: dispatch, and ``diagrams`` and ``demo``
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from brokergate.engine._errors import ConfigurationError
+from brokergate.engine.cli._login_command import (
+    EXIT_DISPLACED,
+    EXIT_FAILED,
+    EXIT_GAVE_UP,
+    EXIT_LOCKED_OUT,
+    EXIT_OK,
+    EXIT_PROVISIONING,
+    EXIT_USAGE,
+    exit_code,
+    run_login,
+)
+from brokergate.engine.cli._login_command import login as _login
+from brokergate.engine.cli._parser import CHECKOUT_ONLY, build_parser, parse
+from brokergate.engine.cli._parser import _option_names as _option_names
+from brokergate.engine.cli._secrets import (
+    CommandLineSecrets,
+    UsageError,
+    read_env_secret,
+    read_password,
+)
+from brokergate.engine.cli._simulate_command import interrupted
+from brokergate.engine.cli._simulate_command import simulate as _simulate
+from brokergate.machines._config import with_default_scheme
+
+__all__ = [
+    "EXIT_DISPLACED",
+    "EXIT_FAILED",
+    "EXIT_GAVE_UP",
+    "EXIT_LOCKED_OUT",
+    "EXIT_OK",
+    "EXIT_PROVISIONING",
+    "EXIT_USAGE",
+    "CommandLineSecrets",
+    "UsageError",
+    "build_parser",
+    "exit_code",
+    "getpass",  # read_password's prompt (tests replace getpass.getpass)
+    "main",
+    "read_env_secret",
+    "read_password",
+    "run_login",
+    "with_default_scheme",
+]
+
+def _diagrams(args: argparse.Namespace) -> int:
+    from brokergate.engine import diagrams  # noqa: PLC0415
+
+    try:
+        diagrams.main(args.out, args.trace, args.session)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from brokergate.engine.demo import list_scenarios, run_demo  # noqa: PLC0415 - the simulators
+
+    if args.list:
+        list_scenarios()
+        return EXIT_OK
+    return run_demo(Path(args.out), args.scenario, live=False if args.plain else None)
+
+
+def _fail_usage(message: str) -> NoReturn:
+    print(f"brokergate: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in CHECKOUT_ONLY:
+        _fail_usage(f"`brokergate {argv[0]}` is not part of the installed package: the "
+                    f"{CHECKOUT_ONLY[argv[0]]} run from a checkout of the brokergate repository, "
+                    f"as `python3 tasks.py {argv[0]}`")
+    try:
+        args = parse(argv)
+        if args.command == "login":
+            return _login(args)
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "diagrams":
+            return _diagrams(args)
+        return _demo(args)
+    except UsageError as exc:
+        _fail_usage(str(exc))
+    except BaseException as exc:
+        if not interrupted(exc):
+            raise
+        return 130
