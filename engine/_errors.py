@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from brokergate.machines import Fault
-
-
-class BrokergateError(Exception):
-    """Base of every error brokergate raises on purpose."""
+from brokergate.machines._sansio import BrokergateError
 
 
 class ConfigurationError(BrokergateError, ValueError):

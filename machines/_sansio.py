@@ -16,6 +16,11 @@ from typing import Any, ClassVar, Protocol
 # Events: engine -> machine
 
 
+
+class BrokergateError(Exception):
+    """Base of every error brokergate raises on purpose (the engine's errors derive from it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Start:
     """The application asked for a session."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from brokergate.engine._errors import BrokergateError
 from brokergate.machines._broker import SecretSource
 from brokergate.machines._config import with_default_scheme
+from brokergate.machines._sansio import BrokergateError
 from brokergate.machines.qst import qst_pb2 as pb
 from brokergate.machines.qst.codec import Coalescing
 from brokergate.machines.qst.config import QstConfig
