@@ -18,7 +18,6 @@ Importing this package loads the library only: no simulator, benchmark or test c
 
 from brokergate.engine._audit import AuditLog, redact_secrets, register_secret
 from brokergate.engine._errors import (
-    BrokergateError,
     ConfigurationError,
     ConnectionLost,
     Displaced,
@@ -53,6 +52,7 @@ from brokergate.machines import (
     Secret,
     Transitioned,
 )
+from brokergate.machines._sansio import BrokergateError
 from brokergate.machines.cqg import CqgConfig, CqgServerMessage
 from brokergate.machines.firstock import FirstockConfig, SocketKind
 from brokergate.machines.qst import Coalescing, QstConfig
