@@ -69,7 +69,7 @@ def _copy(src: Path, folder: Path) -> Path:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_every_state_and_transition_appears(broker: str) -> None:
     g = d.graph(broker)
-    machine = __import__(f"brokergate.machines.{broker}.machine", fromlist=["x"])
+    machine = __import__(f"brokergate.machines.{broker}.table", fromlist=["x"])
     mmd, dot = d.mermaid(g), d.dot(g)
     for state in (s["name"] for s in machine.STATES):
         assert re.search(rf"\b{state}\b", mmd) and f'"{state}"' in dot
@@ -90,7 +90,7 @@ def test_every_state_and_transition_appears(broker: str) -> None:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_the_same_edges_as_transitions_own_diagram(broker: str) -> None:
     """transitions' GraphMachine (mermaid engine) draws the same tables: the same edge set."""
-    machine = __import__(f"brokergate.machines.{broker}.machine", fromlist=["x"])
+    machine = __import__(f"brokergate.machines.{broker}.table", fromlist=["x"])
     model = type("Model", (), {})()
     GraphMachine(model=model, states=machine.STATES, transitions=machine.TRANSITIONS,
                  initial="disconnected", graph_engine="mermaid", auto_transitions=False,
@@ -107,8 +107,8 @@ def test_the_same_edges_as_transitions_own_diagram(broker: str) -> None:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_the_runtime_machines_are_built_without_the_diagram_extension(broker: str) -> None:
     """GraphMachine keeps a graph per model and is slower: it is for the tests above only."""
-    machine = importlib.import_module(f"brokergate.machines.{broker}.machine").MACHINE
-    # The plain Machine (machines._base's RuntimeMachine adds no extension, only direct calls).
+    machine = importlib.import_module(f"brokergate.machines.{broker}.table").MACHINE
+    # The plain Machine (machines._runtime's RuntimeMachine adds no extension, only direct calls).
     assert not any(cls.__module__.startswith("transitions.extensions")
                    for cls in type(machine).__mro__)
     assert not isinstance(machine, GraphMachine)

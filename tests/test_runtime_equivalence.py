@@ -1,5 +1,5 @@
 """The runtime machine takes a shorter road through transitions than stock ``transitions.Machine``
-(machines/_base.py). These tests build stock machines from the very same definitions and drive
+(machines/_runtime.py). These tests build stock machines from the very same definitions and drive
 a model on each, side by side, through the same random events: every command out of the two
 must be the same, in the same order, and so must every state.
 """
@@ -43,14 +43,14 @@ from brokergate.machines import (
     TimerFired,
     Transitioned,
 )
-from brokergate.machines._base import RuntimeMachine, build_machine
+from brokergate.machines._runtime import RuntimeMachine, build_machine
 from brokergate.machines.cqg import CqgConfig, CqgSession, LogonHistory
-from brokergate.machines.cqg import machine as cqg_machine
+from brokergate.machines.cqg import table as cqg_machine
 from brokergate.machines.firstock import FirstockConfig
-from brokergate.machines.firstock import machine as firstock_machine
-from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.firstock import table as firstock_machine
+from brokergate.machines.firstock.model import FirstockSession
 from brokergate.machines.qst import QstConfig, QstSession
-from brokergate.machines.qst import machine as qst_machine
+from brokergate.machines.qst import table as qst_machine
 
 STEPS = 150
 SEEDS = range(60)
