@@ -8,9 +8,9 @@
     connecting / awaiting_login_response / authenticated
                             --closed--> backoff | failed | locked_out | displaced
                                              (policy: close 4101 says another login displaced it)
-    connecting --connect_failed--> backoff | failed
-    connecting / awaiting_login_response --timeout--> backoff | failed
-    awaiting_login_response / authenticated --malformed_frame--> backoff | failed
+    connecting --connect_failed--> backoff | failed | locked_out
+    connecting / awaiting_login_response --timeout--> backoff | failed | locked_out
+    awaiting_login_response / authenticated --malformed_frame--> backoff | failed | locked_out
     backoff --backoff_elapsed--> connecting
     authenticated --stable--> authenticated        (attempt count starts afresh)
     authenticated --stop--> logging_out --logout_response / closed / timeout--> disconnected
