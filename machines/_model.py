@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from transitions import Machine
 
+from brokergate.machines._config import SessionSettings
 from brokergate.machines._policy import Action, Fail, Retry
 from brokergate.machines._sansio import (
     Closed,
@@ -39,7 +40,6 @@ from brokergate.machines._states import (
     LOGOUT_TIMER,
     STABLE_TIMER,
 )
-from brokergate.machines.backoff import Backoff
 
 _shared_rng = random.Random()
 #: A model's outbox between events: a callback emits only while ``handle`` runs, and an emit at
@@ -89,11 +89,8 @@ class LoginModel:
 
     def __init__(
         self,
+        settings: SessionSettings,
         *,
-        backoff: Backoff,
-        connect_timeout: float,
-        login_timeout: float,
-        logout_timeout: float,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -106,10 +103,10 @@ class LoginModel:
         self.detail: str | None = None
         self.fault: Fault | None = None
         self.delay: float | None = None
-        self.backoff = backoff
-        self.connect_timeout = connect_timeout
-        self.login_timeout = login_timeout
-        self.logout_timeout = logout_timeout
+        self.backoff = settings.backoff
+        self.connect_timeout = settings.connect_timeout
+        self.login_timeout = settings.login_timeout
+        self.logout_timeout = settings.logout_timeout
         self.rng = rng or _shared_rng
         # Read only where a broker's rules are about elapsed time (CQG: restore window, logon
         # throttle); the engine passes trio's clock, machine tests a fake one.

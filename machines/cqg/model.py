@@ -99,14 +99,7 @@ class CqgSession(LoginModel):
         clock: Callable[[], float] = time.monotonic,
         history: LogonHistory | None = None,
     ) -> None:
-        super().__init__(
-            backoff=config.backoff,
-            connect_timeout=config.connect_timeout,
-            login_timeout=config.login_timeout,
-            logout_timeout=config.logout_timeout,
-            rng=rng,
-            clock=clock,
-        )
+        super().__init__(config, rng=rng, clock=clock)
         self.config = config
         self.history = history if history is not None else LogonHistory()
         self.ping_interval = config.ping_interval

@@ -126,14 +126,7 @@ class FirstockSession(LoginModel):
         stored: tuple[Secret, datetime] | None = None,
         slots: SocketSlots | None = None,
     ) -> None:
-        super().__init__(
-            backoff=config.backoff,
-            connect_timeout=config.connect_timeout,
-            login_timeout=config.login_timeout,
-            logout_timeout=config.logout_timeout,
-            rng=rng,
-            clock=clock,
-        )
+        super().__init__(config, rng=rng, clock=clock)
         self.config = config
         self.wall = wall
         self.slots = slots if slots is not None else SocketSlots()

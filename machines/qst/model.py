@@ -37,13 +37,7 @@ class QstSession(LoginModel):
     first_request_id: ClassVar[int] = codec.FIRST_APPLICATION_REQUEST_ID
 
     def __init__(self, config: QstConfig, *, rng: random.Random | None = None) -> None:
-        super().__init__(
-            backoff=config.backoff,
-            connect_timeout=config.connect_timeout,
-            login_timeout=config.login_timeout,
-            logout_timeout=config.logout_timeout,
-            rng=rng,
-        )
+        super().__init__(config, rng=rng)
         self.config = config
         self.granted: dict[str, object] = {}
         self.provisioning: tuple[ProvisioningMessage, ...] = ()
