@@ -22,6 +22,7 @@ from transitions.extensions import GraphMachine
 from brokergate import AuditLog, FirstockConfig, Notice, Secret, open_session
 from brokergate.engine import diagrams as writer
 from brokergate.machines import diagrams as d
+from brokergate.machines._labels import condition
 from brokergate.machines._policy import Action
 from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
 from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
@@ -349,3 +350,19 @@ def test_the_command_writes_diagrams_and_says_how_to_get_dot(tmp_path: Path) -> 
     if shutil.which("dot", path=env_path) is None:
         assert "apt-get install graphviz" in proc.stderr
         assert not list(tmp_path.glob("*.svg"))
+
+
+def test_a_condition_without_a_label_stops_the_drawing() -> None:
+    """Conditions carry their words (machines/_labels.py); a function name is never drawn."""
+
+    def is_ready(ev: object) -> bool:
+        return True
+
+    table = [{"trigger": "start", "source": "disconnected", "dest": "connecting",
+              "conditions": [is_ready]}]
+    with pytest.raises(TypeError, match=r"condition .*is_ready has no label: decorate it"):
+        d._edges(table, ["disconnected", "connecting"], {}, [])
+    labelled = condition("ready to go")(is_ready)
+    edges = d._edges([{**table[0], "conditions": [labelled]}], ["disconnected", "connecting"],
+                     {}, [])
+    assert edges[0].label == "start [ready to go]"
