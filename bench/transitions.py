@@ -53,7 +53,7 @@ from brokergate.machines import (
 from brokergate.machines.cqg import CqgConfig, CqgSession, LogonHistory
 from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
 from brokergate.machines.firstock import FirstockConfig
-from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.firstock.model import FirstockSession
 from brokergate.machines.qst import QstConfig, QstSession
 from brokergate.machines.qst import qst_pb2 as qst_pb
 

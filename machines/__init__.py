@@ -1,25 +1,12 @@
 """Pure broker login machines: no sockets, no clocks, no trio. The engine drives them."""
 
-from brokergate.machines._base import (
-    AUTHENTICATED,
-    AWAITING_LOGIN_RESPONSE,
-    BACKOFF,
-    CONNECTING,
-    DISCONNECTED,
-    DISPLACED,
-    FAILED,
-    LOCKED_OUT,
-    LOGGING_OUT,
-    PROVISIONING,
-    TERMINAL_STATES,
-    LoginModel,
-)
 from brokergate.machines._config import (
     CredentialProvider,
     SessionSettings,
     is_loopback_host,
     url_problems,
 )
+from brokergate.machines._model import LoginModel
 from brokergate.machines._policy import (
     Action,
     Disconnect,
@@ -65,6 +52,19 @@ from brokergate.machines._sansio import (
     Transitioned,
 )
 from brokergate.machines._secret import REDACTED, Secret
+from brokergate.machines._states import (
+    AUTHENTICATED,
+    AWAITING_LOGIN_RESPONSE,
+    BACKOFF,
+    CONNECTING,
+    DISCONNECTED,
+    DISPLACED,
+    FAILED,
+    LOCKED_OUT,
+    LOGGING_OUT,
+    PROVISIONING,
+    TERMINAL_STATES,
+)
 from brokergate.machines.backoff import Backoff, backoff_delay
 
 __all__ = [

@@ -66,14 +66,14 @@ from brokergate.machines import (
     Transitioned,
 )
 from brokergate.machines.cqg import codec as cqg_codec
-from brokergate.machines.cqg import machine as cqg_machine
-from brokergate.machines.cqg.session import CqgSession
+from brokergate.machines.cqg import table as cqg_table
+from brokergate.machines.cqg.model import CqgSession
 from brokergate.machines.firstock import codec as fs_codec
-from brokergate.machines.firstock import machine as fs_machine
-from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.firstock import table as fs_table
+from brokergate.machines.firstock.model import FirstockSession
 from brokergate.machines.qst import codec as qst_codec
-from brokergate.machines.qst import machine as qst_machine
-from brokergate.machines.qst.machine import QstSession
+from brokergate.machines.qst import table as qst_table
+from brokergate.machines.qst.model import QstSession
 from brokergate.simulators._websocket import running
 from brokergate.simulators.firstock.http11 import Reply
 from reliability.corpus import (
@@ -197,10 +197,10 @@ def cqg_session(where: str) -> CqgSession:
     s = CqgSession(_cqg_config(), rng=random.Random(1), clock=lambda: 1000.0)
     s.handle(Start())
     s.handle(Connected(s.epoch))
-    if where in (AUTHENTICATED, cqg_machine.RESTORING):
+    if where in (AUTHENTICATED, cqg_table.RESTORING):
         s.handle(FrameReceived(s.epoch, cqg_logon(0)))
         s.handle(TimerFired("stable"))
-    if where == cqg_machine.RESTORING:
+    if where == cqg_table.RESTORING:
         s.handle(Closed(s.epoch, 1006))
         s.handle(Connected(s.epoch))
     _ready(s, where)
@@ -208,7 +208,7 @@ def cqg_session(where: str) -> CqgSession:
 
 
 def firstock_session(where: str, *, socket: str = "noren") -> FirstockSession:
-    stored = (Secret(STORED_TOKEN), WALL) if where == fs_machine.VALIDATING_TOKEN else None
+    stored = (Secret(STORED_TOKEN), WALL) if where == fs_table.VALIDATING_TOKEN else None
     socket_url = None if socket == "none" else "ws://127.0.0.1:9/NorenWSTP/"
     config = _fs_config(socket_url=socket_url, socket=socket)
     s = FirstockSession(config, rng=random.Random(1), clock=lambda: 1000.0, wall=lambda: WALL,
@@ -231,13 +231,13 @@ def _state_names(machine: Any) -> frozenset[str]:
     return frozenset(state["name"] for state in machine.STATES)
 
 
-QST_STATES: Final = _state_names(qst_machine)
-CQG_STATES: Final = _state_names(cqg_machine)
-FS_STATES: Final = _state_names(fs_machine)
+QST_STATES: Final = _state_names(qst_table)
+CQG_STATES: Final = _state_names(cqg_table)
+FS_STATES: Final = _state_names(fs_table)
 
 #: Where a session goes when an input ended or interrupted its login.
 _LEFT: Final = frozenset({FAILED, LOCKED_OUT, DISPLACED, BACKOFF, DISCONNECTED,
-                          cqg_machine.RESTORING})
+                          cqg_table.RESTORING})
 
 
 @dataclass
@@ -363,8 +363,8 @@ def _fuzz_cqg(tally: Tally, rng: random.Random, count: int) -> None:
     _fuzz_protobuf(tally, rng, count, _ProtobufTarget(
         "cqg", CQG_FRAMES, cqg_codec.decode_server, cqg_codec.MalformedFrame, cqg_crafted,
         cqg_valid, cqg_session, CQG_STATES,
-        {AWAITING_LOGIN_RESPONSE: FAILED, AUTHENTICATED: cqg_machine.RESTORING,
-         cqg_machine.RESTORING: BACKOFF}, keeps_authenticated=False))
+        {AWAITING_LOGIN_RESPONSE: FAILED, AUTHENTICATED: cqg_table.RESTORING,
+         cqg_table.RESTORING: BACKOFF}, keeps_authenticated=False))
 
 
 def json_object(data: Data) -> dict[str, Any] | None:
@@ -406,7 +406,7 @@ def _fuzz_firstock_rest(tally: Tally, rng: random.Random, count: int) -> None:
         _check_answer(tally, answer, what)
         body = b"" if limit else data
         for where, call in (("requesting_token", "login"),
-                            (fs_machine.VALIDATING_TOKEN, "userDetails")):
+                            (fs_table.VALIDATING_TOKEN, "userDetails")):
             session = firstock_session(where, socket="none")
             event = HttpAnswered(call, session.call_serial, status, body, retry_after, limit)
             fed = feed(session, event)

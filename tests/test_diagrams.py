@@ -22,6 +22,7 @@ from transitions.extensions import GraphMachine
 from brokergate import AuditLog, FirstockConfig, Notice, Secret, open_session
 from brokergate.engine import diagrams as writer
 from brokergate.machines import diagrams as d
+from brokergate.machines._labels import condition
 from brokergate.machines._policy import Action
 from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
 from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
@@ -69,7 +70,7 @@ def _copy(src: Path, folder: Path) -> Path:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_every_state_and_transition_appears(broker: str) -> None:
     g = d.graph(broker)
-    machine = __import__(f"brokergate.machines.{broker}.machine", fromlist=["x"])
+    machine = __import__(f"brokergate.machines.{broker}.table", fromlist=["x"])
     mmd, dot = d.mermaid(g), d.dot(g)
     for state in (s["name"] for s in machine.STATES):
         assert re.search(rf"\b{state}\b", mmd) and f'"{state}"' in dot
@@ -90,7 +91,7 @@ def test_every_state_and_transition_appears(broker: str) -> None:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_the_same_edges_as_transitions_own_diagram(broker: str) -> None:
     """transitions' GraphMachine (mermaid engine) draws the same tables: the same edge set."""
-    machine = __import__(f"brokergate.machines.{broker}.machine", fromlist=["x"])
+    machine = __import__(f"brokergate.machines.{broker}.table", fromlist=["x"])
     model = type("Model", (), {})()
     GraphMachine(model=model, states=machine.STATES, transitions=machine.TRANSITIONS,
                  initial="disconnected", graph_engine="mermaid", auto_transitions=False,
@@ -107,8 +108,8 @@ def test_the_same_edges_as_transitions_own_diagram(broker: str) -> None:
 @pytest.mark.parametrize("broker", list(d.BROKERS))
 def test_the_runtime_machines_are_built_without_the_diagram_extension(broker: str) -> None:
     """GraphMachine keeps a graph per model and is slower: it is for the tests above only."""
-    machine = importlib.import_module(f"brokergate.machines.{broker}.machine").MACHINE
-    # The plain Machine (machines._base's RuntimeMachine adds no extension, only direct calls).
+    machine = importlib.import_module(f"brokergate.machines.{broker}.table").MACHINE
+    # The plain Machine (machines._runtime's RuntimeMachine adds no extension, only direct calls).
     assert not any(cls.__module__.startswith("transitions.extensions")
                    for cls in type(machine).__mro__)
     assert not isinstance(machine, GraphMachine)
@@ -349,3 +350,19 @@ def test_the_command_writes_diagrams_and_says_how_to_get_dot(tmp_path: Path) -> 
     if shutil.which("dot", path=env_path) is None:
         assert "apt-get install graphviz" in proc.stderr
         assert not list(tmp_path.glob("*.svg"))
+
+
+def test_a_condition_without_a_label_stops_the_drawing() -> None:
+    """Conditions carry their words (machines/_labels.py); a function name is never drawn."""
+
+    def is_ready(ev: object) -> bool:
+        return True
+
+    table = [{"trigger": "start", "source": "disconnected", "dest": "connecting",
+              "conditions": [is_ready]}]
+    with pytest.raises(TypeError, match=r"condition .*is_ready has no label: decorate it"):
+        d._edges(table, ["disconnected", "connecting"], {}, [])
+    labelled = condition("ready to go")(is_ready)
+    edges = d._edges([{**table[0], "conditions": [labelled]}], ["disconnected", "connecting"],
+                     {}, [])
+    assert edges[0].label == "start [ready to go]"

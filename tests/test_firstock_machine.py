@@ -35,7 +35,7 @@ from brokergate.machines import (
     Transitioned,
 )
 from brokergate.machines.firstock import FirstockConfig
-from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.firstock.model import FirstockSession
 from brokergate.machines.firstock.slots import SocketSlots
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

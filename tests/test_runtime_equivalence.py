@@ -1,7 +1,9 @@
 """The runtime machine takes a shorter road through transitions than stock ``transitions.Machine``
-(machines/_base.py). These tests build stock machines from the very same definitions and drive
-a model on each, side by side, through the same random events: every command out of the two
-must be the same, in the same order, and so must every state.
+(machines/_runtime.py). These tests build stock machines from the very same definitions and drive
+a model on each, side by side: through the same random walks, and through every trigger from
+every state that has an edge for it with every variant of what the trigger carries. Every
+command out of the two must be the same, in the same order, and so must every state and every
+field of the model.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import broker_models
 import cqg_frames
 import pytest
 import qst_frames
+from broker_models import CONFIGS
 from transitions import Machine
 
 from brokergate.machines import (
@@ -24,33 +28,50 @@ from brokergate.machines import (
     BACKOFF,
     CONNECTING,
     TERMINAL_STATES,
+    Action,
+    Backoff,
     Closed,
     Command,
     Connected,
     ConnectFailed,
     CredentialReady,
+    Disconnect,
+    Displace,
     Event,
+    Fail,
+    Fault,
     FetchCredential,
     FrameReceived,
+    FullLogon,
     HttpAnswered,
     HttpFailed,
     HttpRequest,
+    LockOut,
     LoginModel,
+    Redirect,
+    Relogon,
+    Restore,
+    Retry,
     Secret,
     Start,
     StartTimer,
     Stop,
+    Succeed,
     TimerFired,
     Transitioned,
 )
-from brokergate.machines._base import RuntimeMachine, build_machine
+from brokergate.machines._labels import label_of
+from brokergate.machines._runtime import RuntimeMachine, build_machine
+from brokergate.machines.brokers import BROKERS as REGISTRY
 from brokergate.machines.cqg import CqgConfig, CqgSession, LogonHistory
-from brokergate.machines.cqg import machine as cqg_machine
+from brokergate.machines.cqg import cqg_session_pb2 as cqg_pb
+from brokergate.machines.cqg import table as cqg_machine
 from brokergate.machines.firstock import FirstockConfig
-from brokergate.machines.firstock import machine as firstock_machine
-from brokergate.machines.firstock.session import FirstockSession
+from brokergate.machines.firstock import table as firstock_machine
+from brokergate.machines.firstock.model import FirstockSession
+from brokergate.machines.firstock.slots import SocketSlots
 from brokergate.machines.qst import QstConfig, QstSession
-from brokergate.machines.qst import machine as qst_machine
+from brokergate.machines.qst import table as qst_machine
 
 STEPS = 150
 SEEDS = range(60)
@@ -222,3 +243,242 @@ def test_the_runtime_machine_does_what_stock_transitions_does(broker: str) -> No
     assert len(edges) >= MIN_EDGES[broker], sorted(edges)
     if broker == "cqg":
         assert (AUTHENTICATED, "restoring") in edges
+
+
+# --- every trigger from every state, through every registered broker -------------------------
+#
+# The walks above go where the dice take them. Here each broker's model is put in every state
+# that has an edge for a trigger and fired that trigger with every variant of what it carries
+# (each policy action, with and without detail, each value of the trigger's own arguments),
+# under several model and configuration setups; the runtime and the stock machine must leave the
+# same state, the same commands and the same model behind, and between them the variants must
+# take every edge of the table.
+
+#: One or more actions of every kind a policy can give (``@condition(policy=...)`` kinds).
+ACTIONS: dict[str, list[Action]] = {
+    "fail": [Fail("bad_thing", Fault.BROKER)],
+    "lock_out": [LockOut()],
+    "displace": [Displace()],
+    "retry": [Retry("dropped"), Retry("busy", max_attempts=1, exhausted="busy_too_long"),
+              Retry("soon", immediate=True, min_delay=2.0)],
+    "restore": [Restore("connection_lost")],
+    "succeed": [Succeed()],
+    "relogon": [Relogon(kind, "refused") for kind in
+                ("one_time_password", "access_token", "totp", "token")],
+    "redirect": [Redirect()],
+    "full_logon": [FullLogon("restore_refused")],
+    "disconnect": [Disconnect("logged_off")],
+}
+
+_LOGON_OK = cqg_pb.LogonResult(result_code=0, base_time="2026-01-01T00:00:00",
+                               protocol_version_major=2, protocol_version_minor=230,
+                               server_time=1000, user_id=42, session_token="tok",
+                               inactivity_timeout=1)
+_LOGON_NO_TOKEN = cqg_pb.LogonResult(result_code=0, base_time="2026-01-01T00:00:00",
+                                     protocol_version_major=2, protocol_version_minor=230,
+                                     server_time=0)
+_RESTORED = cqg_pb.RestoreOrJoinSessionResult(result_code=0, base_time="2026-01-01T00:00:00",
+                                              server_time=5000, inactivity_timeout=2)
+_REDIRECTS = [None, "ws://127.0.0.1:2/", "wss://elsewhere.example/"]
+
+#: What a trigger carries besides ``action`` and ``detail``: each key's values are combined.
+EXTRAS: dict[str, dict[str, list[Any]]] = {
+    "logon_result": {"result": [_LOGON_OK, _LOGON_NO_TOKEN], "redirect_url": _REDIRECTS,
+                     "error_code": [0]},
+    "restore_result": {"result": [_RESTORED]},
+    "logged_off": {"redirect_url": _REDIRECTS},
+    "credential_ready": {"value": [None, Secret("654321")], "problem": [None, "it broke"]},
+    "socket_verdict": {"ok": [True, False], "limit": [False, True]},
+    "token_refused": {"generation": [1, 0]},
+    "stop": {"logout": [True, False]},
+    "login_answer": {"data": [{"susertoken": "s" * 64}], "min_delay": [0.0, 3.0]},
+    "validation_answer": {"data": [{"actid": "U1"}], "min_delay": [0.0]},
+    "closed": {"close_code": [1006]},
+    "renew": {"explain": [True]},
+}
+
+
+def _variants(trigger: str) -> list[dict[str, Any]]:
+    extras = EXTRAS.get(trigger, {})
+    combined: list[dict[str, Any]] = [{}]
+    for key, values in extras.items():
+        combined = [{**c, key: v} for c in combined for v in values]
+    actions: list[Action | None] = [None, *(a for group in ACTIONS.values() for a in group)]
+    return [{**c, **({"action": a} if a is not None else {}),
+             **({"detail": d} if d is not None else {})}
+            for c in combined for a in actions for d in (None, "what the broker said")]
+
+
+def _prime_qst(model: Any) -> None:
+    model.attempt, model.streak, model.streak_reason = 2, 1, "dropped"
+
+
+def _prime_cqg(model: Any) -> None:
+    _prime_qst(model)
+    model.session_token = Secret("tok")
+    model.lost_at = model.clock() - 1.0
+    model.pending_credential = "one_time_password"
+    model.inactivity_timeout = 1
+    model.redirects = 1
+    model.logon_url = "ws://127.0.0.1:2/"
+    model.logons = 1
+    model.history.attempted(model.clock() - 1.0)
+    model.history.succeeded(model.clock() - 1.0)
+
+
+def _prime_cqg_settled(model: Any) -> None:
+    _prime_cqg(model)
+    model.attempt = 0  # up for the stability window: a loss is restored at once
+
+
+def _prime_cqg_window_passed(model: Any) -> None:
+    _prime_cqg(model)
+    model.lost_at = model.clock() - 3600.0
+
+
+def _prime_firstock(model: Any) -> None:
+    _prime_qst(model)
+    model.token, model.token_created, model.token_generation = Secret("t" * 64), _WALL, 1
+    model.candidate, model.candidate_created = Secret("c" * 64), _WALL
+    model.relogged = "socket_verdict"
+    model.totp_retried = True
+
+
+_OTHER_SOCKETS = (object(), object(), object())
+
+
+def _prime_firstock_no_slot(model: Any) -> None:
+    _prime_firstock(model)
+    model.candidate = model.candidate_created = None
+    for holder in _OTHER_SOCKETS:  # the user's three sockets are held elsewhere in the process
+        model.slots.take(holder)
+
+
+def _wall() -> datetime:
+    return _WALL
+
+
+def _spent(model: Any) -> None:
+    model.attempt = 3  # the configured bound (_BOUNDED)
+    model.streak, model.streak_reason = 1, "busy"
+
+
+_BOUNDED = Backoff(max_attempts=3)
+
+#: (name, configuration overrides, what to set on the fresh model) for each broker.
+SETUPS: dict[str, list[tuple[str, dict[str, Any], Callable[[Any], None] | None]]] = {
+    "qst": [("fresh", {}, None), ("retried", {}, _prime_qst),
+            ("spent", {"backoff": _BOUNDED}, _spent),
+            ("invalid", {"client_id": ""}, None)],
+    "cqg": [("fresh", {"min_logon_interval": 0.0}, None),
+            ("held", {"min_logon_interval": 30.0}, _prime_cqg),
+            ("settled", {}, _prime_cqg_settled),
+            ("spaced", {"min_logon_interval": 30.0}, _prime_cqg_window_passed),
+            ("spent", {"backoff": _BOUNDED, "daily_logon_limit": 1}, _prime_cqg_window_passed),
+            ("providers", {"restore": False, "otp_provider": lambda: "1",
+                           "access_token_provider": lambda: "a", "user_name": None,
+                           "password": None, "restore_window": 0.5}, None),
+            ("providers_held", {"restore": False, "otp_provider": lambda: "1",
+                                "min_logon_interval": 0.0}, _prime_cqg)],
+    "firstock": [("fresh", {}, None),
+                 ("socket", {"socket": "noren", "socket_url": "ws://127.0.0.1:9/ws/"},
+                  _prime_firstock),
+                 ("no_slot", {"socket": "noren", "socket_url": "ws://127.0.0.1:9/ws/"},
+                  _prime_firstock_no_slot),
+                 ("socket_fresh", {"socket": "v2", "socket_url": "ws://127.0.0.1:9/ws/",
+                                   "totp": None, "totp_seed": Secret("JBSWY3DPEHPK3PXP")},
+                  lambda m: setattr(m, "token", Secret("t" * 64))),
+                 ("provider", {"totp": None, "totp_provider": lambda: "1",
+                               "backoff": _BOUNDED}, _spent),
+                 ("stored", {}, lambda m: (setattr(m, "candidate", Secret("c" * 64)),
+                                           setattr(m, "candidate_created", _WALL)))],
+}
+
+
+def _fields(model: Any) -> dict[str, Any]:
+    """Everything a model holds, comparable across two models."""
+    out: dict[str, Any] = {}
+    for cls in type(model).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if name == "_out" or not hasattr(model, name):
+                continue
+            value = getattr(model, name)
+            if isinstance(value, random.Random):
+                value = value.getstate()
+            elif isinstance(value, LogonHistory | SocketSlots):
+                value = repr(value)
+            out[name] = value
+    return out
+
+
+def _fire(model: Any, trigger: str, kwargs: dict[str, Any]) -> list[Command]:
+    out: list[Command] = []
+    model._out = out
+    try:
+        model.fire(trigger, **kwargs)
+    finally:
+        model._out = ()
+    return out
+
+
+def _table_edges(transitions: Any) -> set[tuple[str, str, str]]:
+    found = set()
+    for row in transitions:
+        sources = [row["source"]] if isinstance(row["source"], str) else row["source"]
+        found |= {(s, row["trigger"], row["dest"] or s) for s in sources}
+    return found
+
+
+def test_every_condition_kind_is_exercised() -> None:
+    kinds = {label_of(c).policy for broker in REGISTRY for row in broker.transitions
+             for c in row.get("conditions", [])} - {None}
+    assert kinds <= set(ACTIONS)
+
+
+@pytest.mark.parametrize("broker", REGISTRY, ids=[b.name for b in REGISTRY])
+def test_every_trigger_from_every_state_as_stock_transitions_does(broker: Any) -> None:
+    stock = build_machine(list(broker.states), list(broker.transitions),
+                          name=f"stock-{broker.name}", machine_class=Machine)
+    assert not isinstance(stock, RuntimeMachine)
+    runtime = broker_models.build_model(broker, CONFIGS[broker.name]()).MACHINE
+    triggers = {row["trigger"] for row in broker.transitions}
+    taken: set[tuple[str, str, str]] = set()
+    fired = raised = 0
+    for setup, overrides, prime in SETUPS[broker.name]:
+        config = CONFIGS[broker.name](**overrides)
+        for trigger in sorted(triggers):
+            sources = sorted(runtime.events[trigger].transitions)
+            for source in sources:
+                for kwargs in _variants(trigger):
+                    pair = []
+                    clock = _Clock()
+                    for _ in range(2):
+                        model = broker_models.build_model(broker, config, seed=7, clock=clock,
+                                                          wall=_wall)
+                        if prime is not None:
+                            prime(model)
+                        model.state = source
+                        pair.append(model)
+                    runtime_model, stock_model = pair
+                    stock_model.__class__ = type(f"Stock{type(stock_model).__name__}",
+                                                 (type(stock_model),),
+                                                 {"MACHINE": stock, "__slots__": ()})
+                    where = f"{broker.name} {setup}: {source} --{trigger}--> {kwargs}"
+                    try:
+                        out = _fire(runtime_model, trigger, dict(kwargs))
+                    except Exception as exc:  # the stock machine must fail the same way
+                        with pytest.raises(type(exc)):
+                            _fire(stock_model, trigger, dict(kwargs))
+                        raised += 1
+                        continue
+                    expected = _fire(stock_model, trigger, dict(kwargs))
+                    fired += 1
+                    assert out == expected, where
+                    assert runtime_model.state == stock_model.state, where
+                    assert _fields(runtime_model) == _fields(stock_model), where
+                    taken |= {(c.src, c.trigger, c.dst) for c in out
+                              if isinstance(c, Transitioned)}
+    print(f"{broker.name}: {fired} firings compared, {raised} raised alike")
+    assert fired > 1000 and raised < fired / 10, (fired, raised)
+    missing = _table_edges(broker.transitions) - taken
+    assert not missing, sorted(missing)

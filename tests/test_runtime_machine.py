@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from brokergate.machines._base import COMMON_STATES, DISCONNECTED, RuntimeMachine, build_machine
-from brokergate.machines.cqg.machine import MACHINE as CQG
-from brokergate.machines.firstock.machine import MACHINE as FIRSTOCK
-from brokergate.machines.qst.machine import MACHINE as QST
+from brokergate.machines._runtime import RuntimeMachine, build_machine
+from brokergate.machines._states import COMMON_STATES, DISCONNECTED
+from brokergate.machines.cqg.table import MACHINE as CQG
+from brokergate.machines.firstock.table import MACHINE as FIRSTOCK
+from brokergate.machines.qst.table import MACHINE as QST
 
 
 @pytest.mark.parametrize("machine", [QST, CQG, FIRSTOCK], ids=["qst", "cqg", "firstock"])

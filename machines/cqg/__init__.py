@@ -3,9 +3,9 @@
 from brokergate.machines._config import CredentialProvider
 from brokergate.machines.cqg.codec import CqgServerMessage, InvalidClientMessage, MalformedFrame
 from brokergate.machines.cqg.config import DEFAULT_CLIENT_VERSION, CqgConfig
-from brokergate.machines.cqg.machine import MACHINE, REFRESHING_CREDENTIALS, RESTORING
+from brokergate.machines.cqg.model import CqgSession
 from brokergate.machines.cqg.policy import policy_rows
-from brokergate.machines.cqg.session import CqgSession
+from brokergate.machines.cqg.table import MACHINE, REFRESHING_CREDENTIALS, RESTORING
 from brokergate.machines.cqg.throttle import LogonHistory
 
 __all__ = [

@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 from brokergate.machines._broker import Broker, DiagramWording, ModelInputs, SharedResource
 from brokergate.machines.cqg.config import CqgConfig
-from brokergate.machines.cqg.machine import BROKER as NAME
-from brokergate.machines.cqg.machine import STATES, TRANSITIONS, TRIGGER_WORDS
+from brokergate.machines.cqg.model import CqgSession
 from brokergate.machines.cqg.policy import policy_rows
-from brokergate.machines.cqg.session import CqgSession
+from brokergate.machines.cqg.table import BROKER as NAME
+from brokergate.machines.cqg.table import STATES, TRANSITIONS, TRIGGER_WORDS
 from brokergate.machines.cqg.throttle import LogonHistory
 
 

@@ -7,11 +7,11 @@ from urllib.parse import urlsplit
 
 from brokergate.machines._broker import Broker, DiagramWording, ModelInputs, SharedResource
 from brokergate.machines.firstock.config import FirstockConfig
-from brokergate.machines.firstock.machine import BROKER as NAME
-from brokergate.machines.firstock.machine import STATES, TRANSITIONS, TRIGGER_WORDS
+from brokergate.machines.firstock.model import FirstockSession
 from brokergate.machines.firstock.policy import policy_rows
-from brokergate.machines.firstock.session import FirstockSession
 from brokergate.machines.firstock.slots import SocketSlots
+from brokergate.machines.firstock.table import BROKER as NAME
+from brokergate.machines.firstock.table import STATES, TRANSITIONS, TRIGGER_WORDS
 
 
 def user_at_socket_host(config: FirstockConfig) -> tuple[str, str]:

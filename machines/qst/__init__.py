@@ -2,7 +2,8 @@
 
 from brokergate.machines.qst.codec import Coalescing, MalformedFrame, ProvisioningMessage
 from brokergate.machines.qst.config import QstConfig
-from brokergate.machines.qst.machine import MACHINE, STATES, TRANSITIONS, QstSession
+from brokergate.machines.qst.model import QstSession
+from brokergate.machines.qst.table import MACHINE, STATES, TRANSITIONS
 
 __all__ = [
     "MACHINE",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from brokergate.machines._broker import Broker, DiagramWording, ModelInputs
 from brokergate.machines.qst.config import QstConfig
-from brokergate.machines.qst.machine import BROKER as NAME
-from brokergate.machines.qst.machine import STATES, TRANSITIONS, TRIGGER_WORDS, QstSession
+from brokergate.machines.qst.model import QstSession
 from brokergate.machines.qst.policy import policy_rows
+from brokergate.machines.qst.table import BROKER as NAME
+from brokergate.machines.qst.table import STATES, TRANSITIONS, TRIGGER_WORDS
 
 
 def create_model(config: QstConfig, inputs: ModelInputs) -> QstSession:

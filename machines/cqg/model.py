@@ -1,23 +1,18 @@
 """One CQG session's model: its bookkeeping, the frames it builds and how it reads CQG's.
 
-The transitions live in ``machines/cqg/machine.py``; this is what they act on.
+The transitions live in ``machines/cqg/table.py``; this is what they act on.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from brokergate.machines._base import (
-    AUTHENTICATED,
-    AWAITING_LOGIN_RESPONSE,
-    LOGGING_OUT,
-    LOGIN_TIMER,
-    LoginModel,
-)
 from brokergate.machines._config import CredentialProvider, url_problems
+from brokergate.machines._model import LoginModel
 from brokergate.machines._policy import Action
 from brokergate.machines._sansio import (
     CancelTimer,
@@ -32,19 +27,23 @@ from brokergate.machines._sansio import (
     StartTimer,
 )
 from brokergate.machines._secret import Secret
+from brokergate.machines._states import (
+    AUTHENTICATED,
+    AWAITING_LOGIN_RESPONSE,
+    LOGGING_OUT,
+    LOGIN_TIMER,
+)
 from brokergate.machines.cqg import codec, policy
 from brokergate.machines.cqg import cqg_session_pb2 as pb
-from brokergate.machines.cqg.codec import CqgServerMessage, MalformedFrame
-from brokergate.machines.cqg.config import CqgConfig, host_allowed
-from brokergate.machines.cqg.machine import (
-    BROKER,
+from brokergate.machines.cqg.callbacks import (
     INACTIVITY_TIMER,
-    MACHINE,
     PING_TIMER,
     PING_TOKEN,
     PONG_TIMER,
-    RESTORING,
 )
+from brokergate.machines.cqg.codec import CqgServerMessage, MalformedFrame
+from brokergate.machines.cqg.config import CqgConfig, host_allowed
+from brokergate.machines.cqg.table import BROKER, MACHINE, RESTORING
 from brokergate.machines.cqg.throttle import LogonHistory
 
 _USER_MESSAGE_TYPES = {1: "CRITICAL_ERROR", 2: "WARNING", 3: "INFO", 4: "LOG"}
@@ -97,18 +96,10 @@ class CqgSession(LoginModel):
         config: CqgConfig,
         *,
         rng: random.Random | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         history: LogonHistory | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
-        super().__init__(
-            backoff=config.backoff,
-            connect_timeout=config.connect_timeout,
-            login_timeout=config.login_timeout,
-            logout_timeout=config.logout_timeout,
-            rng=rng,
-            **kwargs,
-        )
+        super().__init__(config, rng=rng, clock=clock)
         self.config = config
         self.history = history if history is not None else LogonHistory()
         self.ping_interval = config.ping_interval
@@ -138,7 +129,6 @@ class CqgSession(LoginModel):
         self.rtt: float | None = None
         for name in ("password", "access_token", "partner_token", "otp_seed"):
             self.keep_secret(getattr(config, name))
-
 
     @property
     def account(self) -> str:
@@ -260,10 +250,6 @@ class CqgSession(LoginModel):
 
     def encode_send(self, message: Any) -> bytes:
         return codec.application_message(message)
-
-    def encode_request(self, message: Any, request_id: int) -> bytes:
-        raise TypeError("CQG matches answers inside its application messages: use "
-                        "session.send() and read answers from session.events()")
 
     def application_sent(self) -> None:
         self.last_activity = self.clock()

@@ -1,48 +1,14 @@
-"""The QST login as a state machine.
+"""One QST session's model: the frames it builds and how it reads QST's answers.
 
-    disconnected --start--> connecting --connected--> awaiting_login_response
-    awaiting_login_response --login_response--> authenticated
-                            --provisioning_messages--> provisioning
-                            --error_message--> failed | locked_out | backoff   (policy.ERROR_CODES)
-    connecting / awaiting_login_response / authenticated
-                            --closed / connect_failed / timeout--> backoff | failed (policy)
-    backoff --backoff_elapsed--> connecting
-    authenticated --stable--> authenticated        (attempt count starts afresh)
-    authenticated --stop--> logging_out --logout_response | closed | timeout--> disconnected
-
-The table below is the whole machine; ``machines/_base.py`` holds the four failure edges every
-failure signal fans into, chosen by the action the policy table gives.
-
-QST closes the connection if any request arrives before the login response, so the login request
-is the only frame this machine sends until it is authenticated; the engine's writer refuses
-application frames until then.
+The transitions live in ``machines/qst/table.py``; this is what they act on.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-from transitions import EventData
-
-from brokergate.machines._base import (
-    AUTHENTICATED,
-    AWAITING_LOGIN_RESPONSE,
-    BACKOFF,
-    COMMON_STATES,
-    CONNECTING,
-    DISCONNECTED,
-    FAILED,
-    LOGGING_OUT,
-    PROVISIONING,
-    LoginModel,
-    acts_fail,
-    build_machine,
-    failure_edges,
-    mark_stopped,
-    reset_attempts,
-    take_outcome,
-)
+from brokergate.machines._model import LoginModel
 from brokergate.machines._policy import Action
 from brokergate.machines._sansio import (
     Command,
@@ -53,60 +19,11 @@ from brokergate.machines._sansio import (
     RequestError,
     SendFrame,
 )
+from brokergate.machines._states import AUTHENTICATED, AWAITING_LOGIN_RESPONSE, LOGGING_OUT
 from brokergate.machines.qst import codec, policy
 from brokergate.machines.qst.codec import MalformedFrame, ProvisioningMessage
 from brokergate.machines.qst.config import QstConfig
-
-BROKER = "qst"
-
-
-def take_grant(ev: EventData) -> None:
-    cast(QstSession, ev.model).granted = ev.kwargs.get("granted") or {}
-
-
-def take_provisioning(ev: EventData) -> None:
-    model = cast(QstSession, ev.model)
-    model.provisioning = ev.kwargs.get("messages", ())
-    titles = [m.title or m.id or "untitled" for m in model.provisioning]
-    model.conclude(
-        "pending_agreements",
-        Fault.ACCOUNT,
-        "pending agreements must be accepted through QST support: " + ", ".join(titles),
-    )
-
-
-ACTIVE = [CONNECTING, AWAITING_LOGIN_RESPONSE, AUTHENTICATED]
-
-TRANSITIONS: list[dict[str, Any]] = [
-    # A configuration that cannot work never reaches the broker: a doomed login would count
-    # towards the account's failed-login limit.
-    {"trigger": "start", "source": DISCONNECTED, "dest": FAILED, "conditions": [acts_fail],
-     "before": [take_outcome]},
-    {"trigger": "start", "source": DISCONNECTED, "dest": CONNECTING},
-    {"trigger": "connected", "source": CONNECTING, "dest": AWAITING_LOGIN_RESPONSE},
-    {"trigger": "login_response", "source": AWAITING_LOGIN_RESPONSE, "dest": AUTHENTICATED,
-     "before": [take_grant]},
-    {"trigger": "provisioning_messages", "source": AWAITING_LOGIN_RESPONSE, "dest": PROVISIONING,
-     "before": [take_provisioning]},
-    *failure_edges("error_message", [AWAITING_LOGIN_RESPONSE]),
-    *failure_edges("connect_failed", [CONNECTING]),
-    *failure_edges("timeout", [CONNECTING, AWAITING_LOGIN_RESPONSE]),
-    *failure_edges("closed", ACTIVE, displace=True),
-    *failure_edges("malformed_frame", [AWAITING_LOGIN_RESPONSE, AUTHENTICATED]),
-    {"trigger": "backoff_elapsed", "source": BACKOFF, "dest": CONNECTING},
-    {"trigger": "stable", "source": AUTHENTICATED, "dest": None, "after": [reset_attempts]},
-    {"trigger": "stop", "source": AUTHENTICATED, "dest": LOGGING_OUT},
-    {"trigger": "stop", "source": [CONNECTING, AWAITING_LOGIN_RESPONSE, BACKOFF],
-     "dest": DISCONNECTED, "before": [mark_stopped]},
-    {"trigger": "logout_response", "source": LOGGING_OUT, "dest": DISCONNECTED,
-     "before": [mark_stopped]},
-    {"trigger": "closed", "source": LOGGING_OUT, "dest": DISCONNECTED, "before": [mark_stopped]},
-    {"trigger": "timeout", "source": LOGGING_OUT, "dest": DISCONNECTED, "before": [mark_stopped]},
-]
-
-STATES = COMMON_STATES
-
-MACHINE = build_machine(STATES, TRANSITIONS, name="qst")
+from brokergate.machines.qst.table import BROKER, MACHINE
 
 
 class QstSession(LoginModel):
@@ -120,13 +37,7 @@ class QstSession(LoginModel):
     first_request_id: ClassVar[int] = codec.FIRST_APPLICATION_REQUEST_ID
 
     def __init__(self, config: QstConfig, *, rng: random.Random | None = None) -> None:
-        super().__init__(
-            backoff=config.backoff,
-            connect_timeout=config.connect_timeout,
-            login_timeout=config.login_timeout,
-            logout_timeout=config.logout_timeout,
-            rng=rng,
-        )
+        super().__init__(config, rng=rng)
         self.config = config
         self.granted: dict[str, object] = {}
         self.provisioning: tuple[ProvisioningMessage, ...] = ()
@@ -242,27 +153,3 @@ class QstSession(LoginModel):
         during_login = self.state == AWAITING_LOGIN_RESPONSE
         action = policy.MALFORMED_DURING_LOGIN if during_login else policy.MALFORMED_AFTER_LOGIN
         self.fire("malformed_frame", action=action, detail=f"QST sent an invalid frame: {what}")
-
-
-# --- words for the diagrams (machines/diagrams.py) ---------------------------------------------
-
-#: Each trigger as QST or the engine would say it.
-TRIGGER_WORDS = {
-    "start": "start",
-    "connected": "WebSocket open (LoginRequest sent)",
-    "login_response": "LoginResponse",
-    "provisioning_messages": "LoginResponse with provisioning messages",
-    "error_message": "ErrorMessage",
-    "closed": "close",
-    "connect_failed": "connection refused / handshake failed",
-    "timeout": "timeout",
-    "malformed_frame": "malformed frame",
-    "backoff_elapsed": "backoff elapsed",
-    "stable": "up for the stability window",
-    "stop": "application stops",
-    "logout_response": "LogoutResponse",
-}
-#: Conditions other than the policy's action kinds (those are labelled with the policy's signals).
-CONDITION_WORDS: dict[str, str] = {
-    "start:acts_fail": "configuration invalid",
-}

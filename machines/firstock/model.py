@@ -1,21 +1,18 @@
 """One Firstock session's model: its token, the REST calls and socket frames it builds, and how
-it reads Firstock's answers. The transitions live in ``machines/firstock/machine.py``."""
+it reads Firstock's answers. The transitions live in ``machines/firstock/table.py``."""
 
 from __future__ import annotations
 
 import json
 import random
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from brokergate.machines._base import (
-    AUTHENTICATED,
-    AWAITING_LOGIN_RESPONSE,
-    LoginModel,
-)
+from brokergate.machines._model import LoginModel
 from brokergate.machines._policy import Action, Relogon
 from brokergate.machines._sansio import (
     Command,
@@ -34,23 +31,18 @@ from brokergate.machines._sansio import (
     TokenRefused,
 )
 from brokergate.machines._secret import Secret
+from brokergate.machines._states import AUTHENTICATED, AWAITING_LOGIN_RESPONSE
 from brokergate.machines.firstock import codec, expiry, policy
+from brokergate.machines.firstock.callbacks import HEARTBEAT_TIMER, RENEW_TIMER
 from brokergate.machines.firstock.config import FirstockConfig
-from brokergate.machines.firstock.machine import (
-    BROKER,
-    HEARTBEAT_TIMER,
-    MACHINE,
-    RENEW_TIMER,
-)
 from brokergate.machines.firstock.slots import SocketSlots
+from brokergate.machines.firstock.table import BROKER, MACHINE
 
 #: REST calls, by the name of their endpoint, and the trigger their answer fires.
 _ANSWER_TRIGGERS = {"login": "login_answer", "userDetails": "validation_answer",
                     "logout": "logout_answer"}
 _FAILURE_TRIGGERS = {"login": "login_failed", "userDetails": "login_failed",
                      "logout": "logout_failed"}
-
-
 
 #: Endpoints only the session itself calls.
 SESSION_ENDPOINTS = frozenset({"login", "logout"})
@@ -129,20 +121,12 @@ class FirstockSession(LoginModel):
         config: FirstockConfig,
         *,
         rng: random.Random | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = _utc_now,
         stored: tuple[Secret, datetime] | None = None,
         slots: SocketSlots | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
-        super().__init__(
-            backoff=config.backoff,
-            connect_timeout=config.connect_timeout,
-            login_timeout=config.login_timeout,
-            logout_timeout=config.logout_timeout,
-            rng=rng,
-            **kwargs,
-        )
+        super().__init__(config, rng=rng, clock=clock)
         self.config = config
         self.wall = wall
         self.slots = slots if slots is not None else SocketSlots()
@@ -164,7 +148,6 @@ class FirstockSession(LoginModel):
         for value in (config.password, config.api_key, config.totp_seed, config.totp,
                       self.candidate):
             self.keep_secret(value)
-
 
     @property
     def account(self) -> str:
@@ -357,9 +340,6 @@ class FirstockSession(LoginModel):
 
     def timeout_action(self, timer: str) -> Action:
         return policy.TIMEOUT
-
-    def encode_request(self, message: Any, request_id: int) -> bytes:
-        raise TypeError("Firstock's market-data socket takes no requests with ids")
 
     def release_socket_slot(self) -> None:
         self.slots.release(self)

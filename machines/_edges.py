@@ -1,0 +1,312 @@
+"""The edges every broker's machine shares: how a failure signal ends, decided by the policy
+action it carries (``failure_edges``), the conditions that read that action (``acts_*``), the
+callbacks that record the verdict on the model (``take_*``), how a session ends when stopped
+(``mark_stopped``), and the audit record of every transition (``record``).
+
+Every condition is labelled (``machines/_labels.py``) with what it means in a diagram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from transitions import EventData
+
+from brokergate.machines._labels import condition, implies_not, relabelled
+from brokergate.machines._policy import (
+    Action,
+    Disconnect,
+    Displace,
+    Fail,
+    FullLogon,
+    LockOut,
+    Redirect,
+    Relogon,
+    Restore,
+    Retry,
+    Succeed,
+)
+from brokergate.machines._sansio import Transitioned
+from brokergate.machines._states import (
+    AUTHENTICATED,
+    BACKOFF,
+    DISCONNECTED,
+    DISPLACED,
+    FAILED,
+    LOCKED_OUT,
+    LOGGING_OUT,
+    TERMINAL_STATES,
+    edge,
+    model_of,
+)
+from brokergate.machines.backoff import backoff_delay
+
+
+def action_of(ev: EventData) -> Action | None:
+    """The policy action a failure or answer signal carries (``action=`` on the trigger)."""
+    action = ev.kwargs.get("action")
+    assert action is None or isinstance(action, Action)
+    return action
+
+
+def _as_retry(action: Action | None) -> Retry | None:
+    """A restore that cannot happen (restore off, no session yet) is a reconnect like any other."""
+    if isinstance(action, Restore):
+        return Retry(action.reason, action.fault, immediate=True)
+    return action if isinstance(action, Retry) else None
+
+
+# --- conditions on the policy's action --------------------------------------------------------
+
+
+@condition(policy="lock_out")
+def acts_lock_out(ev: EventData) -> bool:
+    return isinstance(action_of(ev), LockOut)
+
+
+@condition(policy="displace")
+def acts_displace(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Displace)
+
+
+@condition(policy="fail")
+def acts_fail(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Fail)
+
+
+@condition(policy="retry")
+def acts_retry(ev: EventData) -> bool:
+    return _as_retry(action_of(ev)) is not None
+
+
+@condition(policy="succeed")
+def acts_succeed(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Succeed)
+
+
+@condition(policy="relogon")
+def acts_relogon(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Relogon)
+
+
+@condition(policy="redirect")
+def acts_redirect(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Redirect)
+
+
+@condition(policy="full_logon")
+def acts_full_logon(ev: EventData) -> bool:
+    return isinstance(action_of(ev), FullLogon)
+
+
+@condition(policy="restore")
+def acts_restore(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Restore)
+
+
+@condition(policy="disconnect")
+def acts_disconnect(ev: EventData) -> bool:
+    return isinstance(action_of(ev), Disconnect)
+
+
+#: ``start`` carries a Fail only when the configuration cannot work (``LoginModel.dispatch``).
+config_invalid = relabelled(acts_fail, "config_invalid", "configuration invalid")
+
+
+@condition("attempts left", negated="attempts used up", policy="retry")
+def retry_allowed(ev: EventData) -> bool:
+    """The policy says retry, and neither the session's nor the row's attempt bound is spent."""
+    action = _as_retry(action_of(ev))
+    if action is None:
+        return False
+    model = model_of(ev)
+    limit = model.backoff.max_attempts
+    if limit is not None and model.attempt >= limit:
+        return False
+    return action.max_attempts is None or model.next_streak(action) < action.max_attempts
+
+
+@condition("with a value")
+def has_credential(ev: EventData) -> bool:
+    """The credential provider the engine ran answered with a value."""
+    return ev.kwargs.get("value") is not None
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+
+def take_outcome(ev: EventData) -> None:
+    """Record a final verdict (fail / lock_out, or a refused redirect or relogon) on the model."""
+    action = action_of(ev)
+    assert action is not None
+    model_of(ev).conclude(action.reason, action.fault, ev.kwargs.get("detail"))
+
+
+def conclude_refused(ev: EventData, why: str | None) -> None:
+    """Fail with the action's reason: what the broker said (the trigger's detail), then ``why``
+    the session cannot do what the action asked (follow a redirect, fetch a credential)."""
+    action = action_of(ev)
+    assert action is not None
+    detail = ev.kwargs.get("detail")
+    model_of(ev).conclude(action.reason, action.fault, f"{detail}; {why}" if detail else why)
+
+
+def conclude_provider_failed(ev: EventData, verdict: Fail, what: str) -> None:
+    """The ``what`` provider the engine ran failed or gave nothing: the login cannot go on."""
+    problem = ev.kwargs.get("problem") or "it returned nothing"
+    model_of(ev).conclude(verdict.reason, verdict.fault, f"the {what} provider failed: {problem}")
+
+
+def take_retry(ev: EventData) -> None:
+    """Count the retry and draw the delay the backoff state will wait."""
+    action = _as_retry(action_of(ev))
+    assert action is not None
+    model = model_of(ev)
+    model.streak = model.next_streak(action)
+    model.streak_reason = action.reason
+    # Only a session that had stayed up (attempt count reset) gets an immediate first retry.
+    immediate = action.immediate and edge(ev).source == AUTHENTICATED and model.attempt == 0
+    model.delay = backoff_delay(
+        model.backoff,
+        max(model.attempt, 1),
+        model.rng.random(),
+        immediate=immediate,
+        min_delay=max(action.min_delay, float(ev.kwargs.get("min_delay") or 0.0)),
+    )
+    model.reason = action.reason
+    model.fault = action.fault
+    model.detail = ev.kwargs.get("detail")
+
+
+@implies_not(retry_allowed)
+def take_exhausted(ev: EventData) -> None:
+    """Retries are spent: fail with the row's own reason, or ``gave_up``."""
+    action = _as_retry(action_of(ev))
+    assert action is not None
+    model = model_of(ev)
+    limit = model.backoff.max_attempts
+    row_spent = action.max_attempts is not None and model.next_streak(action) >= action.max_attempts
+    reason = action.exhausted if row_spent or limit is None else "gave_up"
+    cause = ev.kwargs.get("detail") or action.reason
+    model.conclude(reason, action.fault, f"after {model.attempt} attempts; last: {cause}")
+
+
+def failure_edges(trigger: str, sources: Sequence[str], *, lockout: bool = True,
+                  displace: bool = False) -> list[dict[str, Any]]:
+    """The ways a failure signal can end, decided by the policy action it carries: locked out
+    (unless the broker has no lockout, and no ``locked_out`` state), displaced (where another
+    login can take the session's place), failed, or retried through backoff.
+
+    Order matters: transitions takes the first edge whose conditions hold.
+    """
+    src = list(sources)
+    locks = [
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": LOCKED_OUT,
+            "conditions": [acts_lock_out],
+            "before": [take_outcome],
+        },
+    ]
+    displaces = [
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": DISPLACED,
+            "conditions": [acts_displace],
+            "before": [take_outcome],
+        },
+    ]
+    return [
+        *(locks if lockout else []),
+        *(displaces if displace else []),
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": FAILED,
+            "conditions": [acts_fail],
+            "before": [take_outcome],
+        },
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": BACKOFF,
+            "conditions": [retry_allowed],
+            "before": [take_retry],
+        },
+        {
+            "trigger": trigger,
+            "source": src,
+            "dest": FAILED,
+            "conditions": [acts_retry],
+            "before": [take_exhausted],
+        },
+    ]
+
+
+def reset_attempts(ev: EventData) -> None:
+    """The session stayed up for the stability window: the next drop starts a fresh run."""
+    model = model_of(ev)
+    model.attempt = 0
+    model.streak = 0
+    model.streak_reason = None
+
+
+# --- how a session ends, and the record of every step -----------------------------------------
+
+#: Triggers that leave ``logging_out`` without the broker's answer to the logout: the
+#: connection closed, the logout timer ran out, the logout call failed.
+UNCONFIRMED_LOGOUT = frozenset({"closed", "timeout", "logout_failed"})
+
+
+def mark_stopped(ev: EventData) -> None:
+    model = model_of(ev)
+    if edge(ev).source == LOGGING_OUT:
+        # A logout the machine started itself (CQG's inactivity rule) keeps its own reason.
+        detail = model.logout_detail
+        if ev.event.name in UNCONFIRMED_LOGOUT:
+            # The session has ended as asked, but the broker may still hold it: say so, and
+            # why, rather than let the trail read like a confirmed logout.
+            why = ev.kwargs.get("detail") or ev.event.name
+            unconfirmed = f"logout not confirmed by the broker: {why}"
+            detail = f"{detail}; {unconfirmed}" if detail else unconfirmed
+        model.conclude(model.logout_reason or "logged_out", None, detail)
+    else:
+        model.conclude("stopped", None, None)
+
+
+def record(ev: EventData) -> None:
+    """after_state_change: one Transitioned per executed transition (the audit trail's source)."""
+    model = model_of(ev)
+    source = edge(ev).source
+    dest = edge(ev).dest or source
+    kw = ev.kwargs
+    detail = kw.get("detail")
+    reason = None
+    # Where a policy action (or an end state) moved the session, its callbacks have set the
+    # reason and detail on the model; say why.
+    action = kw.get("action")
+    explained = dest != AUTHENTICATED and (
+        (action is not None and not isinstance(action, Succeed))
+        or source == BACKOFF
+        or kw.get("explain", False)  # a signal whose callbacks say why (e.g. a renewal)
+    )
+    if explained or dest in TERMINAL_STATES or dest in (BACKOFF, DISCONNECTED):
+        detail = model.detail
+        reason = model.reason
+    model.emit(
+        Transitioned(
+            trigger=ev.event.name,
+            src=source,
+            dst=dest,
+            epoch=model.epoch,
+            attempt=model.attempt,
+            reason=reason,
+            error_code=kw.get("error_code"),
+            close_code=kw.get("close_code"),
+            delay=model.delay if dest == BACKOFF else None,
+            detail=detail,
+        )
+    )
