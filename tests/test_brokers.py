@@ -23,6 +23,7 @@ STANDARD = frozenset({
     "policy.py",
     "codec.py",
     "config.py",
+    "cli.py",        # its part of the command line (CLI)
 })
 #: What a broker may have besides: generated protobuf modules, and its own rules' helpers.
 OWN = {
