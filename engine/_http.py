@@ -1,4 +1,5 @@
-"""REST calls for brokers that log in over HTTPS (Firstock): one POST per ``HttpRequest``.
+"""REST calls for brokers that log in over HTTPS or take the application's calls there
+(``rest_calls``): one POST per ``HttpRequest``.
 
 The body may hold credentials, so nothing here logs or repeats it; failures are described by
 what went wrong on the way (refused, TLS, timed out), never by what was sent. Every request
