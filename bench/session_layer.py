@@ -28,7 +28,8 @@ import trio
 
 from bench.transitions import Cycle, cycles
 from brokergate.engine._audit import AuditLog
-from brokergate.engine._driver import SessionDriver, _Connection
+from brokergate.engine._driver import SessionDriver
+from brokergate.engine._driver_connection import Connection
 from brokergate.engine._gateway import open_gateway
 from brokergate.machines import AUTHENTICATED, FrameReceived, LoginModel
 from brokergate.machines.brokers import broker_named
@@ -97,7 +98,7 @@ async def _send_added(model: Any, loops: int) -> float:
 
 
 async def _send_through(driver: SessionDriver, model: Any, loops: int) -> float:
-    conn = _Connection(model.epoch)
+    conn = Connection(model.epoch)
     ws: Any = _NullWebSocket()
     conn.ws = ws
     driver._conn, driver._live_epoch = conn, model.epoch

@@ -1,7 +1,7 @@
 """One alarm clock per gateway, shared by every session driver in it.
 
 A session spends its life waiting for its next event or its earliest timer, with no task of its own
-(``brokergate.engine._driver``). Its timers need something to wake them: a task per session
+(``brokergate.engine._driver_loop``). Its timers need something to wake them: a task per session
 sleeping until its deadline would cost a task, its coroutine, a cancel scope and its cancel status
 for every session, and a cancel scope entered and left for every wait. Instead a driver asks this
 clock to ring at a deadline, and one task in the gateway's nursery sleeps until the earliest

@@ -50,10 +50,10 @@ class RequestFailed(BrokergateError):
     def __init__(self, broker: str, code: int | None, message: str, *,
                  name: str | None = None, token_refused: bool = False) -> None:
         self.broker = broker
-        #: The broker's numeric code (Firstock: the HTTP status).
+        #: The broker's numeric code (for a REST call: the HTTP status).
         self.code = code
         self.message = message
-        #: The broker's error name, where it names its errors (Firstock: ``ORDER_NOT_FOUND``...).
+        #: The broker's error name, where it names its errors (such as ``ORDER_NOT_FOUND``).
         self.name = name
         #: The broker refused the session's token: the session logs in again (once).
         self.token_refused = token_refused

@@ -8,15 +8,14 @@ is full is the subscriber's ``overflow`` policy:
 
 ``"backpressure"`` (the default): nothing is dropped. The session stops reading its connection
     until the subscriber has worked its buffer down to half of both bounds, so TCP pushes back
-    on the broker. (Resuming at half, not as soon as one event is taken, makes the reading
-    resume in one go: a fast feed would otherwise pause and resume the reading at every
-    message, each pause costing more than the message.) What the
-    broker then does about a slow reader is its own rule, and the broker's policy table says how
-    the session takes it. The session's own liveness checks (its WebSocket ping, CQG's Pong
-    deadline) are suspended meanwhile: a paused reader proves nothing about the connection. A
-    subscriber is behind from the first pause until it has received everything it was given: a
-    ``slow_consumer`` notice says when that has lasted ``slow_consumer_after`` seconds (at the
-    next pause after it), and ``caught_up`` when it is over.
+    on the broker. (Resuming at half, not as soon as one event is taken, makes the reading resume in
+    one go: a fast feed would otherwise pause and resume the reading at every message, each pause
+    costing more than the message.) What the broker then does about a slow reader is its own rule,
+    and the broker's policy table says how the session takes it. The session's own liveness checks
+    (its WebSocket ping, a broker's own heartbeat deadline) are suspended meanwhile: a paused reader
+    proves nothing about the connection. A subscriber is behind from the first pause until it has
+    received everything it was given: a ``slow_consumer`` notice says when that has lasted
+    ``slow_consumer_after`` seconds (at the next pause after it), and ``caught_up`` when it is over.
 ``"drop_oldest"``: the subscriber never holds back the reading. When it is full, its oldest
     broker messages make room for the new ones; each run of drops is counted in a
     ``messages_dropped`` notice that the subscriber receives before the next event, and in the

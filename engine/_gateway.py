@@ -1,13 +1,13 @@
 """The gateway: what a process's sessions share, owned by one block of code.
 
     async with brokergate.open_gateway() as gw:
-        async with gw.session(QstConfig(...)) as quotes, gw.session(CqgConfig(...)) as orders:
+        async with gw.session(quotes_config) as quotes, gw.session(orders_config) as orders:
             ...
 
 A gateway holds, for as long as its block runs: the alarm clock every session's timers ring on
 (a task in the gateway's own nursery), the token store, the rate limiters of REST hosts, and the
-resources the brokers' descriptors declare (a CQG user's logon history, a Firstock user's socket
-slots), each shared by the sessions whose configuration has the same key. It also holds the
+resources the brokers' descriptors declare (``SharedResource``: a user's logon history, a user's
+socket slots), each shared by the sessions whose configuration has the same key. It also holds the
 transports sessions connect with. ``open_session`` is a gateway of one session.
 
 What sessions share goes through a ``Coordinator``. ``LocalCoordinator``, the default, keeps it
@@ -160,7 +160,8 @@ class Gateway:
         for it. Audit events go to ``audit`` (the gateway's by default). With ``keep_session``
         the block's end leaves without logging out, so that the next session (in this or
         another process sharing the token store) reuses the token: brokers whose session
-        outlives the connection only (Firstock); others raise ``ConfigurationError``.
+        outlives the connection only (the ``token_store`` capability); others raise
+        ``ConfigurationError``.
         """
         if self._closed:
             raise GatewayClosed("this gateway's block has ended: open sessions inside it")
@@ -170,9 +171,10 @@ class Gateway:
             raise ConfigurationError(f"{type(config).__name__} is not a broker configuration "
                                      f"(expected one of: {known})")
         if keep_session and not broker.has("token_store"):
+            keeping = ", ".join(b.title for b in BROKERS if b.has("token_store"))
             raise ConfigurationError(
                 f"{broker.title} sessions end with their connection: keep_session applies to "
-                "brokers with day-long tokens (Firstock)")
+                f"brokers with day-long tokens ({keeping})")
         model = await self._model(broker, config, rng)
         session_id = config.session_id or f"{broker.name}-{uuid.uuid4().hex[:12]}"
         audit = audit or self._audit or AuditLog.stderr()
@@ -244,15 +246,15 @@ async def open_gateway(
     """Open a gateway; its sessions share what is shared, for as long as the block runs.
 
     ``audit`` is where its sessions' audit events go (JSON lines on stderr by default).
-    ``token_store`` keeps day-long tokens (Firstock) between sessions: in memory by default; a
-    ``FileTokenStore`` lets a restarted process reuse today's token. ``coordinator`` replaces
-    where shared state lives altogether (it brings its own token store: give one or the other).
-    ``rng`` draws the backoff jitter (seed it for a reproducible run). ``wall_clock`` (aware
-    UTC datetimes; the system clock by default) is what TOTP windows and a token's day are read
-    from: tests and the demo move it, nothing else should. ``websocket`` opens the byte stream
-    under each WebSocket (``TcpTransport`` by default) and ``http_transport`` carries REST calls
-    (an ``httpx`` transport; each session's own client with the session's ``ca_file`` by
-    default); a transport you give is yours to close.
+    ``token_store`` keeps day-long tokens (the ``token_store`` capability) between sessions: in
+    memory by default; a ``FileTokenStore`` lets a restarted process reuse today's token.
+    ``coordinator`` replaces where shared state lives altogether (it brings its own token store:
+    give one or the other). ``rng`` draws the backoff jitter (seed it for a reproducible run).
+    ``wall_clock`` (aware UTC datetimes; the system clock by default) is what TOTP windows and a
+    token's day are read from: tests and the demo move it, nothing else should. ``websocket`` opens
+    the byte stream under each WebSocket (``TcpTransport`` by default) and ``http_transport``
+    carries REST calls (an ``httpx`` transport; each session's own client with the session's
+    ``ca_file`` by default); a transport you give is yours to close.
 
     The block's end waits for sessions opened in other tasks to end; the alarm clock runs until
     then, so their timers (a logout's bound) still ring.
@@ -302,9 +304,9 @@ async def open_session(
 
     Start logging in with ``config``; yield the ``Session``; log out cleanly on exit. The
     arguments are ``open_gateway``'s and ``Gateway.session``'s. Sessions opened this way share
-    nothing with each other but a ``token_store`` given to both: to share a CQG user's logon
-    history, a Firstock user's socket slots or a REST host's rate limit between sessions, open
-    them from one gateway.
+    nothing with each other but a ``token_store`` given to both: to share what brokers' sessions
+    share (a user's logon history or socket slots, a REST host's rate limit), open them from one
+    gateway.
     """
     gateway_of_one = open_gateway(audit=audit, token_store=token_store, wall_clock=wall_clock,
                                   websocket=websocket, http_transport=http_transport)

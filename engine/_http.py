@@ -1,4 +1,5 @@
-"""REST calls for brokers that log in over HTTPS (Firstock): one POST per ``HttpRequest``.
+"""REST calls for brokers that log in over HTTPS or take the application's calls there
+(``rest_calls``): one POST per ``HttpRequest``.
 
 The body may hold credentials, so nothing here logs or repeats it; failures are described by
 what went wrong on the way (refused, TLS, timed out), never by what was sent. Every request
@@ -9,7 +10,6 @@ morning login of hundreds of accounts never makes the broker answer 429 on our a
 from __future__ import annotations
 
 import math
-import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,7 +18,12 @@ from typing import Any
 import httpx
 import trio
 
-from brokergate.engine._transport import plaintext_problem, root_cause, tls_context
+from brokergate.engine._transport import (
+    describe_refusal,
+    plaintext_problem,
+    root_cause,
+    tls_context,
+)
 from brokergate.machines import HttpAnswered, HttpFailed, HttpRequest
 
 #: Seconds added to the broker's one-second window: the spread of trip times the limiter
@@ -162,12 +167,9 @@ def describe_http_error(exc: httpx.HTTPError) -> str:
         }.get(type(exc), "the request")
         return f"timed out {what}"
     cause = root_cause(exc)
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed: {cause.verify_message}"
-    if isinstance(cause, ssl.SSLError):
-        return f"TLS handshake failed: {cause.reason or cause}"
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused"
+    refusal = describe_refusal(cause)
+    if refusal is not None:
+        return refusal
     if isinstance(exc, httpx.ConnectError):
         return f"could not connect: {cause}"
     return f"{type(exc).__name__}: {exc}"

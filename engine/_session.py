@@ -53,14 +53,15 @@ class Session:
         await self._driver.wait_authenticated()
 
     async def send(self, message: Any) -> None:
-        """Send one application message to the broker as it is (CQG: a ``ClientMsg``, as bytes or
-        as any protobuf message whose wire form is one). Answers arrive as ``BrokerMessage``
-        events.
+        """Send one application message to the broker as it is, for brokers whose application
+        matches the answers itself (the ``raw_send`` capability; what a message is, each
+        broker's page under docs/brokers/ says). Answers arrive as ``BrokerMessage`` events.
 
         Raises ``NotAuthenticated`` at once, having sent nothing, unless the session is
-        authenticated (while CQG restores a session, too); ``InvalidMessage`` for a message that
-        is not one, or that only the session may send (logon, restore, logoff);
-        ``ConnectionLost`` if the connection closes while sending.
+        authenticated (a session being restored on a new connection is not);
+        ``InvalidMessage`` for a message that is not one, or that only the session may send
+        (its login, restore or logout); ``ConnectionLost`` if the connection closes while
+        sending.
         """
         await self._driver.send(message)
 
@@ -75,20 +76,22 @@ class Session:
 
     async def call(self, endpoint: str, body: Mapping[str, Any] | None = None, *,
                    retry: bool = True) -> Any:
-        """Call one of the broker's REST endpoints with the session's token (Firstock) and
-        return the answer's ``data``.
+        """Call one of the broker's REST endpoints with the session's token and return the
+        answer's ``data`` (brokers with the ``rest_calls`` capability; the fields each broker
+        adds and the errors it names, its page under docs/brokers/ says).
 
-        The session adds ``userId`` and ``jKey`` to ``body``; the call shares the process's
-        rate limit with every other session's. If Firstock refuses the token (``INVALID_JKEY``,
-        ``SESSION_EXPIRED``, HTTP 401/403) the session logs in again, once, and with ``retry``
-        the call is made once more with the new token (a refused token means Firstock acted on
-        nothing). A second refusal fails the session (``session_invalid``).
+        The session adds its user and token to ``body``; the call shares the host's rate limit
+        with every other session's. If the broker refuses the token, the session logs in
+        again, once, and with ``retry`` the call is made once more with the new token (a
+        refused token means the broker acted on nothing). A second refusal fails the session
+        (``session_invalid``).
 
         Raises ``NotAuthenticated`` at once, having sent nothing, unless the session is
         authenticated; ``InvalidMessage`` for a call the session will not make (login, logout,
-        a body with its own jKey); ``RequestFailed`` with Firstock's error name and HTTP status
-        for an error answer (never retried: the broker may have acted on it); ``ConnectionLost``
-        if no answer came (timed out or refused); ``LoginFailed`` if the fresh login failed.
+        a body with its own token); ``RequestFailed`` with the broker's error name and HTTP
+        status for an error answer (never retried: the broker may have acted on it);
+        ``ConnectionLost`` if no answer came (timed out or refused); ``LoginFailed`` if the
+        fresh login failed.
         """
         return await self._driver.call(endpoint, body, retry=retry)
 

@@ -146,6 +146,18 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def describe_refusal(cause: BaseException) -> str | None:
+    """Why a connection failed where its root cause is TLS or a refused connection, in one
+    line; None for any other cause (WebSocket and HTTP connections alike)."""
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS handshake failed: {cause.reason or cause}"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    return None
+
+
 def describe_connect_error(exc: BaseException) -> str:
     """A one-line account of why a connection could not be opened."""
     if isinstance(exc, trio_websocket.ConnectionRejected):
@@ -153,12 +165,9 @@ def describe_connect_error(exc: BaseException) -> str:
     if isinstance(exc, trio_websocket.ConnectionTimeout):
         return "the WebSocket handshake timed out"
     cause = root_cause(exc)
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed: {cause.verify_message}"
-    if isinstance(cause, ssl.SSLError):
-        return f"TLS handshake failed: {cause.reason or cause}"
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused"
+    refusal = describe_refusal(cause)
+    if refusal is not None:
+        return refusal
     if isinstance(cause, OSError):
         return f"could not connect: {cause.strerror or cause}"
     if isinstance(cause, trio.TooSlowError):

@@ -690,7 +690,8 @@ def _cut_links(proxy: FaultProxy) -> dict[int, str]:
 
 
 #: How the session words ending a connection itself because it heard nothing in time: its
-#: WebSocket ping went unanswered, or a write of its own could not get out (engine/_driver.py).
+#: WebSocket ping went unanswered, or a write of its own could not get out
+#: (engine/_driver_connection.py).
 #: Should that wording change, streams cut that way count as lost: a false alarm, not a miss.
 _GAVE_UP = ("no pong within", "sending stalled")
 

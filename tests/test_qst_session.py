@@ -29,6 +29,7 @@ from brokergate import (
 )
 from brokergate.qst import pb
 from brokergate.simulators.qst import QstAccount, QstSimulator, run_qst_simulator
+from brokergate.simulators.qst import frames as qst_frames
 
 Events = list[dict[str, Any]]
 
@@ -386,9 +387,11 @@ async def test_stale_events_from_an_old_connection_are_dropped(
         async with open_session(qst_config(sim.url, "slow"), **session_kwargs([])) as s:
             await trio.sleep(30)
             assert s.state == "authenticated" and s.epoch == 2
+            # White-box: no server can make a dead connection's reader speak again, so the late
+            # events are fed as that reader would feed them.
             driver = s._driver
-            driver.hand(Closed(1, 1006))  # a late close from the first connection
-            driver.hand(FrameReceived(1, b"\xff"))
+            driver.feed(Closed(1, 1006))  # a late close from the first connection
+            driver.feed(FrameReceived(1, b"\xff"))
             await trio.sleep(1)
             assert s.state == "authenticated" and s.epoch == 2
         assert sim.stats.logins_ok == 2
@@ -421,27 +424,21 @@ async def test_event_stream_sees_transitions_and_ends_with_the_session() -> None
     assert dsts[-3:] == ["authenticated", "logging_out", "disconnected"]
 
 
-async def test_broker_error_answer_raises_request_failed() -> None:
-    # A request whose oneof the simulator does not know gets an ErrorMessage with its id.
+async def test_broker_error_answer_raises_request_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The simulator answers the request with an ErrorMessage under its id, as QST answers a
+    # request it does not know.
+    def refuse(request_id: int | None, symbols: list[str]) -> bytes:
+        return qst_frames.error(request_id, text="unknown request")
+
+    monkeypatch.setattr(qst_frames, "translation", refuse)
     async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
         async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as s:
             await s.wait_authenticated()
-            driver = s._driver
-            rid = driver._take_request_id()
-            waiter_task_result: dict[str, Any] = {}
-
-            async def raw() -> None:
-                from brokergate.engine._driver import _Waiter
-
-                waiter = _Waiter()
-                driver._pending[rid] = waiter
-                await driver.write(pb.Request(request_id=rid).SerializeToString(), control=False)
-                await waiter.done.wait()
-                waiter_task_result["error"] = waiter.error
-
-            await raw()
-            assert isinstance(waiter_task_result["error"], RequestFailed)
-            assert "unknown request" in str(waiter_task_result["error"])
+            with pytest.raises(RequestFailed) as failed:
+                await s.request(translate("ESZ6"))
+            assert "unknown request" in str(failed.value)
 
 
 async def test_a_bug_in_the_machine_fails_the_session_instead_of_crashing(
@@ -463,14 +460,25 @@ async def test_a_bug_in_the_machine_fails_the_session_instead_of_crashing(
     assert any(e["event"] == "internal_error" and "simulated bug" in e["detail"] for e in events)
 
 
-async def test_application_ids_start_above_the_sessions_own() -> None:
+async def test_application_ids_start_above_the_sessions_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answered: list[int | None] = []  # the request ids the broker answered, in order
+    translation = qst_frames.translation
+
+    def recording(request_id: int | None, symbols: list[str]) -> bytes:
+        answered.append(request_id)
+        return translation(request_id, symbols)
+
+    monkeypatch.setattr(qst_frames, "translation", recording)
     async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
         async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as s:
             await s.wait_authenticated()
             await s.request(translate("ESZ6"))
-            # The login is request 1 and the logout 2; the application's first request is 16.
-            assert s._driver._next_request_id == 17
-    assert sim.stats.requests == 1
+            await s.request(translate("ESH7"))
+    # The login is request 1 and the logout 2; the application's first request is 16.
+    assert answered == [16, 17]
+    assert sim.stats.requests == 2
 
 
 async def test_half_open_connection_is_detected_by_ping_and_reconnected(

@@ -1,7 +1,7 @@
-"""A session has no task of its own while it waits: an event is fed at once by the task that
-brings it (``hand``), a connection's reader writes the frames its own frame calls for, and a worker
-task exists only while commands are left that must be awaited. Still one event at a time, with
-its commands in order."""
+"""Which tasks a session runs: none of its own while it waits. An event is fed at once by the task
+that brings it, a connection's reader writes the frames its own frame calls for, and a worker task
+exists only while commands are left that must be awaited. Still one event at a time, with its
+commands in order. Seen from outside: trio's task tree and an instrument counting task steps."""
 
 from __future__ import annotations
 
@@ -112,10 +112,9 @@ async def test_answers_reach_requests_without_a_worker_task(
                     answer = await session.request(pb.TranslateInstrumentSymbolRequest(
                         symbol_source=1, instrument_symbols=[f"ES{index}"]))
                     assert answer.records[0].symbol == f"ES{index}"
-    # No worker, and no session-layer task woke at all: trio-websocket's reader handed every
+    # No worker, and no session-layer task woke at all: trio-websocket's reader fed every
     # answer to the session in its own step (brokergate.engine._websocket), which is what a
-    # raw client's reader costs. (Before that hop was removed, the connection task took a step
-    # per answer.)
+    # raw client's reader costs.
     assert counter.engine_spawned == 0
     assert counter.engine_steps == 0
     readers = sum(n for name, n in counter.steps.items() if name.endswith("._reader_task"))
