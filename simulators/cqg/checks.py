@@ -1,15 +1,20 @@
-"""What the CQG simulator decides about a Logon from the Logon alone: pure functions, no I/O."""
+"""What the CQG simulator decides about a Logon or a restore from the request (and the session
+it names) alone: pure functions, no I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import pyotp
 
 from brokergate.machines.cqg import cqg_session_pb2 as pb
 from brokergate.simulators.cqg import frames
 from brokergate.simulators.cqg.accounts import CqgAccount
-from brokergate.simulators.cqg.sessions import Countdowns
+from brokergate.simulators.cqg.sessions import Countdowns, ServerSession
+
+#: Connections one session may have joined at once (CQG's documented default).
+MAX_JOINED: Final = 10
 
 
 def logon_field_problem(logon: pb.Logon, knows_app: Callable[[str], bool]) -> str | None:
@@ -50,4 +55,18 @@ def refusal(
             return 103, frames.logon_text(103), None
         if not pyotp.TOTP(account.otp_seed).verify(logon.one_time_password, valid_window=1):
             return 101, "wrong one-time password", None
+    return None
+
+
+def restore_denial(
+    req: pb.RestoreOrJoinSession, session: ServerSession, knows_app: Callable[[str], bool]
+) -> str | None:
+    """Why a restore (or join) of ``session`` is denied (result code 102), or None to go on."""
+    if not knows_app(req.client_app_id):
+        return f"unknown client_app_id {req.client_app_id!r}"
+    if not (session.restorable or session.joinable):
+        return "the session was not opened with ALLOW_SESSION_RESTORE"
+    others = len(session.connections)
+    if session.joinable and others >= MAX_JOINED:
+        return f"the session already has {others} connections"
     return None

@@ -23,15 +23,12 @@ from brokergate.simulators.cqg.sessions import ServerSession
 
 #: The window of ``CqgAccount.rate_limit``, seconds (CQG counts client messages per 10 s).
 RATE_WINDOW: Final = 10.0
-#: Connections one session may have joined at once (CQG's documented default).
-MAX_JOINED: Final = 10
 
 #: Close codes (RFC 6455). A text frame is data of a type CQG does not accept (1003); every
 #: other protocol violation (bad first message, a message before the logon result, bytes that
 #: are not a ClientMsg, a rate limit exceeded) is a policy violation (1008).
 UNSUPPORTED_DATA: Final = 1003
 POLICY_VIOLATION: Final = 1008
-
 
 
 class Phase(enum.Enum):
@@ -104,14 +101,8 @@ class Connection(QueuedConnection):
         who = f"user {self._user!r}" if self._user else self.label
         stats.slow_readers.append(f"{who}: {why}")
         stats.user_messages_sent += 1
-        notice = frames.user_message(
-            pb.UserMessage.MESSAGE_TYPE_CRITICAL_ERROR,
-            f"Real-time data lags by {self._server.max_data_lag():g} seconds or more ({why}): the "
-            "connection is closed. The session can be restored.",
-            subject="Data lag",
-        )
-        ending = (POLICY_VIOLATION, "real-time data lag")
-        stats.discarded += self._cut_off(frames.user_messages(notice), ending)
+        notice = frames.data_lag_notice(self._server.max_data_lag(), why)
+        stats.discarded += self._cut_off(notice, (POLICY_VIOLATION, "real-time data lag"))
 
     def _violation(self, what: str) -> None:
         who = f"user {self._user!r}" if self._user else f"{self.label} (no logon yet)"
@@ -238,13 +229,8 @@ class Connection(QueuedConnection):
         """CQG's answer to a flood: a UserMessage, then the connection (not the session) ends."""
         self._server.stats().rate_limited += 1
         self._server.stats().user_messages_sent += 1
-        notice = frames.user_message(
-            pb.UserMessage.MESSAGE_TYPE_CRITICAL_ERROR,
-            f"More than {limit} client messages in {RATE_WINDOW:g} seconds: "
-            "the connection is closed. The session can be restored.",
-            subject="Rate limit",
-        )
-        self.finish(frames.user_messages(notice), (POLICY_VIOLATION, "rate limit exceeded"))
+        notice = frames.rate_limit_notice(limit, RATE_WINDOW)
+        self.finish(notice, (POLICY_VIOLATION, "rate limit exceeded"))
 
     async def _heartbeat(self, interval: float) -> None:
         while True:
@@ -332,15 +318,9 @@ class Connection(QueuedConnection):
             if logon.HasField("drop_concurrent_session") and not logon.drop_concurrent_session:
                 self._refuse_logon(105, frames.logon_text(105))
                 return
-            pushed_out = list(old.connections)
-            sessions.end_session(
-                old,
-                pb.LoggedOff.LOGOFF_REASON_FORCED,
-                "the user logged on again elsewhere: this session was dropped",
-            )
             # The old connections are gone before the new session is confirmed, so whoever
             # watches both sees the events in their real order.
-            await sessions.wait_finished(pushed_out)
+            await sessions.push_out(old)
         session = sessions.open_session(account, logon)
         sessions.attach(self, session)
         server.stats().logons_ok += 1
@@ -376,17 +356,12 @@ class Connection(QueuedConnection):
             self._refuse_restore(101, "unknown session: log on again")
             return
         self._user = session.user_name
-        if not server.knows_app(req.client_app_id):
-            self._refuse_restore(102, f"unknown client_app_id {req.client_app_id!r}")
-            return
-        if not (session.restorable or session.joinable):
-            self._refuse_restore(102, "the session was not opened with ALLOW_SESSION_RESTORE")
+        denied = checks.restore_denial(req, session, server.knows_app)
+        if denied is not None:
+            self._refuse_restore(102, denied)
             return
         others = list(session.connections)
         join = session.joinable and bool(others)
-        if join and len(others) >= MAX_JOINED:
-            self._refuse_restore(102, f"the session already has {len(others)} connections")
-            return
         # Attach first: pushing the old connections out must not leave the session empty.
         sessions.attach(self, session)
         if join:
@@ -397,14 +372,9 @@ class Connection(QueuedConnection):
             for other in others:
                 other.deliver(frames.concurrent_join(same))
         else:
-            sessions.log_off_connections(
-                others,
-                pb.LoggedOff.LOGOFF_REASON_REASSIGNED,
-                "another connection restored this session",
-            )
             # As for a forced logoff: the old connection is closed before the restore is
             # confirmed.
-            await sessions.wait_finished(others)
+            await sessions.reassign(others)
             if self.session is not session:
                 return  # pushed out in turn (or the session ended) while waiting
         server.stats().restores_ok += 1

@@ -111,6 +111,26 @@ def user_messages(message: pb.UserMessage) -> bytes:
     return pb.ServerMsg(user_messages=[message]).SerializeToString()
 
 
+def data_lag_notice(max_lag: float | None, why: str) -> bytes:
+    """The UserMessage of CQG's collapsing rule, before it closes a connection that lags."""
+    return user_messages(user_message(
+        pb.UserMessage.MESSAGE_TYPE_CRITICAL_ERROR,
+        f"Real-time data lags by {max_lag:g} seconds or more ({why}): the "
+        "connection is closed. The session can be restored.",
+        subject="Data lag",
+    ))
+
+
+def rate_limit_notice(limit: int | None, window: float) -> bytes:
+    """The UserMessage before CQG closes a connection that sent too many messages."""
+    return user_messages(user_message(
+        pb.UserMessage.MESSAGE_TYPE_CRITICAL_ERROR,
+        f"More than {limit} client messages in {window:g} seconds: "
+        "the connection is closed. The session can be restored.",
+        subject="Rate limit",
+    ))
+
+
 def ping(server_time: int) -> bytes:
     return pb.ServerMsg(
         ping=pb.Ping(token=HEARTBEAT_TOKEN, ping_utc_time=server_time)

@@ -105,6 +105,27 @@ class SessionRegistry:
         self.forget(session)
         return self.log_off_connections(list(session.connections), reason, text, redirect_url)
 
+    async def push_out(self, session: ServerSession) -> None:
+        """The user logged on again elsewhere: end the live ``session`` (LoggedOff FORCED) and
+        wait until its connections are gone."""
+        connections = list(session.connections)
+        self.end_session(
+            session,
+            pb.LoggedOff.LOGOFF_REASON_FORCED,
+            "the user logged on again elsewhere: this session was dropped",
+        )
+        await self.wait_finished(connections)
+
+    async def reassign(self, conns: list[Connection]) -> None:
+        """Another connection restored the session ``conns`` carried: LoggedOff REASSIGNED on
+        each, then wait until they are gone."""
+        self.log_off_connections(
+            conns,
+            pb.LoggedOff.LOGOFF_REASON_REASSIGNED,
+            "another connection restored this session",
+        )
+        await self.wait_finished(conns)
+
     # -- connections ----------------------------------------------------------------------------
 
     def attach(self, conn: Connection, session: ServerSession) -> None:

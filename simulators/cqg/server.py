@@ -14,12 +14,12 @@ import trio
 import trio_websocket
 
 from brokergate.simulators._accounts import AccountBook
+from brokergate.simulators._serving import serve_stream
 from brokergate.simulators._websocket import (
     LoopbackServer,
     SlowReaderRule,
     deliver_to_each,
     running,
-    serve_stream,
 )
 from brokergate.simulators.cqg import frames
 from brokergate.simulators.cqg.accounts import CqgAccount, CqgSimulatorStats

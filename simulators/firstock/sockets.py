@@ -334,7 +334,7 @@ async def _handshake(
 ) -> tuple[trio_websocket.WebSocketConnection, SocketKind, str] | None:
     """Accept a handshake for one of the two socket paths (404 for any other), or None.
 
-    Like ``brokergate.simulators._websocket.handshake``, but it looks at the path first: one
+    Like ``brokergate.simulators._serving.handshake``, but it looks at the path first: one
     listener serves both sockets, and the path says which protocol follows.
     """
     with trio.move_on_after(HANDSHAKE_TIMEOUT):

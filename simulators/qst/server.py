@@ -12,13 +12,13 @@ import trio
 import trio_websocket
 
 from brokergate.simulators._accounts import AccountBook
+from brokergate.simulators._serving import serve_stream
 from brokergate.simulators._websocket import (
     CONTROL_WAIT,
     LoopbackServer,
     SlowReaderRule,
     deliver_to_each,
     running,
-    serve_stream,
 )
 from brokergate.simulators.qst.accounts import QstAccount, SimulatorStats
 from brokergate.simulators.qst.session import Connection, Countdowns, ServerView
