@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from brokergate.engine._errors import ConfigurationError
 from brokergate.machines import diagrams as d
@@ -38,28 +39,27 @@ def write_all(out: Path, *, svg: bool = True) -> tuple[list[Path], str | None]:
     ``out``. Returns the files written and a note for the user (``dot`` missing), if any."""
     out.mkdir(parents=True, exist_ok=True)
     graphs = [d.graph(name) for name in d.BROKERS]
-    written: list[Path] = []
+    texts: dict[Path, str] = {}
     for g in graphs:
-        for path, text in ((out / f"{g.broker}.mmd", d.mermaid(g)),
-                           (out / f"{g.broker}.dot", d.dot(g)),
-                           (out / f"{g.broker}-policy.md", d.policy_page(g))):
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    index = out / "README.md"
-    index.write_text(d.index_page(graphs), encoding="utf-8")
-    written.append(index)
+        texts[out / f"{g.broker}.mmd"] = d.mermaid(g)
+        texts[out / f"{g.broker}.dot"] = d.dot(g)
+        texts[out / f"{g.broker}-policy.md"] = d.policy_page(g)
+    texts[out / "README.md"] = d.index_page(graphs)
+    return _write(texts, svg=svg)
+
+
+def _write(texts: dict[Path, str], *, svg: bool) -> tuple[list[Path], str | None]:
+    """Each text to its file, in order, then (with ``svg``) the .svg of each .dot file with
+    ``dot``, or none and how to install it. Returns the files written and that note, if any."""
+    for path, text in texts.items():
+        path.write_text(text, encoding="utf-8")
+    written = list(texts)
     if not svg:
         return written, None
-    svgs, note = _render_all([out / f"{g.broker}.dot" for g in graphs])
-    return written + svgs, note
-
-
-def _render_all(dot_files: list[Path]) -> tuple[list[Path], str | None]:
-    """The .svg of each file with ``dot``; or none, and how to install it."""
     program = dot_program()
     if program is None:
-        return [], INSTALL_DOT
-    return [render_svg(path, program) for path in dot_files], None
+        return written, INSTALL_DOT
+    return written + [render_svg(path, program) for path in written if path.suffix == ".dot"], None
 
 
 #: Where each broker's policy table is kept, relative to the repository's root: its page in the
@@ -102,6 +102,23 @@ def refresh_broker_docs(root: Path) -> dict[Path, bool]:
 
 def load_trace(audit_file: Path, session: str | None) -> d.Trace:
     """One session's trace from a JSON-lines audit log (the only session, or ``session``)."""
+    found = d.traces(_audit_events(audit_file))
+    if not found:
+        raise ConfigurationError(f"{audit_file} holds no transitions")
+    if session is None:
+        if len(found) > 1:
+            raise ConfigurationError(
+                f"{audit_file} holds {len(found)} sessions; pick one with --session: "
+                + ", ".join(sorted(found)))
+        return next(iter(found.values()))
+    if session not in found:
+        raise ConfigurationError(f"no session {session!r} in {audit_file} (it holds: "
+                                 f"{', '.join(sorted(found))})")
+    return found[session]
+
+
+def _audit_events(audit_file: Path) -> list[dict[str, Any]]:
+    """The events of a JSON-lines audit log, blank lines skipped."""
     try:
         lines = audit_file.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -118,19 +135,7 @@ def load_trace(audit_file: Path, session: str | None) -> d.Trace:
                                      "audit log (--audit-log)?") from None
         if isinstance(event, dict):
             events.append(event)
-    found = d.traces(events)
-    if not found:
-        raise ConfigurationError(f"{audit_file} holds no transitions")
-    if session is None:
-        if len(found) > 1:
-            raise ConfigurationError(
-                f"{audit_file} holds {len(found)} sessions; pick one with --session: "
-                + ", ".join(sorted(found)))
-        return next(iter(found.values()))
-    if session not in found:
-        raise ConfigurationError(f"no session {session!r} in {audit_file} (it holds: "
-                                 f"{', '.join(sorted(found))})")
-    return found[session]
+    return events
 
 
 def write_trace(trace: d.Trace, out: Path, *, svg: bool = True) -> tuple[list[Path], str | None]:
@@ -140,16 +145,9 @@ def write_trace(trace: d.Trace, out: Path, *, svg: bool = True) -> tuple[list[Pa
     g = d.graph(trace.broker)
     out.mkdir(parents=True, exist_ok=True)
     stem = "trace-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in trace.session_id)
-    written = []
-    for path, text in ((out / f"{stem}.mmd", d.mermaid(g, trace)),
-                       (out / f"{stem}.dot", d.dot(g, trace)),
-                       (out / f"{stem}.md", d.trace_page(g, trace, f"{g.broker}.mmd"))):
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    if not svg:
-        return written, None
-    svgs, note = _render_all([out / f"{stem}.dot"])
-    return written + svgs, note
+    return _write({out / f"{stem}.mmd": d.mermaid(g, trace),
+                   out / f"{stem}.dot": d.dot(g, trace),
+                   out / f"{stem}.md": d.trace_page(g, trace, f"{g.broker}.mmd")}, svg=svg)
 
 
 def main(out: Path, trace_file: Path | None, session: str | None) -> Sequence[Path]:

@@ -3,8 +3,9 @@
 Every condition a machine table names is decorated with ``@condition``: the words a reviewer
 reads on the edge (and, where a later row of the same trigger is reached only when it did not
 hold, the words for that), or the policy action kind whose rows satisfy it (``policy="fail"``:
-the edge is labelled with those rows' signals). ``machines/diagrams.py`` reads the labels and
-refuses a condition without one, so a new condition cannot reach a diagram as a function name.
+the edge is labelled with those rows' signals). ``machines/diagrams/graph.py`` reads the labels
+and refuses a condition without one, so a new condition cannot reach a diagram as a function
+name.
 
 A callback can say what its edge implies too: ``take_exhausted`` runs only where the retry
 bound is spent (``@implies_not(retry_allowed)``).

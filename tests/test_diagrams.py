@@ -24,6 +24,8 @@ from brokergate.engine import diagrams as writer
 from brokergate.machines import diagrams as d
 from brokergate.machines._labels import condition
 from brokergate.machines._policy import Action
+from brokergate.machines.diagrams.graph import _edges
+from brokergate.machines.diagrams.mermaid import _mermaid_text
 from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
 from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
 from brokergate.simulators.qst import QstAccount, run_qst_simulator
@@ -85,7 +87,7 @@ def test_every_state_and_transition_appears(broker: str) -> None:
         for src in sources:
             dst = row["dest"] or src
             assert (src, dst) in arrows, f"{broker}: {row['trigger']} {src} -> {dst} missing"
-            assert d._mermaid_text(words[row["trigger"]]) in arrows[(src, dst)]
+            assert _mermaid_text(words[row["trigger"]]) in arrows[(src, dst)]
 
 
 @pytest.mark.parametrize("broker", list(d.BROKERS))
@@ -361,8 +363,8 @@ def test_a_condition_without_a_label_stops_the_drawing() -> None:
     table = [{"trigger": "start", "source": "disconnected", "dest": "connecting",
               "conditions": [is_ready]}]
     with pytest.raises(TypeError, match=r"condition .*is_ready has no label: decorate it"):
-        d._edges(table, ["disconnected", "connecting"], {}, [])
+        _edges(table, ["disconnected", "connecting"], {}, [])
     labelled = condition("ready to go")(is_ready)
-    edges = d._edges([{**table[0], "conditions": [labelled]}], ["disconnected", "connecting"],
+    edges = _edges([{**table[0], "conditions": [labelled]}], ["disconnected", "connecting"],
                      {}, [])
     assert edges[0].label == "start [ready to go]"

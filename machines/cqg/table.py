@@ -225,7 +225,7 @@ STATES = broker_states(
 MACHINE = build_machine(STATES, TRANSITIONS, name=BROKER)
 
 
-#: Each trigger as CQG WebAPI or the engine would say it (machines/diagrams.py).
+#: Each trigger as CQG WebAPI or the engine would say it (machines/diagrams/graph.py).
 TRIGGER_WORDS = {
     "start": "start",
     "connected": "WebSocket open (Logon or RestoreOrJoinSession sent)",

@@ -236,7 +236,7 @@ STATES = broker_states(
 MACHINE = build_machine(STATES, TRANSITIONS, name=BROKER)
 
 
-#: Each trigger as Firstock or the engine would say it (machines/diagrams.py).
+#: Each trigger as Firstock or the engine would say it (machines/diagrams/graph.py).
 TRIGGER_WORDS = {
     "start": "start",
     "credential_ready": "TOTP provider answered",

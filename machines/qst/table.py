@@ -85,7 +85,7 @@ STATES = COMMON_STATES
 
 MACHINE = build_machine(STATES, TRANSITIONS, name=BROKER)
 
-#: Each trigger as QST or the engine would say it (machines/diagrams.py).
+#: Each trigger as QST or the engine would say it (machines/diagrams/graph.py).
 TRIGGER_WORDS = {
     "start": "start",
     "connected": "WebSocket open (LoginRequest sent)",
