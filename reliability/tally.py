@@ -54,15 +54,6 @@ class Tally:
     def problem(self, broker: str, what: str) -> None:
         self.problems.append(f"{broker}: {what}")
 
-    def merge(self, other: Tally) -> None:
-        for name in ("faults", "sessions", "hostile", "expected", "fuzzed", "violations", "leaks",
-                     "secret_hits", "credential_retries", "extra_logons", "streams",
-                     "frames_sent", "frames_received", "streams_cut", "slow_consumers",
-                     "reading_paused", "frames_lost", "frames_duplicated",
-                     "frames_out_of_order"):
-            getattr(self, name).update(getattr(other, name))
-        self.problems.extend(other.problems)
-
     @property
     def clean(self) -> bool:
         """Nothing went wrong: every session as expected and every bad-news count zero."""
