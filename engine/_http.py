@@ -3,7 +3,7 @@
 
 The body may hold credentials, so nothing here logs or repeats it; failures are described by
 what went wrong on the way (refused, TLS, timed out), never by what was sent. Every request
-takes a slot from the process's rate limiter for its host just before it is written, so a
+takes a slot from its gateway's rate limiter for its host just before it is written, so a
 morning login of hundreds of accounts never makes the broker answer 429 on our account.
 """
 

@@ -2,8 +2,8 @@
 
 CQG counts successful logons per user (200 a day at the time of writing) and its conformance
 rules forbid logon loops. A restore is not a logon, which is the main reason brokergate restores.
-The history is shared by every session of the same user in a process; the limits come from each
-session's configuration.
+The history is shared by every session of the same user in a gateway (the descriptor declares it
+a shared resource); the limits come from each session's configuration.
 """
 
 from __future__ import annotations

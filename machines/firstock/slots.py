@@ -1,5 +1,5 @@
 """Firstock allows 3 market-data sockets per user; a 4th is refused ("Maximum sessions limit
-(3) reached"). Sessions of one user in one process share a ``SocketSlots``, so the process never
+(3) reached"). Sessions of one user in one gateway share a ``SocketSlots``, so the gateway never
 asks for a socket the broker would refuse."""
 
 from __future__ import annotations
