@@ -346,9 +346,7 @@ class CqgSession(LoginModel):
             self._unexpected("a LogonResult")
             return
         code = result.result_code
-        detail = f"CQG LogonResult {code}"
-        if result.HasField("text_message") and result.text_message:
-            detail += f": {result.text_message!r}"
+        detail = _result_detail("LogonResult", code, result)
         redirect_url = result.redirect_url if result.HasField("redirect_url") else None
         self.fire("logon_result", action=policy.logon_action(code), error_code=code,
                   detail=detail, result=result, redirect_url=redirect_url)
@@ -358,9 +356,7 @@ class CqgSession(LoginModel):
             self._unexpected("a RestoreOrJoinSessionResult")
             return
         code = result.result_code
-        detail = f"CQG RestoreOrJoinSessionResult {code}"
-        if result.HasField("text_message") and result.text_message:
-            detail += f": {result.text_message!r}"
+        detail = _result_detail("RestoreOrJoinSessionResult", code, result)
         self.fire("restore_result", action=policy.restore_action(code), error_code=code,
                   detail=detail, result=result)
 
@@ -411,3 +407,12 @@ class CqgSession(LoginModel):
     def _malformed(self, what: str) -> None:
         self.fire("malformed_frame", action=self._malformed_action(),
                   detail=f"CQG sent an invalid frame: {what}")
+
+
+def _result_detail(name: str, code: int,
+                   result: pb.LogonResult | pb.RestoreOrJoinSessionResult) -> str:
+    """A result's code and CQG's own text, for the audit trail."""
+    detail = f"CQG {name} {code}"
+    if result.HasField("text_message") and result.text_message:
+        detail += f": {result.text_message!r}"
+    return detail
