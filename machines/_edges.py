@@ -13,7 +13,7 @@ from typing import Any
 
 from transitions import EventData
 
-from brokergate.machines._labels import condition, implies_not, relabelled
+from brokergate.machines._labels import condition, implies_not
 from brokergate.machines._policy import (
     Action,
     Disconnect,
@@ -110,8 +110,11 @@ def acts_disconnect(ev: EventData) -> bool:
     return isinstance(action_of(ev), Disconnect)
 
 
-#: ``start`` carries a Fail only when the configuration cannot work (``LoginModel.dispatch``).
-config_invalid = relabelled(acts_fail, "config_invalid", "configuration invalid")
+@condition("configuration invalid")
+def config_invalid(ev: EventData) -> bool:
+    """``start`` carries a Fail only when the configuration cannot work
+    (``LoginModel.dispatch``)."""
+    return acts_fail(ev)
 
 
 @condition("attempts left", negated="attempts used up", policy="retry")

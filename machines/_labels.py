@@ -13,10 +13,9 @@ bound is spent (``@implies_not(retry_allowed)``).
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,19 +47,6 @@ def condition(text: str | None = None, *, negated: str | None = None,
         return func
 
     return mark
-
-
-def relabelled(func: F, name: str, text: str, *, negated: str | None = None) -> F:
-    """``func``'s test under another name and label: one definition, read in the words of the
-    edge it guards (``has_credential`` is "with a code" for a TOTP). The copy shares ``func``'s
-    code; it is a function of its own only so that it can carry its own label."""
-    code = cast(types.FunctionType, func)
-    copy = types.FunctionType(code.__code__, code.__globals__, name, code.__defaults__,
-                              code.__closure__)
-    copy.__qualname__ = name
-    copy.__doc__ = code.__doc__
-    copy.__module__ = code.__module__
-    return condition(text, negated=negated)(cast(F, copy))
 
 
 def label_of(func: Callable[..., Any]) -> ConditionLabel:

@@ -15,7 +15,7 @@ from brokergate.machines._edges import (
     conclude_refused,
     has_credential,
 )
-from brokergate.machines._labels import condition, relabelled
+from brokergate.machines._labels import condition
 from brokergate.machines._policy import Fail, Relogon
 from brokergate.machines._sansio import CancelTimer, Fault, StartTimer
 
@@ -82,8 +82,10 @@ def is_current_token(ev: EventData) -> bool:
     return ev.kwargs.get("generation") == fs(ev).token_generation
 
 
-#: The TOTP provider answered with a code.
-has_code = relabelled(has_credential, "has_code", "with a code")
+@condition("with a code")
+def has_code(ev: EventData) -> bool:
+    """The TOTP provider answered with a code."""
+    return has_credential(ev)
 
 
 @condition("fewer than 3 sockets of this user here",
