@@ -17,6 +17,7 @@ Importing this package loads the library only: no simulator, benchmark or test c
 """
 
 from brokergate.engine._audit import AuditLog, redact_secrets, register_secret
+from brokergate.engine._coordinator import Coordinator, LocalCoordinator
 from brokergate.engine._errors import (
     ConfigurationError,
     ConnectionLost,
@@ -32,14 +33,7 @@ from brokergate.engine._errors import (
     SessionError,
 )
 from brokergate.engine._events import BrokerMessage, EventStream, Overflow, SessionEvent
-from brokergate.engine._gateway import (
-    Coordinator,
-    Gateway,
-    GatewayClosed,
-    LocalCoordinator,
-    open_gateway,
-    open_session,
-)
+from brokergate.engine._gateway import Gateway, GatewayClosed, open_gateway, open_session
 from brokergate.engine._session import Session
 from brokergate.engine._tokens import FileTokenStore, MemoryTokenStore, StoredToken, TokenStore
 from brokergate.engine._transport import TcpTransport, WebSocketTransport

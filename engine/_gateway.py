@@ -19,21 +19,22 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import trio
 
 from brokergate.engine._alarms import TASK_NAME, AlarmClock
 from brokergate.engine._audit import AuditLog
+from brokergate.engine._coordinator import Coordinator, LocalCoordinator
 from brokergate.engine._driver import SessionDriver
 from brokergate.engine._errors import ConfigurationError
-from brokergate.engine._http import HttpCaller, RateLimiter, RateLimiters
+from brokergate.engine._http import HttpCaller
 from brokergate.engine._session import Session
-from brokergate.engine._tokens import MemoryTokenStore, TokenStore
+from brokergate.engine._tokens import TokenStore
 from brokergate.engine._transport import TcpTransport, WebSocketTransport
 from brokergate.machines import SessionSettings
 from brokergate.machines._broker import Broker, ModelInputs
@@ -45,49 +46,6 @@ WallClock = Callable[[], datetime]
 
 def system_wall_clock() -> datetime:
     return datetime.now(UTC)
-
-
-class Coordinator(Protocol):
-    """Where the state that sessions share lives: in this process (``LocalCoordinator``) or in
-    a store that processes on several hosts share."""
-
-    @property
-    def token_store(self) -> TokenStore:
-        """Where day-long session tokens are kept between sessions and processes."""
-
-    def resource(self, broker: str, name: str, key: Hashable,
-                 create: Callable[[], object]) -> object:
-        """The shared resource ``name`` of ``broker`` for ``key`` (made with ``create`` the
-        first time it is asked for)."""
-
-    def rate_limiter(self, host: str, per_second: float) -> RateLimiter:
-        """The limiter of requests to ``host`` at ``per_second``."""
-
-
-class LocalCoordinator:
-    """Shared state kept in this process, for the gateway's life (the default)."""
-
-    __slots__ = ("_limiters", "_resources", "token_store")
-
-    def __init__(self, token_store: TokenStore | None = None) -> None:
-        self.token_store: TokenStore = token_store if token_store is not None \
-            else MemoryTokenStore()
-        self._resources: dict[tuple[str, str, Hashable], object] = {}
-        self._limiters = RateLimiters()
-
-    def __repr__(self) -> str:
-        return (f"<LocalCoordinator {len(self._resources)} resources, {len(self._limiters)} "
-                f"rate limiters, {self.token_store!r}>")
-
-    def resource(self, broker: str, name: str, key: Hashable,
-                 create: Callable[[], object]) -> object:
-        found = self._resources.get((broker, name, key))
-        if found is None:
-            found = self._resources[(broker, name, key)] = create()
-        return found
-
-    def rate_limiter(self, host: str, per_second: float) -> RateLimiter:
-        return self._limiters(host, per_second)
 
 
 class GatewayClosed(ConfigurationError):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, Protocol
 
 import httpx
 import trio
@@ -138,7 +138,16 @@ class RateLimiter:
 
 
 #: The rate limiter for a host at a rate (the gateway's: shared by all its sessions).
-LimiterFor = Callable[[str, float], RateLimiter]
+class Pacer(Protocol):
+    """What paces requests to one REST host: ``RateLimiter`` in a process, a limiter kept in
+    the coordinator's store across a fleet."""
+
+    def paced(self) -> AbstractAsyncContextManager[TraceHook]:
+        """Around one HTTP request: yield the ``trace`` extension that waits for its slot just
+        before its headers are written."""
+
+
+LimiterFor = Callable[[str, float], Pacer]
 
 
 class RateLimiters:

@@ -22,7 +22,7 @@ from typing import Protocol
 import trio
 
 from brokergate.machines import Secret
-from brokergate.machines._broker import StoredToken
+from brokergate.machines._sansio import StoredToken
 
 __all__ = ["FileTokenStore", "MemoryTokenStore", "StoredToken", "TokenStore"]
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from brokergate.machines._config import CredentialProvider, SessionSettings
 from brokergate.machines._policy import PolicyRow
-from brokergate.machines._sansio import HttpAnswered, HttpRequest, LoginProtocol
+from brokergate.machines._sansio import HttpAnswered, HttpRequest, LoginProtocol, StoredToken
 from brokergate.machines._secret import Secret
 
 ConfigT = TypeVar("ConfigT", bound=SessionSettings)
@@ -128,15 +128,6 @@ class SharedResource(Generic[ConfigT]):
     create: Callable[[], object]
     #: What it is for, in a sentence (docs/architecture.md lists them).
     purpose: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredToken:
-    """A session token kept for a later session (``KeepsTokens``), as a token store holds it."""
-
-    token: Secret
-    #: When the broker issued it (timezone-aware).
-    created: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,12 @@ drops those from an older connection before they reach the machine.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
+
+from brokergate.machines._secret import Secret
 
 # ---------------------------------------------------------------------------------------------
 # Events: engine -> machine
@@ -24,6 +28,55 @@ class BrokergateError(Exception):
 @dataclass(frozen=True, slots=True)
 class Start:
     """The application asked for a session."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """A session token kept for a later session (``KeepsTokens``), as a token store holds it."""
+
+    token: Secret
+    #: When the broker issued it (timezone-aware).
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Standby:
+    """Another session of the fleet holds this account (a processes-wide coordinator says so):
+    wait, neither logging in nor displacing it. ``holder`` says who (no secret)."""
+
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGranted:
+    """The account is this session's now: log in as ``Start`` would, with what the fleet kept.
+
+    ``stored`` is the account's day token as the token store has it now (a token another
+    process obtained while this one waited). ``handover`` is what the previous holder left for
+    its successor (a CQG session to restore, its logon history), or None.
+    """
+
+    stored: StoredToken | None = None
+    handover: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseLost:
+    """The session no longer holds its account (it could not renew its lease in time, or
+    another took it): stop writing at once and wait as a standby. ``detail`` says why."""
+
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharedOutcome:
+    """Another session of the fleet logged this account in and failed in a way a retry here
+    would repeat (a wrong password): end the same way without asking the broker again."""
+
+    state: str
+    reason: str
+    fault: Fault | None
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +179,7 @@ class TokenRefused:
 Event = (
     Start | Stop | Connected | ConnectFailed | FrameReceived | Closed | TimerFired
     | CredentialReady | HttpAnswered | HttpFailed | TokenRefused
+    | Standby | LeaseGranted | LeaseLost | SharedOutcome
 )
 
 # ---------------------------------------------------------------------------------------------
