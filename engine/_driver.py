@@ -13,7 +13,8 @@ do one job, one module each, stacked in this order (each part may use those belo
 - ``_driver_ending``: transitions, ``wait_authenticated``, the stop, the end, and the error
   that says why a session is not authenticated;
 - ``_driver_requests``: the application's ``send`` and ``request``, and matching answers;
-- ``_driver_calls``: REST calls, credentials, the token store, and the application's ``call``.
+- ``_driver_calls``: REST calls, credentials, the token store, and the application's ``call``;
+- ``_driver_claims``: the session's claim on its account in a fleet (standby, lease, flight).
 
 A frame's path is trio-websocket's reader → ``_frame`` → ``feed_here`` → ``model.handle`` →
 ``_carry_out``, all method calls on this one object.
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from brokergate.engine._driver_calls import CallsPart
+from brokergate.engine._driver_claims import ClaimsPart
 from brokergate.engine._driver_state import SessionHost
 from brokergate.machines import (
     CancelTimer,
@@ -42,7 +43,7 @@ from brokergate.machines import (
 __all__ = ["SessionDriver", "SessionHost"]
 
 
-class SessionDriver(CallsPart):
+class SessionDriver(ClaimsPart):
     """Runs one session's machine. Created and started by its gateway (``Gateway.session``)."""
 
     __slots__ = ()

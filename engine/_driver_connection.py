@@ -254,6 +254,13 @@ class ConnectionPart(LoopPart):
         """
         if not control and self.model.state != AUTHENTICATED:
             raise NotAuthenticated(self.model.broker, self.model.state)
+        claim = self._claim
+        if claim is not None and not claim.valid() and claim.kind == "lease":
+            # Fenced: the account's lease lapsed here, so another process may hold it by now.
+            # Nothing more is written; the claim's task tells the machine (``LeaseLost``).
+            if control:
+                return
+            raise NotAuthenticated(self.model.broker, "standby: the account's lease lapsed")
         conn = self._conn
         if conn is None or conn.ws is None:
             if control:

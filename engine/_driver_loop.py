@@ -46,19 +46,20 @@ class LoopPart(SubscribersPart):
 
     __slots__ = ()
 
-    def start(self, nursery: trio.Nursery) -> None:
+    def start(self, nursery: trio.Nursery, first: Event | None = None) -> None:
         """Start the session in ``nursery``, the session's own (cancelled when it ends), where
         its connection, call and worker tasks run.
 
         ``Start`` is fed here, in the caller's task. What it publishes is also kept until the
         first of the tasks it started runs (``_forget_start``), which is after the caller's first
         checkpoint: a caller who subscribes to events right away still sees the very first
-        transition, and a later subscriber sees nothing from before it came.
+        transition, and a later subscriber sees nothing from before it came. (A session of a
+        fleet whose account another holds starts with ``first``: ``Standby``.)
         """
         self._nursery = nursery
         self._clock = self._host.alarms
         self._published_at_start = []
-        self.feed(Start())
+        self.feed(Start() if first is None else first)
 
     def feed(self, event: Event) -> None:
         """Give the machine an event: a close from the connection task, a stop or a refused

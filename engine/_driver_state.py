@@ -16,6 +16,7 @@ import trio
 
 from brokergate.engine._alarms import AlarmClock
 from brokergate.engine._audit import SessionLog, scrub
+from brokergate.engine._coordinator import AccountClaim
 from brokergate.engine._events import EventStream, SessionEvent
 from brokergate.engine._http import HttpCaller
 from brokergate.engine._tokens import TokenStore
@@ -67,6 +68,7 @@ class DriverState:
         "_busy",
         "_calls_cancelled",
         "_changed",
+        "_claim",
         "_clock",
         "_closed",
         "_conn",
@@ -166,6 +168,8 @@ class DriverState:
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self._http: HttpCaller | None = None  # made on the first REST call
+        # The session's claim on its account in a fleet (``_driver_claims``); None in one process.
+        self._claim: AccountClaim | None = None
         # REST calls whose task the host cancelled before they were answered (see ``stop``).
         self._calls_cancelled: list[HttpRequest] = []
 

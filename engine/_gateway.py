@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -29,14 +29,21 @@ import trio
 
 from brokergate.engine._alarms import TASK_NAME, AlarmClock
 from brokergate.engine._audit import AuditLog
-from brokergate.engine._coordinator import Coordinator, LocalCoordinator
+from brokergate.engine._coordinator import (
+    AccountClaim,
+    ClaimKind,
+    Coordinator,
+    Granted,
+    Held,
+    LocalCoordinator,
+)
 from brokergate.engine._driver import SessionDriver
 from brokergate.engine._errors import ConfigurationError
 from brokergate.engine._http import HttpCaller
 from brokergate.engine._session import Session
 from brokergate.engine._tokens import TokenStore
 from brokergate.engine._transport import TcpTransport, WebSocketTransport
-from brokergate.machines import SessionSettings
+from brokergate.machines import SessionSettings, StoredToken
 from brokergate.machines._broker import Broker, ModelInputs
 from brokergate.machines.brokers import BROKERS, broker_for
 
@@ -133,8 +140,11 @@ class Gateway:
             raise ConfigurationError(
                 f"{broker.title} sessions end with their connection: keep_session applies to "
                 f"brokers with day-long tokens ({keeping})")
-        model = await self._model(broker, config, rng)
         session_id = config.session_id or f"{broker.name}-{uuid.uuid4().hex[:12]}"
+        claim, first = await self._claim(broker, config, session_id)
+        # A session that waits for another's login builds its model without a token: the
+        # token it will use is read when the claim is granted (``LeaseGranted``).
+        model = await self._model(broker, config, rng, load_token=not isinstance(first, Held))
         audit = audit or self._audit or AuditLog.stderr()
         logger = audit.session(broker=broker.name, session_id=session_id, account=model.account,
                                secrets=model.secrets())
@@ -143,7 +153,10 @@ class Gateway:
         self._open += 1
         try:
             async with trio.open_nursery() as nursery:
-                driver.start(nursery)
+                if claim is None or first is None:
+                    driver.start(nursery)
+                else:
+                    driver.start_claimed(nursery, claim, first, self._reloader(broker, config))
                 try:
                     yield Session(driver)
                 finally:
@@ -167,13 +180,46 @@ class Gateway:
             if not self._open and self._settled is not None:
                 self._settled.set()
 
+    async def _claim(self, broker: Broker[Any], config: SessionSettings,
+                     session_id: str) -> tuple[AccountClaim | None, Granted | Held | None]:
+        """The session's claim on its account, where the coordinator has claims (a fleet), and
+        what taking it gave. A coordinator that cannot be reached fails the session's opening:
+        nothing was sent to the broker."""
+        if broker.displaces:
+            kind: ClaimKind = "lease"
+        elif broker.has("token_store"):
+            kind = "flight"
+        else:
+            return None, None
+        if config.problems():
+            return None, None  # the machine fails it as invalid, claiming nothing
+        account = broker.fleet_account(config) if broker.fleet_account is not None else None
+        if not account:
+            return None, None
+        claim = self.coordinator.claim(broker.name, account, kind, session_id)
+        if claim is None:
+            return None, None
+        return claim, await claim.take()
+
+    def _reloader(self, broker: Broker[Any],
+                  config: SessionSettings) -> Callable[[], Awaitable[StoredToken | None]] | None:
+        user = broker.token_user(config) if broker.token_user is not None else None
+        if not user:
+            return None
+        store = self.coordinator.token_store
+
+        async def reload() -> StoredToken | None:
+            return await store.load(broker.name, user)
+
+        return reload
+
     async def _model(self, broker: Broker[Any], config: SessionSettings,
-                     rng: random.Random | None) -> Any:
+                     rng: random.Random | None, *, load_token: bool = True) -> Any:
         resources = {name: self.coordinator.resource(broker.name, name, key, create)
                      for name, key, create in broker.shared(config)}
         stored = None
         user = broker.token_user(config) if broker.token_user is not None else None
-        if user:
+        if user and load_token:
             stored = await self.coordinator.token_store.load(broker.name, user)
         inputs = ModelInputs(rng=rng if rng is not None else self._rng, clock=trio.current_time,
                              wall=self._wall, resources=resources, stored=stored)

@@ -240,6 +240,13 @@ class Broker(Generic[ConfigT]):
     capabilities: frozenset[str] = frozenset()
     #: For ``token_store`` brokers: whose stored token a new session may reuse.
     token_user: Callable[[ConfigT], str | None] | None = None
+    #: The account as a fleet of processes shares it: what one lease or one login flight
+    #: covers (a user at a server). None: the model's ``account``.
+    fleet_account: Callable[[ConfigT], str] | None = None
+    #: A second login of the same user displaces the first, so a fleet runs one session per
+    #: account (a lease; the others are standbys). Otherwise the sessions of a fleet share the
+    #: account, and one login (a login flight) serves them all.
+    displaces: bool = False
     #: The module with the broker's CLI part (``CLI``: a ``BrokerCli``), imported by the CLI.
     cli_module: str = ""
     #: The module with the broker's simulator kit (``KIT``), imported only where one runs.

@@ -49,6 +49,11 @@ class SessionSettings:
     ping_timeout: float = 10.0
     slow_consumer_after: float = 5.0
 
+    def problems(self) -> list[str]:
+        """Everything wrong with this configuration; empty when it can be used (each broker's
+        configuration says more)."""
+        return self.settings_problems()
+
     def settings_problems(self) -> list[str]:
         problems = []
         if self.ping_interval is not None and not self.ping_interval > 0:

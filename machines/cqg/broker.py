@@ -19,6 +19,12 @@ def user_at_host(config: CqgConfig) -> tuple[str, str]:
     return ((urlsplit(config.url).hostname or "").lower(), config.account)
 
 
+def fleet_account(config: CqgConfig) -> str:
+    """A CQG user at one server: the sessions that would displace one another."""
+    host, user = user_at_host(config)
+    return f"{user}@{host}"
+
+
 def create_model(config: CqgConfig, inputs: ModelInputs) -> CqgSession:
     history = inputs.resources["logon_history"]
     assert isinstance(history, LogonHistory)
@@ -43,6 +49,8 @@ BROKER: Broker[CqgConfig] = Broker(
         ),
     ),
     capabilities=frozenset({"raw_send", "credentials"}),
+    fleet_account=fleet_account,
+    displaces=True,
     cli_module="brokergate.machines.cqg.cli",
     simulator_module="brokergate.simulators.cqg",
 )

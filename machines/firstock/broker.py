@@ -24,6 +24,11 @@ def token_user(config: FirstockConfig) -> str | None:
     return config.user_id or None
 
 
+def fleet_account(config: FirstockConfig) -> str:
+    """A Firstock user at one REST server: the sessions that share one day token."""
+    return f"{config.user_id}@{(urlsplit(config.base_url).hostname or '').lower()}"
+
+
 def create_model(config: FirstockConfig, inputs: ModelInputs) -> FirstockSession:
     slots = inputs.resources["socket_slots"]
     assert isinstance(slots, SocketSlots)
@@ -51,6 +56,7 @@ BROKER: Broker[FirstockConfig] = Broker(
     ),
     capabilities=frozenset({"rest_calls", "credentials", "token_store"}),
     token_user=token_user,
+    fleet_account=fleet_account,
     cli_module="brokergate.machines.firstock.cli",
     simulator_module="brokergate.simulators.firstock",
 )

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from brokergate.machines._broker import Broker, DiagramWording, ModelInputs
 from brokergate.machines.qst.config import QstConfig
 from brokergate.machines.qst.model import QstSession
 from brokergate.machines.qst.policy import policy_rows
 from brokergate.machines.qst.table import BROKER as NAME
 from brokergate.machines.qst.table import STATES, TRANSITIONS, TRIGGER_WORDS
+
+
+def fleet_account(config: QstConfig) -> str:
+    """A QST user at one server: the sessions that would displace one another."""
+    return f"{config.user_name}@{(urlsplit(config.url).hostname or '').lower()}"
 
 
 def create_model(config: QstConfig, inputs: ModelInputs) -> QstSession:
@@ -25,6 +32,8 @@ BROKER: Broker[QstConfig] = Broker(
     policy_rows=policy_rows,
     diagram=DiagramWording("QST market data", TRIGGER_WORDS),
     capabilities=frozenset({"requests"}),
+    fleet_account=fleet_account,
+    displaces=True,
     cli_module="brokergate.machines.qst.cli",
     simulator_module="brokergate.simulators.qst",
 )
