@@ -241,7 +241,7 @@ async def open_gateway(
     *,
     audit: AuditLog | None = None,
     token_store: TokenStore | None = None,
-    coordinator: Coordinator | None = None,
+    coordinator: Coordinator | str | None = None,
     rng: random.Random | None = None,
     wall_clock: WallClock | None = None,
     websocket: WebSocketTransport | None = None,
@@ -253,7 +253,9 @@ async def open_gateway(
     ``token_store`` keeps day-long tokens (the ``token_store`` capability) between sessions: in
     memory by default; a ``FileTokenStore`` lets a restarted process reuse today's token.
     ``coordinator`` replaces where shared state lives altogether (it brings its own token store:
-    give one or the other). ``rng`` draws the backoff jitter (seed it for a reproducible run).
+    give one or the other): a ``Coordinator``, or the URL of the fleet's Redis
+    (``rediss://...``; ``redis://`` to loopback only), which the gateway then connects to for its
+    block with ``brokergate.fleet.open_redis_coordinator``'s defaults (docs/fleet.md). ``rng`` draws the backoff jitter (seed it for a reproducible run).
     ``wall_clock`` (aware UTC datetimes; the system clock by default) is what TOTP windows and a
     token's day are read from: tests and the demo move it, nothing else should. ``websocket`` opens
     the byte stream under each WebSocket (``TcpTransport`` by default) and ``http_transport``
@@ -266,6 +268,16 @@ async def open_gateway(
     if coordinator is not None and token_store is not None:
         raise ConfigurationError("give a token_store or a coordinator (which has its own token "
                                  "store), not both")
+    if isinstance(coordinator, str):
+        # Imported here: the fleet needs the redis extra, one process does not.
+        from brokergate.engine.fleet import open_redis_coordinator  # noqa: PLC0415
+
+        async with open_redis_coordinator(coordinator) as fleet, open_gateway(
+            audit=audit, coordinator=fleet, rng=rng, wall_clock=wall_clock,
+            websocket=websocket, http_transport=http_transport,
+        ) as gateway:
+            yield gateway
+        return
     gateway = Gateway(audit=audit, coordinator=coordinator or LocalCoordinator(token_store),
                       rng=rng, wall_clock=wall_clock, websocket=websocket,
                       http_transport=http_transport)

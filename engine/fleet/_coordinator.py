@@ -1,0 +1,100 @@
+"""The Redis coordinator: what a fleet of processes shares, kept in one Redis.
+
+    async with brokergate.fleet.open_redis_coordinator("rediss://redis.internal:6380/0",
+                                                       ca_file="ca.pem") as fleet:
+        async with brokergate.open_gateway(coordinator=fleet) as gw:
+            ...
+
+It keeps in Redis: the account claims (leases and login flights, ``_claims``), the REST hosts'
+rate limits (``_limiter``), and the day tokens and handovers, sealed with the operator's key
+(``_sealed``, ``_tokens``). What only one process's sessions share (Firstock socket slots, a
+CQG user's logon history between logons) stays in the process as with ``LocalCoordinator``;
+the logon history travels from holder to holder with the lease's handover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from brokergate.engine._coordinator import AccountClaim, ClaimKind
+from brokergate.engine._http import Pacer
+from brokergate.engine.fleet._claims import ClaimTiming, RedisClaim, Seals
+from brokergate.engine.fleet._client import RedisLink, open_link, redis_target
+from brokergate.engine.fleet._limiter import FleetRateLimiters
+from brokergate.engine.fleet._sealed import Sealer
+from brokergate.engine.fleet._tokens import RedisTokenStore
+
+__all__ = ["RedisCoordinator", "open_redis_coordinator"]
+
+#: Every key brokergate keeps in Redis starts with this (and a colon).
+DEFAULT_PREFIX = "brokergate"
+
+
+class RedisCoordinator:
+    """Shared state in Redis, for processes on many hosts (see the module's docstring).
+
+    Obtain one from ``open_redis_coordinator``; it lives as long as that block.
+    """
+
+    __slots__ = ("_limiters", "_resources", "link", "prefix", "sealer", "timing", "token_store")
+
+    def __init__(self, link: RedisLink, sealer: Sealer, *, prefix: str = DEFAULT_PREFIX,
+                 timing: ClaimTiming | None = None) -> None:
+        self.link = link
+        self.sealer = sealer
+        self.prefix = prefix
+        self.timing = timing or ClaimTiming()
+        self.token_store = RedisTokenStore(link, sealer, prefix=prefix)
+        self._limiters = FleetRateLimiters(link, prefix=prefix)
+        self._resources: dict[tuple[str, str, Hashable], object] = {}
+
+    def __repr__(self) -> str:
+        return f"<RedisCoordinator {self.link.target.where} prefix={self.prefix!r}>"
+
+    def resource(self, broker: str, name: str, key: Hashable,
+                 create: Callable[[], object]) -> object:
+        found = self._resources.get((broker, name, key))
+        if found is None:
+            found = self._resources[(broker, name, key)] = create()
+        return found
+
+    def rate_limiter(self, host: str, per_second: float) -> Pacer:
+        return self._limiters(host, per_second)
+
+    def claim(self, broker: str, account: str, kind: ClaimKind,
+              session_id: str) -> AccountClaim:
+        seals: Seals = self.sealer
+        return RedisClaim(self.link, seals, prefix=self.prefix, kind=kind, broker=broker,
+                          account=account, session_id=session_id, timing=self.timing)
+
+
+@asynccontextmanager
+async def open_redis_coordinator(
+    url: str,
+    *,
+    username: str | None = None,
+    password_file: str | Path | None = None,
+    ca_file: str | None = None,
+    key_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    lease_ttl: float = 10.0,
+    answer_within: float = 2.0,
+) -> AsyncIterator[RedisCoordinator]:
+    """Connect to the fleet's Redis at ``url`` and yield its coordinator.
+
+    ``redis://`` to loopback only, ``rediss://`` elsewhere (``ca_file`` to trust a private CA).
+    The ACL user comes from the URL, ``username`` or ``BROKERGATE_REDIS_USERNAME``; the password
+    from ``password_file``, ``BROKERGATE_REDIS_PASSWORD`` or ``BROKERGATE_REDIS_PASSWORD_FILE``
+    (never the URL). The sealing key from ``key_file``, ``BROKERGATE_FLEET_KEY`` or
+    ``BROKERGATE_FLEET_KEY_FILE``. ``lease_ttl`` is how long an account's lease outlives its
+    holder. Raises ``ConfigurationError`` for a bad URL, key or credentials and
+    ``CoordinatorUnavailable`` when Redis cannot be reached; nothing is sent to any broker.
+    """
+    target = redis_target(url, username=username, password_file=password_file,
+                          ca_file=ca_file, env=env)
+    sealer = Sealer.from_environment(key_file=key_file, env=env)
+    async with open_link(target, answer_within=answer_within) as link:
+        yield RedisCoordinator(link, sealer, prefix=prefix, timing=ClaimTiming(ttl=lease_ttl))
