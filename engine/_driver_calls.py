@@ -32,6 +32,7 @@ from brokergate.machines import (
     Secret,
     TokenRefused,
 )
+from brokergate.machines._sansio import BrokergateError
 
 
 class CallsPart(RequestsPart):
@@ -79,11 +80,11 @@ class CallsPart(RequestsPart):
                 await store.delete(broker, user)
             else:
                 await store.save(broker, user, StoredToken(command.token, command.created))
-        except Exception as exc:  # the store is the user's (a file, their own class)
+        except Exception as exc:  # the store is the user's (a file, their own class, Redis)
+            what = self._scrub(_store_failure(exc))
             self._notice(Notice("token_store_failed",
-                                f"the token store failed ({type(exc).__name__}); the session "
-                                "goes on, but a restarted process will log in again",
-                                Fault.CONFIGURATION))
+                                f"the token store failed ({what}); the session goes on, but a "
+                                "later session will log in again", _store_fault(exc)))
 
     async def _fetch_credential(self, kind: str, seconds: float) -> None:
         """Run the provider of a credential the machine asked for; always answer it.
@@ -166,3 +167,18 @@ class CallsPart(RequestsPart):
                     raise self.error()
                 await self._next_change()
         return False
+
+
+def _store_failure(exc: Exception) -> str:
+    """What a token store's failure was: brokergate's own errors in their words (they hold no
+    secret), anything else by its type only (its message might quote the token)."""
+    if isinstance(exc, BrokergateError):
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return type(exc).__name__
+
+
+def _store_fault(exc: Exception) -> Fault:
+    """Whose fault a token store's failure is: as brokergate's error says (an unreachable
+    coordinator is the network's), else the configuration's (the store is the user's)."""
+    fault = getattr(exc, "fault", None) if isinstance(exc, BrokergateError) else None
+    return fault if isinstance(fault, Fault) else Fault.CONFIGURATION
