@@ -255,7 +255,8 @@ async def open_gateway(
     ``coordinator`` replaces where shared state lives altogether (it brings its own token store:
     give one or the other): a ``Coordinator``, or the URL of the fleet's Redis
     (``rediss://...``; ``redis://`` to loopback only), which the gateway then connects to for its
-    block with ``brokergate.fleet.open_redis_coordinator``'s defaults (docs/fleet.md). ``rng`` draws the backoff jitter (seed it for a reproducible run).
+    block with ``brokergate.fleet.open_redis_coordinator``'s defaults (docs/fleet.md). ``rng``
+    draws the backoff jitter (seed it for a reproducible run).
     ``wall_clock`` (aware UTC datetimes; the system clock by default) is what TOTP windows and a
     token's day are read from: tests and the demo move it, nothing else should. ``websocket`` opens
     the byte stream under each WebSocket (``TcpTransport`` by default) and ``http_transport``

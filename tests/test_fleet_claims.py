@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 import trio
+from redis_server import RedisServer
 
 from brokergate.engine._coordinator import Granted, Held
 from brokergate.engine.fleet._claims import ClaimTiming, RedisClaim
-from brokergate.engine.fleet._client import CoordinatorUnavailable, RedisLink, open_link, redis_target
-from redis_server import RedisServer
+from brokergate.engine.fleet._client import (
+    CoordinatorUnavailable,
+    RedisLink,
+    open_link,
+    redis_target,
+)
+from brokergate.engine.fleet._sealed import Sealer
 
-
-class PlainSeals:
-    """Stands in for the AES-GCM sealer where sealing is not what is tested."""
-
-    def seal_mapping(self, name: str, data: Mapping[str, Any]) -> bytes:
-        return json.dumps({"name": name, "data": dict(data)}).encode()
-
-    def unseal_mapping(self, name: str, blob: bytes) -> dict[str, Any] | None:
-        doc = json.loads(blob)
-        return doc["data"] if doc["name"] == name else None
+SEALER = Sealer(bytes(range(32)))
 
 
 FAST = ClaimTiming(ttl=1.0, grace=0.0)
@@ -38,7 +33,7 @@ async def link_to(server: RedisServer) -> AsyncIterator[RedisLink]:
 
 def claim(link: RedisLink, session: str, *, kind: str = "lease",
           timing: ClaimTiming = FAST) -> RedisClaim:
-    return RedisClaim(link, PlainSeals(), prefix="bg", kind=kind,  # type: ignore[arg-type]
+    return RedisClaim(link, SEALER, prefix="bg", kind=kind,  # type: ignore[arg-type]
                       broker="qst", account="alice@qst", session_id=session, timing=timing)
 
 
@@ -129,5 +124,5 @@ async def test_redis_unreachable_is_named(redis_server: RedisServer) -> None:
     async with link_to(redis_server) as link:
         a = claim(link, "a")
         redis_server.stop()
-        with pytest.raises(CoordinatorUnavailable, match="unreachable|did not answer"):
+        with pytest.raises(CoordinatorUnavailable, match=r"unreachable|did not answer"):
             await a.take()

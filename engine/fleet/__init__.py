@@ -13,14 +13,11 @@ except ImportError as missing:  # pragma: no cover - the test environment has th
 
 from brokergate.engine.fleet._claims import ClaimTiming, RedisClaim
 from brokergate.engine.fleet._client import CoordinatorUnavailable, RedisTarget, redis_target
-from brokergate.engine.fleet._coordinator import RedisCoordinator, open_redis_coordinator
 
 __all__ = [
     "ClaimTiming",
     "CoordinatorUnavailable",
     "RedisClaim",
-    "RedisCoordinator",
     "RedisTarget",
-    "open_redis_coordinator",
     "redis_target",
 ]

@@ -33,12 +33,14 @@ import random
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
 from brokergate.engine._coordinator import ClaimKind, Granted, Held
 from brokergate.engine.fleet._client import CoordinatorUnavailable, RedisLink
+from brokergate.engine.fleet._sealed import Sealer
+from brokergate.machines import Secret
 
 #: The share of the TTL a holder's clock may run slow against Redis's, and a fixed margin on
 #: top (seconds): a holder stops writing that much before Redis could let its claim go.
@@ -132,12 +134,28 @@ return 1
 """
 
 
-class Seals(Protocol):
-    """What seals what a claim hands over (it may hold a session token)."""
+def seal_handover(sealer: Sealer, name: str, handover: Mapping[str, Any]) -> bytes:
+    """A handover as JSON, sealed for the Redis key ``name`` (a ``Secret`` in it is revealed
+    inside the seal only)."""
+    def plain(value: object) -> object:
+        if isinstance(value, Secret):
+            return value.reveal()
+        raise TypeError(f"a handover holds JSON values, not {type(value).__name__}")
 
-    def seal_mapping(self, name: str, data: Mapping[str, Any]) -> bytes: ...
+    return sealer.seal(json.dumps(dict(handover), default=plain).encode(), name)
 
-    def unseal_mapping(self, name: str, blob: bytes) -> dict[str, Any] | None: ...
+
+def unseal_handover(sealer: Sealer, name: str, blob: bytes) -> dict[str, Any] | None:
+    """The handover sealed for ``name``, or None when it does not open (another fleet key, an
+    altered value): the successor then starts afresh, as if none had been left."""
+    opened = sealer.unseal(blob, name)
+    if opened.data is None:
+        return None
+    try:
+        doc = json.loads(opened.data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +194,7 @@ class RedisClaim:
     __slots__ = ("_holder", "_keys", "_last_handover", "_link", "_rng", "_sealer",
                  "_valid_until", "account", "broker", "fence", "kind", "timing")
 
-    def __init__(self, link: RedisLink, sealer: Seals, *, prefix: str, kind: ClaimKind,
+    def __init__(self, link: RedisLink, sealer: Sealer, *, prefix: str, kind: ClaimKind,
                  broker: str, account: str, session_id: str, timing: ClaimTiming,
                  rng: random.Random | None = None) -> None:
         self._link = link
@@ -222,7 +240,7 @@ class RedisClaim:
         self._held_from(sent_at)
         handover = None
         if reply[2]:
-            handover = self._sealer.unseal_mapping(self._keys[2], bytes(reply[2]))
+            handover = unseal_handover(self._sealer, self._keys[2], bytes(reply[2]))
         outcome = json.loads(_text(reply[3])) if reply[3] else None
         return Granted(fence=self.fence, handover=handover, outcome=outcome)
 
@@ -280,7 +298,7 @@ class RedisClaim:
         if self.fence is None:
             return
         self._last_handover = handover
-        blob = self._sealer.seal_mapping(self._keys[2], handover)
+        blob = seal_handover(self._sealer, self._keys[2], handover)
         await self._link.run(PUBLISH, [self._keys[0], self._keys[2]],
                              [self._holder, str(self.fence), blob,
                               _ms(self.timing.handover_ttl)])
