@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -23,6 +24,13 @@ SEALER = Sealer(bytes(range(32)))
 
 
 FAST = ClaimTiming(ttl=1.0, grace=0.0)
+
+
+async def until(condition: Callable[[], bool], within: float = 3.0) -> None:
+    """Wait, on the real clock Redis keeps, for ``condition`` to hold."""
+    with trio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - polls a claim's state, which no event marks
+            await trio.sleep(0.01)
 
 
 @asynccontextmanager
@@ -71,27 +79,81 @@ async def test_a_dead_holder_loses_the_claim_after_its_ttl(redis_server: RedisSe
         assert isinstance(await claim(a_link, "c").take(), Held)
 
 
-async def test_a_holder_stops_writing_before_its_lease_can_pass(redis_server: RedisServer) -> None:
-    async with link_to(redis_server) as a_link, link_to(redis_server) as b_link:
-        a, b = claim(a_link, "a"), claim(b_link, "b")
-        assert isinstance(await a.take(), Granted)
-        valid_until: list[float] = []
-        granted_at: list[float] = []
+class Cuttable:
+    """A loopback TCP forwarder to Redis whose path can be cut: one process cut off from
+    Redis while the others still reach it."""
 
-        async def holder() -> None:
-            redis_server.stop()  # a cannot renew from here on
-            why = await a.keep()
-            valid_until.append(trio.current_time())
-            assert "could not renew" in why
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cut = trio.Event()
 
+    async def serve(self, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        task_status.started(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(self._link, listeners)
+
+    async def _link(self, client: trio.SocketStream) -> None:
+        if self.cut.is_set():
+            await client.aclose()
+            return
+        server = await trio.open_tcp_stream("127.0.0.1", self.port)
+        async with client, server, trio.open_nursery() as nursery:
+            async def pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    async for chunk in source:
+                        await sink.send_all(chunk)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(pump, client, server)
+            nursery.start_soon(pump, server, client)
+            await self.cut.wait()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_holder_cut_off_stops_writing_before_another_can_hold(
+        redis_server: RedisServer) -> None:
+    path = Cuttable(redis_server.port)
+    async with trio.open_nursery() as outer:
+        port = await outer.start(path.serve)
+        target = redis_target(f"redis://127.0.0.1:{port}/0")
+        async with open_link(target, answer_within=0.5) as a_link, \
+                link_to(redis_server) as b_link:
+            a, b = claim(a_link, "a"), claim(b_link, "b")
+            assert isinstance(await a.take(), Granted)
+            lost: list[str] = []
+
+            async def holder() -> None:
+                lost.append(await a.keep())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(holder)
+                path.cut.set()  # a cannot reach Redis from here on; b still can
+                got = await b.wait()
+                granted_at = trio.current_time()
+                assert isinstance(got, Granted)
+                # a stopped writing before b could be granted the account.
+                assert not a.valid()
+                assert a._valid_until < granted_at
+                path.cut = trio.Event()  # the path is back: a learns it lost the lease
+                await until(lambda: bool(lost))
+            assert lost == ["another session holds the account's lease now"]
+            assert not a.valid()
+        outer.cancel_scope.cancel()
+
+
+async def test_a_holder_resumes_writing_when_redis_comes_back_with_its_lease(
+        redis_server: RedisServer) -> None:
+    async with link_to(redis_server) as a_link:
+        a = claim(a_link, "a", timing=ClaimTiming(ttl=1.0, grace=5.0))
+        first = await a.wait()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(holder)
-        redis_server.start()  # empty: b must wait out the grace period too
-        b.timing = ClaimTiming(ttl=1.0)
-        got = await b.wait()
-        granted_at.append(trio.current_time())
-        assert isinstance(got, Granted)
-        assert valid_until[0] < granted_at[0]
+            nursery.start_soon(a.keep)
+            redis_server.stop()
+            await until(lambda: not a.valid())
+            redis_server.start()  # empty: nobody else may take it during the grace period
+            await until(a.valid)
+            assert a.fence == first.fence
+            nursery.cancel_scope.cancel()
 
 
 async def test_redis_restarted_empty_keeps_the_holder(redis_server: RedisServer) -> None:

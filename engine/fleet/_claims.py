@@ -191,8 +191,8 @@ def _text(value: Any) -> str:
 class RedisClaim:
     """One session's claim on one account (see the module's docstring)."""
 
-    __slots__ = ("_holder", "_keys", "_last_handover", "_link", "_rng", "_sealer",
-                 "_valid_until", "account", "broker", "fence", "kind", "timing")
+    __slots__ = ("_holder", "_keys", "_last_handover", "_link", "_renewed_at", "_rng",
+                 "_sealer", "_valid_until", "account", "broker", "fence", "kind", "timing")
 
     def __init__(self, link: RedisLink, sealer: Sealer, *, prefix: str, kind: ClaimKind,
                  broker: str, account: str, session_id: str, timing: ClaimTiming,
@@ -210,6 +210,7 @@ class RedisClaim:
                       f"{base}:outcome", f"{prefix}:boot"]
         self.fence: int | None = None
         self._valid_until = -1.0
+        self._renewed_at = -1.0
         self._last_handover: Mapping[str, Any] | None = None
         self._rng = rng or random.Random()
 
@@ -226,6 +227,7 @@ class RedisClaim:
 
     def _held_from(self, sent_at: float) -> None:
         ttl = self.timing.ttl
+        self._renewed_at = sent_at
         self._valid_until = sent_at + ttl * (1 - DRIFT) - SAFETY
 
     async def take(self) -> Granted | Held:
@@ -264,29 +266,34 @@ class RedisClaim:
             await trio.sleep(self._poll_interval())
 
     async def keep(self) -> str:
-        """Renew every third of the TTL; retry a failed renewal every tenth; give up when the
-        claim is no longer valid here (or Redis says another has it)."""
+        """Renew every third of the TTL; return why the claim was lost, which is only ever
+        because Redis says another session holds it now.
+
+        A renewal that fails (Redis out of reach) is retried with backoff, without end: while
+        the claim is not valid here the engine writes nothing (``valid``), but the session keeps
+        its connection and what it reads, and writes again once a renewal gets through (Redis
+        back, the claim still ours, or re-established after Redis lost it).
+        """
+        failures = 0
         while True:
-            await trio.sleep_until(min(self._valid_until,
-                                       trio.current_time() + self.timing.ttl / 3))
-            while True:
-                if not self.valid():
-                    return (f"could not renew the claim within its {self.timing.ttl:g} s TTL "
-                            "(Redis unreachable or this process paused): stopped writing")
-                sent_at = trio.current_time()
-                try:
-                    reply = await self._renew()
-                except CoordinatorUnavailable:
-                    await trio.sleep(min(self.timing.ttl / 10,
-                                         max(0.0, self._valid_until - trio.current_time())))
-                    continue
-                if reply == 0:
-                    return "another session holds the claim now"
-                self._held_from(sent_at)
-                if reply == 2 and self._last_handover is not None:
-                    # Redis had lost it (restarted empty): what the successor needs, again.
-                    await self.publish(self._last_handover)
-                break
+            if failures:
+                await trio.sleep(min(self.timing.ttl / 10 * 2 ** min(failures - 1, 4),
+                                     self.timing.ttl))
+            else:
+                await trio.sleep_until(self._renewed_at + self.timing.ttl / 3)
+            sent_at = trio.current_time()
+            try:
+                reply = await self._renew()
+            except CoordinatorUnavailable:
+                failures += 1
+                continue
+            failures = 0
+            if reply == 0:
+                return "another session holds the account's lease now"
+            self._held_from(sent_at)
+            if reply == 2 and self._last_handover is not None:
+                # Redis had lost it (restarted empty): what the successor needs, again.
+                await self.publish(self._last_handover)
 
     async def _renew(self) -> int:
         assert self.fence is not None
