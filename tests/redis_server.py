@@ -12,8 +12,10 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,29 +40,61 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """The PEM files a TLS ``redis-server`` serves with: its certificate (for ``name``), its
+    key, and the CA that issued it (which the tests' clients trust)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    name: str = "127.0.0.1"
+
+
 class RedisServer:
     """One ``redis-server`` process: no persistence, bound to 127.0.0.1 only, protected mode on.
 
     ``stop()`` kills it (SIGKILL: what a crash looks like to its clients); ``start()`` brings it
-    back on the same port, empty.
+    back on the same port, empty. With ``tls`` it listens for TLS only (``--port 0``), clients
+    need not present a certificate, and ``url`` is ``rediss://``.
     """
 
-    def __init__(self, directory: Path, *, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, directory: Path, *, extra: tuple[str, ...] = (),
+                 tls: TlsFiles | None = None) -> None:
         self.binary = redis_binary()
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.extra = extra
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return ["--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key),
+                "--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"]
+
+    def _connect(self, timeout: float) -> socket.socket:
+        conn = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if self.tls is None:
+            return conn
+        context = ssl.create_default_context(cafile=str(self.tls.ca))
+        try:
+            return context.wrap_socket(conn, server_hostname=self.tls.name)
+        except BaseException:
+            conn.close()
+            raise
 
     def start(self) -> None:
         assert self.process is None, "already running"
         self.process = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
+            [self.binary, "--bind", "127.0.0.1", *self._listen_args(),
              "--dir", str(self.directory), "--save", "", "--appendonly", "no",
              # Uncompressed snapshots: a test scans their bytes for secrets.
              "--rdbcompression", "no",
@@ -81,21 +115,22 @@ class RedisServer:
             time.sleep(0.01)
 
     def ping(self) -> bool:
-        """PING over a plain socket, so that the fixture needs no client library."""
+        """PING over a plain socket (TLS-wrapped for a TLS server), so that the fixture needs
+        no client library."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as conn:
+            with self._connect(1.0) as conn:
                 conn.sendall(b"*1\r\n$4\r\nPING\r\n")
                 return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
     def command(self, *args: str) -> bytes:
-        """One command over a plain socket (RESP), the raw reply's bytes."""
+        """One command over a plain (or TLS) socket (RESP), the raw reply's bytes."""
         parts = [f"*{len(args)}\r\n".encode()]
         for arg in args:
             data = arg.encode()
             parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5.0) as conn:
+        with self._connect(5.0) as conn:
             conn.sendall(b"".join(parts))
             conn.settimeout(1.0)
             chunks = []

@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
+import anyio
 import coredis
 import coredis.exceptions as redis_errors
 import trio
 
 from brokergate.engine._errors import ConfigurationError
+from brokergate.engine._transport import NotLoopback, loopback_addresses
 from brokergate.machines import Fault, Secret
 from brokergate.machines._config import is_loopback_host
 from brokergate.machines._sansio import BrokergateError
@@ -72,7 +74,8 @@ class RedisTarget:
 
     @property
     def where(self) -> str:
-        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/{self.db}"
 
 
 def redis_target(
@@ -92,37 +95,38 @@ def redis_target(
     """
     environ = os.environ if env is None else env
     parts = _split(url)
+    if parts.password is not None:
+        raise ConfigurationError(
+            "coordinator URL holds a password: a URL shows in process lists and logs. Give it in "
+            f"{PASSWORD_ENV}, or in a file named by {PASSWORD_FILE_ENV} or --redis-password-file")
     tls = parts.scheme == "rediss"
     host = parts.hostname or ""
     if not tls and not is_loopback_host(host):
         raise ConfigurationError(
             f"coordinator URL redis://{host}... refused: plaintext Redis only to a loopback host; "
             "use rediss:// (TLS) for a Redis on another host")
-    if parts.password is not None:
-        raise ConfigurationError(
-            "coordinator URL holds a password: a URL shows in process lists and logs. Give it in "
-            f"{PASSWORD_ENV}, or in a file named by {PASSWORD_FILE_ENV} or --redis-password-file")
-    try:
-        port = parts.port or 6379
-    except ValueError as exc:
-        raise ConfigurationError(f"coordinator URL has a bad port: {exc}") from None
+    port = _port(parts)
     db = _db(parts)
     user = username or (unquote(parts.username) if parts.username else None) \
         or environ.get(USERNAME_ENV) or None
     password = _password(password_file, environ)
     if ca_file is not None and not Path(ca_file).is_file():
         raise ConfigurationError(f"coordinator ca_file {ca_file} is not a readable file")
-    shown = f"{parts.scheme}://{host if ':' not in host else f'[{host}]'}:{port}/{db}"
-    return RedisTarget(url=shown, host=host, port=port, db=db, tls=tls, username=user,
-                       password=password, ca_file=ca_file)
+    target = RedisTarget(url="", host=host, port=port, db=db, tls=tls, username=user,
+                         password=password, ca_file=ca_file)
+    return replace(target, url=target.where)
 
 
 def _split(url: str) -> SplitResult:
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
+    # Nothing of the URL itself is repeated in these messages: it may hold a password.
+    try:
+        parts = urlsplit(url) if "://" in url else None
+    except ValueError as exc:
+        raise ConfigurationError(f"coordinator URL cannot be read: {exc}") from None
+    if parts is None or parts.scheme not in ("redis", "rediss"):
         raise ConfigurationError(
             f"coordinator URL must start with rediss:// (or redis:// to a loopback host), not "
-            f"{parts.scheme + '://' if parts.scheme else 'a URL without a scheme'}")
+            f"{parts.scheme + '://' if parts else 'a URL with no scheme'}")
     if not parts.hostname:
         raise ConfigurationError("coordinator URL names no host")
     if parts.query or parts.fragment:
@@ -131,28 +135,56 @@ def _split(url: str) -> SplitResult:
     return parts
 
 
+def _port(parts: SplitResult) -> int:
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"coordinator URL has a bad port: {exc}") from None
+    if port == 0:
+        raise ConfigurationError("coordinator URL has a bad port: 0")
+    return port or 6379
+
+
 def _db(parts: SplitResult) -> int:
     path = parts.path.strip("/")
     if not path:
         return 0
-    if not path.isdigit():
+    if not (path.isascii() and path.isdigit()):
         raise ConfigurationError(f"coordinator URL path must be a database number, not {path!r}")
     return int(path)
 
 
 def _password(password_file: str | Path | None, environ: Mapping[str, str]) -> Secret | None:
-    source = password_file or environ.get(PASSWORD_FILE_ENV)
-    if source:
-        try:
-            text = Path(source).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the Redis password file {source}: "
-                                     f"{exc.strerror or exc}") from None
-        if not text:
-            raise ConfigurationError(f"the Redis password file {source} is empty")
-        return Secret(text)
+    """From ``password_file``, else the environment's password, else the file it names."""
+    if password_file:
+        return _read_password(Path(password_file), "password_file (--redis-password-file)")
     value = environ.get(PASSWORD_ENV)
-    return Secret(value) if value else None
+    if value:
+        return Secret(value)
+    named = environ.get(PASSWORD_FILE_ENV)
+    return _read_password(Path(named), PASSWORD_FILE_ENV) if named else None
+
+
+def _read_password(path: Path, given_by: str) -> Secret:
+    """The file's first line. A path that does not exist is not repeated: it may be the
+    password itself, put where the file's name belongs."""
+    try:
+        lines: list[str] | None = path.read_text(encoding="utf-8").splitlines()
+        problem = ""
+    except FileNotFoundError:
+        lines, problem = None, (f"the Redis password file given by {given_by}: no such file "
+                                "(its path is not repeated here in case it is a secret)")
+    except UnicodeDecodeError:
+        lines, problem = None, f"the Redis password file {path} is not UTF-8 text"
+    except OSError as exc:
+        lines, problem = None, (f"cannot read the Redis password file {path}: "
+                                f"{exc.strerror or type(exc).__name__}")
+    if lines is None:
+        # Raised out of the handler: the OS's error, which repeats the path, is not chained.
+        raise ConfigurationError(problem)
+    if not lines or not lines[0]:
+        raise ConfigurationError(f"the Redis password file {path} is empty")
+    return Secret(lines[0])
 
 
 def _tls_context(target: RedisTarget) -> ssl.SSLContext:
@@ -162,13 +194,45 @@ def _tls_context(target: RedisTarget) -> ssl.SSLContext:
         raise ConfigurationError(f"coordinator ca_file {target.ca_file}: {exc}") from None
 
 
+async def _address(target: RedisTarget, within: float) -> str:
+    """Where the link connects to.
+
+    Over TLS, the name itself: the certificate is checked against it. In plaintext, a loopback
+    name (``localhost``) is resolved once, here, and every address it resolves to must be a
+    loopback one (a resolver that maps it elsewhere must not carry the password off the
+    machine); the link then goes to one of those addresses, never to the name resolved again.
+    Of several, the first that takes a TCP connection: Redis may listen on 127.0.0.1 only.
+    """
+    if target.tls:
+        return target.host
+    try:
+        with trio.fail_after(within):
+            addresses = await loopback_addresses(target.host, target.port, "redis")
+            last = addresses[-1]  # getaddrinfo answers with an address or raises
+    except NotLoopback as exc:
+        raise ConfigurationError(str(exc)) from None
+    except (OSError, LookupError, trio.TooSlowError) as exc:
+        raise CoordinatorUnavailable(f"Redis at {target.where}: cannot resolve {target.host}: "
+                                     f"{_plain(exc)}") from None
+    for address in addresses[:-1]:
+        with trio.move_on_after(within):
+            try:
+                probe = await trio.open_tcp_stream(address, target.port)
+            except OSError:
+                continue
+            await probe.aclose()
+            return address
+    return last
+
+
 class RedisLink:
     """One coredis client for the coordinator's life, with its failures translated.
 
-    ``run(script, keys, args)`` runs a Lua script (loaded once, reloaded after a Redis restart
-    emptied its script cache); ``do(link.client.get(key))`` runs one command. Both raise
-    ``CoordinatorUnavailable`` when Redis cannot be reached or does not answer within
-    ``timeout`` seconds.
+    ``run(script, keys, args)`` runs a Lua script (loaded once, and loaded again when Redis
+    answers NOSCRIPT after a restart emptied its script cache); ``do(link.client.get(key))``
+    runs one command. Both raise ``CoordinatorUnavailable`` when Redis cannot be reached or does
+    not answer within ``timeout`` seconds, and ``ConfigurationError`` when it refuses the ACL
+    user or the TLS setup.
     """
 
     __slots__ = ("_client", "_scripts", "target", "timeout")
@@ -191,6 +255,7 @@ class RedisLink:
                   args: Sequence[str | bytes | int | float]) -> Any:
         script = self._scripts.get(source)
         if script is None:
+            # coredis's Script runs EVALSHA and, on NOSCRIPT, SCRIPT LOAD and EVALSHA again.
             script = self._scripts[source] = self._client.register_script(source)
         return await self._guard(script(keys=list(keys), args=list(args)))
 
@@ -199,73 +264,149 @@ class RedisLink:
         result: T = await self._guard(request)
         return result
 
-    async def _guard(self, awaitable: Awaitable[Any]) -> Any:
+    async def _guard(self, awaitable: Awaitable[Any], *, opening: bool = False) -> Any:
         try:
             with trio.fail_after(self.timeout):
                 return await awaitable
         except trio.TooSlowError:
             raise CoordinatorUnavailable(
-                f"Redis at {self.target.where} did not answer within {self.timeout:g} s") from None
-        except (redis_errors.AuthenticationError, redis_errors.AuthorizationError) as exc:
-            raise ConfigurationError(_auth_text(self.target, exc)) from None
-        except (redis_errors.ConnectionError, TimeoutError, OSError) as exc:
-            raise CoordinatorUnavailable(
-                f"Redis at {self.target.where} is unreachable: {_plain(exc)}") from None
+                _silent_text(self.target, self.timeout, opening=opening)) from None
+        except Exception as exc:
+            failure = _failure(self.target, exc, self.timeout, opening=opening)
+            if failure is None:
+                raise
+            raise failure from None
+
+
+def _failure(target: RedisTarget, exc: BaseException, timeout: float, *,
+             opening: bool) -> BrokergateError | None:
+    """What a failure met talking to Redis means to brokergate; None when it is not about the
+    link (a script's own error, a wrong type: the caller's to handle)."""
+    leaf = _sole(exc)
+    if leaf is None:
+        return None
+    if isinstance(leaf, redis_errors.AuthenticationError | redis_errors.AuthorizationError):
+        return ConfigurationError(_auth_text(target, leaf))
+    if opening and isinstance(leaf, redis_errors.ResponseError):  # a db it lacks, ...
+        return ConfigurationError(f"Redis at {target.where} refused the link: {_plain(leaf)}")
+    tls = _cause(leaf, ssl.SSLError)
+    if isinstance(tls, ssl.SSLError):
+        return ConfigurationError(_tls_text(target, tls))
+    if isinstance(leaf, TimeoutError):
+        return CoordinatorUnavailable(_silent_text(target, timeout, opening=opening))
+    # coredis lets anyio's end of stream through unwrapped when a TLS peer vanishes mid-write.
+    if isinstance(leaf, redis_errors.ConnectionError | OSError | anyio.EndOfStream
+                  | anyio.BrokenResourceError | anyio.ClosedResourceError):
+        hint = ""
+        if opening and not target.tls and _cause(leaf, anyio.EndOfStream,
+                                                 anyio.BrokenResourceError):
+            hint = (" (it hung up without answering: it may be full (maxclients), or, if that "
+                    "port speaks TLS, the URL must be rediss://)")
+        return CoordinatorUnavailable(
+            f"Redis at {target.where} is unreachable: {_plain(leaf)}{hint}")
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what caused it, and so on (into a group's first member); at most 8."""
+    found: BaseException | None = exc
+    for _ in range(8):
+        if found is None:
+            return
+        yield found
+        if isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        else:
+            found = found.__cause__ or (None if found.__suppress_context__ else found.__context__)
+
+
+def _cause(exc: BaseException, *kinds: type[BaseException]) -> BaseException | None:
+    return next((found for found in _chain(exc) if isinstance(found, kinds)), None)
 
 
 def _plain(exc: BaseException) -> str:
+    """The failure in a line: its own words, and those of what lies at the bottom of it."""
     text = str(exc) or type(exc).__name__
-    return text[:200]
+    root = list(_chain(exc))[-1]
+    if root is not exc and str(root) and str(root) not in text:
+        text = f"{text} ({root})"
+    return text[:300]
+
+
+def _silent_text(target: RedisTarget, timeout: float, *, opening: bool) -> str:
+    hint = (" (if that port is not Redis's tls-port, no TLS handshake ever comes back from it)"
+            if opening and target.tls else "")
+    return f"Redis at {target.where} did not answer within {timeout:g} s{hint}"
 
 
 def _auth_text(target: RedisTarget, exc: BaseException) -> str:
     who = f"ACL user {target.username!r}" if target.username else "the default user"
-    return (f"Redis at {target.where} refused {who}: {_plain(exc)} (check "
+    given = "" if target.password else " (given no password)"
+    return (f"Redis at {target.where} refused {who}{given}: {_plain(exc)} (check "
             f"{USERNAME_ENV} and the password in {PASSWORD_ENV} or its file)")
+
+
+def _tls_text(target: RedisTarget, exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"Redis at {target.where}: TLS certificate verify failed "
+                f"({exc.verify_message}). That is the configuration's to fix, not the network's: "
+                "give the CA that issued Redis's certificate as ca_file, and a host the "
+                "certificate names in the URL")
+    return (f"Redis at {target.where}: the TLS handshake failed ({exc.reason or exc}); is that "
+            "port Redis's tls-port? rediss:// needs one")
 
 
 @asynccontextmanager
 async def open_link(target: RedisTarget, *, answer_within: float = 2.0) -> AsyncIterator[RedisLink]:
     """Connect to ``target`` and check it answers (PING); yield the link; close it on exit.
 
-    Raises ``CoordinatorUnavailable`` when Redis cannot be reached and ``ConfigurationError``
-    when it refuses the credentials. Every command must be answered within ``answer_within``
-    seconds.
+    Raises ``CoordinatorUnavailable`` when Redis cannot be reached or does not answer, and
+    ``ConfigurationError`` when it refuses the credentials or the TLS setup. Every command, and
+    the connection itself, must be answered within ``answer_within`` seconds. An exception
+    raised by the block comes out as itself.
     """
+    if not answer_within > 0:
+        raise ConfigurationError(f"answer_within must be a positive number of seconds, not "
+                                 f"{answer_within!r}")
     timeout = answer_within
+    ssl_context = _tls_context(target) if target.tls else None
     client: coredis.Redis[bytes] = coredis.Redis(
-        host=target.host, port=target.port, db=target.db,
+        host=await _address(target, timeout), port=target.port, db=target.db,
         username=target.username,
         password=target.password.reveal() if target.password else None,
-        ssl_context=_tls_context(target) if target.tls else None,
+        ssl_context=ssl_context,
         connect_timeout=timeout, stream_timeout=timeout, decode_responses=False,
         client_name="brokergate",
     )
     link = RedisLink(client, target, timeout)
-    ready = False
+    theirs = False
+    failure: BaseException | None = None
     try:
         async with client:
-            await link.do(client.ping())
-            ready = True
-            yield link
+            await link._guard(client.ping(), opening=True)
+            try:
+                yield link
+            except BaseException:
+                theirs = True
+                raise
     except BaseExceptionGroup as group:
-        # coredis runs its connections in a task group: a failure comes wrapped. Hand back the
-        # one exception inside, translated if it is the connection's own failure.
+        # coredis keeps its connections in a task group, which wraps whatever crosses it, the
+        # block's own exception included. Hand back the one exception inside: the block's as
+        # it was, coredis's translated.
         leaf = _sole(group)
         if leaf is None:
             raise
-        if isinstance(leaf, redis_errors.AuthenticationError | redis_errors.AuthorizationError):
-            raise ConfigurationError(_auth_text(target, leaf)) from None
-        if not ready and isinstance(leaf, redis_errors.ConnectionError | TimeoutError | OSError):
-            raise CoordinatorUnavailable(
-                f"Redis at {target.where} is unreachable: {_plain(leaf)} (is it running, and is "
-                "the URL right?)") from None
-        raise leaf from None
+        failure = leaf if theirs else (_failure(target, leaf, timeout, opening=True) or leaf)
+    if failure is not None:
+        # Raised here, outside the handler, so that it is not chained to the group: the block's
+        # own exception keeps its cause and context.
+        raise failure
 
 
-def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception at the bottom of nested single-member groups, or None."""
-    found: BaseException = group
+def _sole(exc: BaseException) -> BaseException | None:
+    """The one exception at the bottom of nested single-member groups (``exc`` itself when it
+    is no group), or None when a group holds several."""
+    found = exc
     while isinstance(found, BaseExceptionGroup):
         if len(found.exceptions) != 1:
             return None
