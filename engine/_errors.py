@@ -14,6 +14,14 @@ class ConfigurationError(BrokergateError, ValueError):
     fault = Fault.CONFIGURATION
 
 
+class CoordinatorUnavailable(BrokergateError):
+    """The fleet's coordinator (Redis) could not be reached, or stopped answering: the network's
+    or Redis's fault, not the configuration's. What needed it waits or fails closed
+    (docs/fleet.md); a request that needed a rate-limit slot from it was not sent."""
+
+    fault = Fault.NETWORK
+
+
 class NotAuthenticated(BrokergateError):
     """An application request was refused because the session is not authenticated.
 

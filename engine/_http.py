@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import httpx
 import trio
 
+from brokergate.engine._errors import CoordinatorUnavailable
 from brokergate.engine._transport import (
     describe_refusal,
     plaintext_problem,
@@ -144,7 +145,8 @@ class Pacer(Protocol):
 
     def paced(self) -> AbstractAsyncContextManager[TraceHook]:
         """Around one HTTP request: yield the ``trace`` extension that waits for its slot just
-        before its headers are written."""
+        before its headers are written. A limiter that cannot grant one (its coordinator is
+        unreachable) raises ``CoordinatorUnavailable`` there, and the request is not sent."""
 
 
 LimiterFor = Callable[[str, float], Pacer]
@@ -245,6 +247,10 @@ class HttpCaller:
         except httpx.HTTPError as exc:
             return HttpFailed(request.call, request.serial, describe_http_error(exc),
                               timed_out=isinstance(exc, httpx.TimeoutException))
+        except CoordinatorUnavailable as exc:  # raised by a fleet limiter's trace hook, unwrapped
+            return HttpFailed(request.call, request.serial,
+                              f"not sent: the fleet coordinator (Redis) is unreachable, so no "
+                              f"rate-limit slot could be had ({exc})")
         return HttpAnswered(request.call, request.serial, response.status_code,
                             body if body is not None else b"",
                             response.headers.get("retry-after"),

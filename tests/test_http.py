@@ -7,7 +7,8 @@ import functools
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,14 @@ import trio
 import trio.testing
 
 from brokergate import open_gateway
-from brokergate.engine._http import HttpCaller, RateLimiter, RateLimiters, describe_http_error
+from brokergate.engine._errors import CoordinatorUnavailable
+from brokergate.engine._http import (
+    HttpCaller,
+    RateLimiter,
+    RateLimiters,
+    TraceHook,
+    describe_http_error,
+)
 from brokergate.machines import HttpAnswered, HttpFailed, HttpRequest
 
 
@@ -220,6 +228,45 @@ async def test_one_limiter_per_host_and_rate_in_a_gateway() -> None:
         assert limiter_for("api.example", 10.0) is not limiter_for("other.example", 10.0)
         assert limiter_for("api.example", 10.0) is not other.coordinator.rate_limiter(
             "api.example", 10.0)
+
+
+class _NoCoordinator:
+    """A fleet limiter whose coordinator is gone: its hook raises where the slot is taken."""
+
+    @contextlib.asynccontextmanager
+    async def paced(self) -> AsyncIterator[TraceHook]:
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            if event.endswith(".send_request_headers.started"):
+                raise CoordinatorUnavailable("Redis at redis://127.0.0.1:6379/0 is unreachable")
+
+        yield trace
+
+
+async def test_a_limiter_without_its_coordinator_fails_the_call_unsent() -> None:
+    """httpx lets the hook's exception through unwrapped; the caller makes it an HttpFailed
+    that names the coordinator, and the server sees a connection but never a request."""
+    received: list[bytes] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        received.append(await stream.receive_some(65536))
+
+    caller = HttpCaller(None, limiter_for=lambda host, rate: _NoCoordinator())
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, serve, 0,
+                                                          host="127.0.0.1"))
+        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/login"
+        try:
+            answer = await caller.call(HttpRequest("login", 3, url, {"password": "Zq-secret"},
+                                                   per_second=5.0))
+        finally:
+            await caller.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert isinstance(answer, HttpFailed) and answer.serial == 3 and not answer.timed_out
+    assert answer.detail == (
+        "not sent: the fleet coordinator (Redis) is unreachable, so no rate-limit slot could "
+        "be had (Redis at redis://127.0.0.1:6379/0 is unreachable)")
+    assert received in ([], [b""])
 
 
 async def test_a_refused_connection_is_a_failure_not_an_exception() -> None:

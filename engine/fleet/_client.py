@@ -32,8 +32,12 @@ import coredis.exceptions as redis_errors
 import trio
 
 from brokergate.engine._errors import ConfigurationError
+from brokergate.engine._errors import (
+    # Re-exported: it lives with the engine's errors so that HttpCaller catches it without coredis.
+    CoordinatorUnavailable as CoordinatorUnavailable,  # noqa: PLC0414
+)
 from brokergate.engine._transport import NotLoopback, loopback_addresses
-from brokergate.machines import Fault, Secret
+from brokergate.machines import Secret
 from brokergate.machines._config import is_loopback_host
 from brokergate.machines._sansio import BrokergateError
 
@@ -46,13 +50,6 @@ T = TypeVar("T")
 
 #: What to install when coredis is missing.
 EXTRA_HINT = "pip install 'brokergate[redis]'"
-
-
-class CoordinatorUnavailable(BrokergateError):
-    """Redis could not be reached, or stopped answering: the network's or Redis's fault, not
-    the configuration's. What needed it waits or fails closed (docs/fleet.md)."""
-
-    fault = Fault.NETWORK
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
