@@ -22,7 +22,8 @@ def user_at_host(config: CqgConfig) -> tuple[str, str]:
 def create_model(config: CqgConfig, inputs: ModelInputs) -> CqgSession:
     history = inputs.resources["logon_history"]
     assert isinstance(history, LogonHistory)
-    return CqgSession(config, rng=inputs.rng, clock=inputs.clock, history=history)
+    return CqgSession(config, rng=inputs.rng, clock=inputs.clock, history=history,
+                      wall=inputs.wall)
 
 
 BROKER: Broker[CqgConfig] = Broker(
@@ -42,7 +43,8 @@ BROKER: Broker[CqgConfig] = Broker(
             "logons and the daily cap hold for all of the user's sessions",
         ),
     ),
-    capabilities=frozenset({"raw_send", "credentials"}),
+    capabilities=frozenset({"raw_send", "credentials", "handover"}),
+    displaces=True,
     cli_module="brokergate.machines.cqg.cli",
     simulator_module="brokergate.simulators.cqg",
 )

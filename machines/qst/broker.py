@@ -25,6 +25,7 @@ BROKER: Broker[QstConfig] = Broker(
     policy_rows=policy_rows,
     diagram=DiagramWording("QST market data", TRIGGER_WORDS),
     capabilities=frozenset({"requests"}),
+    displaces=True,
     cli_module="brokergate.machines.qst.cli",
     simulator_module="brokergate.simulators.qst",
 )
