@@ -68,6 +68,7 @@ from brokergate.machines._states import (
     LOCKED_OUT,
     LOGGING_OUT,
     PROVISIONING,
+    STANDBY,
     TERMINAL_STATES,
 )
 from brokergate.machines.backoff import Backoff, backoff_delay
@@ -84,6 +85,7 @@ __all__ = [
     "LOGGING_OUT",
     "PROVISIONING",
     "REDACTED",
+    "STANDBY",
     "TERMINAL_STATES",
     "Action",
     "Backoff",

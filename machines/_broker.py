@@ -100,6 +100,19 @@ class KeepsTokens(Protocol):
         """Whether the token a previous session kept may still be used today."""
 
 
+@runtime_checkable
+class HandsOver(Protocol):
+    """In a fleet, the session leaves the next holder of its account's lease what that one needs
+    to carry on (CQG: the session to restore, and the user's logon history for the logon
+    spacing and daily cap). The engine keeps it with the lease; the successor's model takes it
+    in from ``LeaseGranted.handover`` (``LoginModel.adopt_lease``). It may hold secrets (a session
+    token), which the model has registered with ``keep_secret``."""
+
+    def handover(self) -> dict[str, Any] | None:
+        """What this session would leave its successor now (plain JSON values: the keys are
+        the broker's, documented with its model), or None when there is nothing."""
+
+
 #: Every capability a descriptor may declare, by the name it declares it with.
 CAPABILITIES: dict[str, type[Any]] = {
     "requests": MatchesRequests,
@@ -107,6 +120,7 @@ CAPABILITIES: dict[str, type[Any]] = {
     "rest_calls": CallsRest,
     "credentials": NeedsCredentials,
     "token_store": KeepsTokens,
+    "handover": HandsOver,
 }
 
 
@@ -244,8 +258,9 @@ class Broker(Generic[ConfigT]):
     #: covers (a user at a server). None: the model's ``account``.
     fleet_account: Callable[[ConfigT], str] | None = None
     #: A second login of the same user displaces the first, so a fleet runs one session per
-    #: account (a lease; the others are standbys). Otherwise the sessions of a fleet share the
-    #: account, and one login (a login flight) serves them all.
+    #: account: a lease (the others are standbys). Its machine has the ``lease_lost`` edges
+    #: (``fleet_edges(held=...)``). Otherwise the sessions of a fleet share the account, and one
+    #: login (a login flight) serves them all.
     displaces: bool = False
     #: The module with the broker's CLI part (``CLI``: a ``BrokerCli``), imported by the CLI.
     cli_module: str = ""
@@ -280,4 +295,10 @@ class Broker(Generic[ConfigT]):
         names = [r.name for r in self.resources]
         if len(set(names)) != len(names):
             problems.append(f"shared resources named twice: {names}")
+        triggers = {row["trigger"] for row in self.transitions}
+        missing = {"standby", "lease_granted", "shared_failure"} - triggers
+        if missing:
+            problems.append(f"no fleet edges ({', '.join(sorted(missing))}): add fleet_edges")
+        if self.displaces != ("lease_lost" in triggers):
+            problems.append("lease_lost edges go with displaces=True, and only with it")
         return problems

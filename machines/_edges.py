@@ -1,14 +1,15 @@
 """The edges every broker's machine shares: how a failure signal ends, decided by the policy
 action it carries (``failure_edges``), the conditions that read that action (``acts_*``), the
 callbacks that record the verdict on the model (``take_*``), how a session ends when stopped
-(``mark_stopped``), and the audit record of every transition (``record``).
+(``mark_stopped``), the fleet's edges every broker adds (``fleet_edges``), and the audit record of
+every transition (``record``).
 
 Every condition is labelled (``machines/_labels.py``) with what it means in a diagram.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from transitions import EventData
@@ -36,6 +37,7 @@ from brokergate.machines._states import (
     FAILED,
     LOCKED_OUT,
     LOGGING_OUT,
+    STANDBY,
     TERMINAL_STATES,
     edge,
     model_of,
@@ -260,8 +262,9 @@ def reset_attempts(ev: EventData) -> None:
 # --- how a session ends, and the record of every step -----------------------------------------
 
 #: Triggers that leave ``logging_out`` without the broker's answer to the logout: the
-#: connection closed, the logout timer ran out, the logout call failed.
-UNCONFIRMED_LOGOUT = frozenset({"closed", "timeout", "logout_failed"})
+#: connection closed, the logout timer ran out, the logout call failed, the fleet's lease on the
+#: account was lost.
+UNCONFIRMED_LOGOUT = frozenset({"closed", "timeout", "logout_failed", "lease_lost"})
 
 
 def mark_stopped(ev: EventData) -> None:
@@ -278,6 +281,103 @@ def mark_stopped(ev: EventData) -> None:
         model.conclude(model.logout_reason or "logged_out", None, detail)
     else:
         model.conclude("stopped", None, None)
+
+
+# --- the fleet: standby, the lease, a login another process tried --------------------------------
+#
+# Processes on many hosts that share accounts (a fleet) agree through a coordinator who logs an
+# account in: a lease for brokers where a second login displaces the first, a login flight where
+# sessions share a day token. ``LoginModel.dispatch`` turns its events into these triggers:
+# ``Standby`` -> standby, ``LeaseGranted`` -> lease_granted, ``LeaseLost`` -> lease_lost,
+# ``SharedOutcome`` -> shared_failure. With one process (the default) none is ever fed.
+
+#: The fleet's triggers as the diagrams say them (each table adds them to its words, and may
+#: say one in its broker's terms).
+FLEET_WORDS: dict[str, str] = {
+    "standby": "fleet: another process holds the account",
+    "lease_granted": "fleet: the lease is this session's",
+    "lease_lost": "fleet: the lease is lost (closed, no logout)",
+    "shared_failure": "fleet: another process's login failed for good",
+}
+
+#: The triggers only a fleet's coordinator fires.
+FLEET_TRIGGERS = frozenset(FLEET_WORDS)
+
+
+@condition("locked out there")
+def shared_lock_out(ev: EventData) -> bool:
+    """The login another session of the fleet tried ended locked out (``SharedOutcome``)."""
+    return isinstance(action_of(ev), LockOut)
+
+
+def take_shared_outcome(ev: EventData) -> None:
+    """End as the fleet's other session ended: its reason, fault and detail (the ``fault``
+    keyword, where given, over the action's: a shared outcome may name none)."""
+    action = action_of(ev)
+    model = model_of(ev)
+    if action is None:
+        model.conclude("shared_failure", None, ev.kwargs.get("detail"))
+        return
+    model.conclude(action.reason, ev.kwargs.get("fault", action.fault), ev.kwargs.get("detail"))
+
+
+def end_standby(ev: EventData) -> None:
+    """The lease is the session's: what it said while it waited no longer holds."""
+    model = model_of(ev)
+    model.reason = model.detail = model.fault = None
+
+
+def fleet_edges(
+    transitions: Sequence[Mapping[str, Any]],
+    *,
+    held: Sequence[str] = (),
+    resume: Sequence[Mapping[str, Any]] = (),
+    lockout: bool = True,
+) -> list[dict[str, Any]]:
+    """The fleet's edges of a broker's machine, from its own table (``transitions``):
+
+    - ``disconnected --standby--> standby``: another session of the fleet holds the account;
+    - ``standby --lease_granted--> ...``: a copy of each of the table's ``start`` rows, from
+      standby (the same conditions and callbacks, in the same order), so a lease goes exactly
+      where a start goes; the broker's ``resume`` rows (CQG: restore the session the previous
+      holder left) come right after the rows that fail an invalid configuration;
+    - ``standby --stop--> disconnected``;
+    - ``standby --shared_failure--> locked_out | failed``: another session's login of the account
+      failed in a way a retry here would repeat (``lockout=False``: a broker without a
+      ``locked_out`` state ends failed);
+    - for a broker whose second login displaces the first (``Broker.displaces``), ``held``: the
+      states that hold or are opening a connection, or will open one (a backoff, a credential
+      fetch), each ``--lease_lost--> standby``; and ``logging_out --lease_lost--> disconnected``
+      (the session is already leaving as asked: it stops waiting for the answer).
+    """
+    starts = [row for row in transitions if row["trigger"] == "start"]
+    if not starts or any(row["source"] != DISCONNECTED for row in starts):
+        raise ValueError("fleet_edges copies the start rows, all from disconnected")
+    granted = [{**row, "trigger": "lease_granted", "source": STANDBY,
+                "before": [end_standby, *row.get("before", [])]} for row in starts]
+    # A configuration that cannot work fails first, as it does on start.
+    first = 0
+    while first < len(granted) and config_invalid in granted[first].get("conditions", []):
+        first += 1
+    own = [{**row, "trigger": "lease_granted", "source": STANDBY,
+            "before": [end_standby, *row.get("before", [])]} for row in resume]
+    edges: list[dict[str, Any]] = [
+        {"trigger": "standby", "source": DISCONNECTED, "dest": STANDBY},
+        *granted[:first], *own, *granted[first:],
+        {"trigger": "stop", "source": STANDBY, "dest": DISCONNECTED, "before": [mark_stopped]},
+    ]
+    if lockout:
+        edges.append({"trigger": "shared_failure", "source": STANDBY, "dest": LOCKED_OUT,
+                      "conditions": [shared_lock_out], "before": [take_shared_outcome]})
+    edges.append({"trigger": "shared_failure", "source": STANDBY, "dest": FAILED,
+                  "before": [take_shared_outcome]})
+    if held:
+        edges += [
+            {"trigger": "lease_lost", "source": list(held), "dest": STANDBY},
+            {"trigger": "lease_lost", "source": LOGGING_OUT, "dest": DISCONNECTED,
+             "before": [mark_stopped]},
+        ]
+    return edges
 
 
 def record(ev: EventData) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from transitions import Machine
 
 from brokergate.machines._config import SessionSettings
-from brokergate.machines._policy import Action, Fail, Retry
+from brokergate.machines._policy import Action, Fail, LockOut, Retry
 from brokergate.machines._sansio import (
     Closed,
     Command,
@@ -25,10 +25,15 @@ from brokergate.machines._sansio import (
     Event,
     Fault,
     FrameReceived,
+    LeaseGranted,
+    LeaseLost,
     OpenConnection,
+    SharedOutcome,
+    Standby,
     Start,
     StartTimer,
     Stop,
+    StoredToken,
     TimerFired,
 )
 from brokergate.machines._secret import Secret
@@ -36,9 +41,11 @@ from brokergate.machines._states import (
     BACKOFF_TIMER,
     CONNECT_TIMER,
     DISCONNECTED,
+    LOCKED_OUT,
     LOGIN_TIMER,
     LOGOUT_TIMER,
     STABLE_TIMER,
+    STANDBY,
 )
 
 _shared_rng = random.Random()
@@ -167,13 +174,7 @@ class LoginModel:
         ``on_frame``). Broker subclasses add their own events and timers."""
         match event:
             case Start():
-                problems = self.config_problems()
-                if problems:
-                    detail = "; ".join(problems)
-                    self.fire("start", action=Fail("invalid_config", Fault.CONFIGURATION),
-                              detail=detail)
-                else:
-                    self.fire("start")
+                self._start("start")
             case Stop(logout=logout):
                 self.fire("stop", logout=logout)
             case Connected():
@@ -186,6 +187,36 @@ class LoginModel:
                           detail=detail)
             case TimerFired(name=name):
                 self.on_timer(name)
+            case Standby(holder=holder):
+                self.fire("standby", explain=True,
+                          detail=f"another session of the fleet holds the account: {holder}")
+            case LeaseGranted(stored=stored, handover=handover):
+                if self.state == STANDBY:  # a grant the session does not wait for changes nothing
+                    self.adopt_lease(stored, handover)
+                    self._start("lease_granted", explain=True)
+            case LeaseLost(detail=detail):
+                if "lease_lost" in self.MACHINE.events:  # only where a login displaces another
+                    self.fire("lease_lost", explain=True,
+                              detail=f"the account's lease was lost: {detail}")
+            case SharedOutcome(state=state, reason=reason, fault=fault, detail=detail):
+                action = LockOut(reason) if state == LOCKED_OUT else Fail(reason)
+                self.fire("shared_failure", action=action, fault=fault, detail=detail)
+
+    def _start(self, trigger: str, **kwargs: Any) -> None:
+        """Log in (``start``, or a lease granted), unless the configuration cannot work."""
+        problems = self.config_problems()
+        if problems:
+            detail = "; ".join(problems)
+            self.fire(trigger, action=Fail("invalid_config", Fault.CONFIGURATION),
+                      detail=detail, **kwargs)
+        else:
+            self.fire(trigger, **kwargs)
+
+    def adopt_lease(self, stored: StoredToken | None,
+                    handover: Mapping[str, Any] | None) -> None:
+        """Take in what a lease granted carries before the session logs in: the account's
+        stored token (brokers with the ``token_store`` capability) and what the previous holder
+        left (brokers with the ``handover`` capability). A broker with neither ignores both."""
 
     def on_timer(self, name: str) -> None:
         if name == BACKOFF_TIMER:

@@ -30,6 +30,10 @@ LOCKED_OUT = "locked_out"
 DISPLACED = "displaced"
 BACKOFF = "backoff"
 LOGGING_OUT = "logging_out"
+#: Another session of the fleet holds this account (or is logging it in): this one neither logs
+#: in nor displaces it, and waits for the fleet's coordinator (``machines/_edges.fleet_edges``).
+#: Never entered without a coordinator that says so: with one process it does not happen.
+STANDBY = "standby"
 
 #: States a session never leaves on its own: a person must act (or a new session be opened).
 TERMINAL_STATES = frozenset({FAILED, LOCKED_OUT, PROVISIONING, DISPLACED})
@@ -112,6 +116,21 @@ def close_connection(ev: EventData) -> None:
     model.emit(CloseConnection(model.epoch, 1000, model.state))
 
 
+def enter_standby(ev: EventData) -> None:
+    """Another session of the fleet holds the account: close the connection if the session had
+    one (a plain close, no logout: for CQG that keeps the session for the new holder to
+    restore), and say who holds it (the trigger's detail). The timers of the state left behind
+    were cancelled by its exit callbacks. A later lease starts a fresh run of attempts."""
+    model = model_of(ev)
+    if edge(ev).source != DISCONNECTED:
+        model.emit(CloseConnection(model.epoch, 1000, STANDBY))
+    model.reason = "lease_lost" if ev.event.name == "lease_lost" else STANDBY
+    model.fault = None
+    model.detail = ev.kwargs.get("detail")
+    model.attempt = model.streak = 0
+    model.streak_reason = None
+
+
 COMMON_STATES: list[dict[str, Any]] = [
     {"name": DISCONNECTED, "on_enter": [close_connection]},
     {"name": CONNECTING, "on_enter": [enter_connecting], "on_exit": [exit_connecting]},
@@ -123,6 +142,7 @@ COMMON_STATES: list[dict[str, Any]] = [
     {"name": DISPLACED, "on_enter": [close_connection]},
     {"name": BACKOFF, "on_enter": [enter_backoff], "on_exit": [exit_backoff]},
     {"name": LOGGING_OUT, "on_enter": [enter_logging_out], "on_exit": [exit_logging_out]},
+    {"name": STANDBY, "on_enter": [enter_standby]},
 ]
 
 

@@ -28,7 +28,7 @@ STANDARD = frozenset({
 #: What a broker may have besides: generated protobuf modules, and its own rules' helpers.
 OWN = {
     "qst": {"qst_pb2.py", "qst_pb2.pyi"},
-    "cqg": {"cqg_session_pb2.py", "cqg_session_pb2.pyi", "throttle.py"},
+    "cqg": {"cqg_session_pb2.py", "cqg_session_pb2.pyi", "throttle.py", "handover.py"},
     "firstock": {"expiry.py", "slots.py"},
 }
 

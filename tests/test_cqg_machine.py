@@ -6,6 +6,7 @@ Every row of the CQG policy table has a test here.
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -36,12 +37,17 @@ from brokergate.machines import (
     ConnectFailed,
     CredentialReady,
     Deliver,
+    Fault,
     FetchCredential,
     FrameReceived,
+    LeaseGranted,
+    LeaseLost,
     Notice,
     OpenConnection,
     Secret,
     SendFrame,
+    SharedOutcome,
+    Standby,
     Start,
     StartTimer,
     Stop,
@@ -869,3 +875,239 @@ def test_frames_the_websocket_layer_refused_are_blamed_on_cqg(setup: str, code: 
     awaiting(s) if setup == "awaiting" else settled(s)
     s.handle(Closed(1, code, "CQG sent something"))
     assert (s.state, s.outcome()["reason"], s.outcome()["fault"]) == (state, reason, "broker")
+
+
+# --- the fleet: standby, the lease and its handover ----------------------------------------------
+
+WALL = datetime(2026, 11, 21, 3, 0, 10, tzinfo=UTC)
+#: The wall clock's now, in epoch seconds: what a handover's logon history is written in.
+EPOCH = WALL.timestamp()
+
+
+def fleet_session(clock: FakeClock | None = None, history: LogonHistory | None = None,
+                  **overrides: Any) -> CqgSession:
+    return CqgSession(config(**overrides), rng=random.Random(7), clock=clock or FakeClock(),
+                      history=history, wall=lambda: WALL)
+
+
+def standby(s: CqgSession, holder: str = "host-b/pid 4242") -> list[Command]:
+    out = s.handle(Standby(holder))
+    assert s.state == "standby"
+    return out
+
+
+def others(commands: list[Command]) -> list[Command]:
+    return [c for c in commands if not isinstance(c, Transitioned)]
+
+
+def test_a_standby_waits_and_says_who_holds_the_user() -> None:
+    s = fleet_session()
+    out = standby(s)
+    assert moves(out) == [("standby", "disconnected", "standby")]
+    assert s.reason == "standby" and "host-b/pid 4242" in (s.detail or "")
+    assert others(out) == [] and s.handover() is None  # nothing to leave: never logged on
+
+
+def test_a_lease_granted_without_a_handover_logs_on_as_start_does() -> None:
+    started, granted = fleet_session(), fleet_session()
+    from_start = started.handle(Start())
+    standby(granted)
+    from_lease = granted.handle(LeaseGranted())
+    assert moves(from_lease) == [("lease_granted", "standby", "connecting")]
+    assert others(from_lease) == others(from_start)
+    assert granted.handle(Connected(1)) == started.handle(Connected(1))
+
+
+def test_a_lease_granted_with_only_an_access_token_provider_fetches_one_as_start_does() -> None:
+    overrides: dict[str, Any] = {"user_name": None, "password": None,
+                                 "access_token_provider": lambda: "a"}
+    started, granted = fleet_session(**overrides), fleet_session(**overrides)
+    from_start = started.handle(Start())
+    standby(granted)
+    from_lease = granted.handle(LeaseGranted())
+    assert moves(from_lease) == [("lease_granted", "standby", "refreshing_credentials")]
+    assert others(from_lease) == others(from_start)
+
+
+def test_a_handed_over_session_is_restored_with_restore_as_the_only_message() -> None:
+    s = fleet_session()
+    standby(s)
+    other = "wss://api2.cqg.com/"  # where CQG had redirected the previous holder
+    out = s.handle(LeaseGranted(handover={"session_token": "handed-tok", "url": other}))
+    assert moves(out) == [("lease_granted", "standby", "restoring")]
+    assert OpenConnection(other, 1) in out
+    assert s.reason == "session_handover" and "handed-tok" in s.secrets()
+    out = s.handle(Connected(1))
+    sent = frames(out)
+    assert len(sent) == 1 and sent[0].HasField("restore_or_join_session")
+    assert sent[0].restore_or_join_session.session_token == "handed-tok"
+    out = s.handle(FrameReceived(1, restore_result(0)))
+    assert moves(out) == [("restore_result", "restoring", "authenticated")]
+    assert s.outcome()["logons"] == 0 and s.outcome()["restores"] == 1
+
+
+def test_a_refused_handed_over_session_logs_on_at_the_configured_url() -> None:
+    s = fleet_session(min_logon_interval=0.0)
+    standby(s)
+    s.handle(LeaseGranted(handover={"session_token": "handed-tok",
+                                    "url": "wss://api2.cqg.com/"}))
+    s.handle(Connected(1))
+    out = s.handle(FrameReceived(1, restore_result(103)))
+    assert moves(out) == [("restore_result", "restoring", "connecting")]
+    assert OpenConnection(URL, 2) in out
+
+
+def test_a_handover_at_a_url_the_session_would_not_go_to_is_not_restored() -> None:
+    s = fleet_session()
+    standby(s)
+    out = s.handle(LeaseGranted(handover={"session_token": "handed-tok",
+                                          "url": "wss://evil.example/"}))
+    assert moves(out) == [("lease_granted", "standby", "connecting")]
+    assert OpenConnection(URL, 1) in out
+    [ignored] = notices(out, "handover_ignored")
+    assert "evil.example" in ignored.detail and "handed-tok" not in ignored.detail
+    assert "handed-tok" in s.secrets()  # scrubbed all the same
+
+
+def test_a_handover_without_a_url_restores_at_the_configured_one() -> None:
+    s = fleet_session()
+    standby(s)
+    out = s.handle(LeaseGranted(handover={"session_token": "handed-tok"}))
+    assert s.state == "restoring" and OpenConnection(URL, 1) in out
+
+
+def test_with_restore_off_a_handed_over_session_is_not_restored() -> None:
+    s = fleet_session(restore=False)
+    standby(s)
+    out = s.handle(LeaseGranted(handover={"session_token": "handed-tok", "url": URL}))
+    assert moves(out) == [("lease_granted", "standby", "connecting")]
+
+
+def test_the_handed_over_logon_history_holds_the_spacing() -> None:
+    clock = FakeClock()
+    s = fleet_session(clock)  # min_logon_interval 60 s
+    standby(s)
+    history = {"last_attempt": EPOCH - 10.0, "successes": [EPOCH - 10.0]}
+    out = s.handle(LeaseGranted(handover={"logon_history": history}))
+    assert moves(out) == [("lease_granted", "standby", "backoff")]
+    assert last(out).delay == pytest.approx(50.0)
+    assert StartTimer("backoff", pytest.approx(50.0)) in out  # type: ignore[arg-type]
+    assert s.reason == "logon_spacing"
+    clock.now += 50.0
+    out = s.handle(TimerFired("backoff"))
+    assert moves(out) == [("backoff_elapsed", "backoff", "connecting")]
+
+
+def test_the_handed_over_logon_history_holds_the_daily_cap() -> None:
+    s = fleet_session(daily_logon_limit=3)
+    standby(s)
+    history = {"last_attempt": EPOCH - 3600.0,
+               "successes": [EPOCH - 80_000.0, EPOCH - 7200.0, EPOCH - 3600.0]}
+    out = s.handle(LeaseGranted(handover={"logon_history": history}))
+    assert moves(out) == [("lease_granted", "standby", "failed")]
+    assert s.outcome()["reason"] == "logon_quota_exhausted"
+    assert [c for c in out if isinstance(c, OpenConnection)] == []
+
+
+def test_a_malformed_logon_history_is_ignored_with_a_notice() -> None:
+    s = fleet_session()
+    standby(s)
+    out = s.handle(LeaseGranted(handover={"logon_history": {"last_attempt": "soon"}}))
+    assert notices(out, "handover_ignored") and s.state == "connecting"
+
+
+def test_a_handover_goes_from_one_process_to_the_next_through_wall_clock_time() -> None:
+    first_clock, next_clock = FakeClock(), FakeClock()
+    next_clock.now = 50_000.0  # another process: another monotonic clock
+    first = fleet_session(first_clock)
+    authenticated(first)
+    left = first.handover()
+    assert left is not None
+    assert left["session_token"] == TOKEN and left["url"] == URL
+    assert left["logon_history"] == {"last_attempt": EPOCH, "successes": [EPOCH]}
+    successor = fleet_session(next_clock)
+    standby(successor)
+    successor.handle(LeaseGranted(handover=left))
+    assert successor.state == "restoring" and TOKEN in successor.secrets()
+    assert successor.history.wait(next_clock.now, 60.0) == pytest.approx(60.0)
+    assert successor.history.successes(next_clock.now) == 1
+
+
+def test_a_lost_lease_closes_without_a_logoff_and_keeps_the_session_restorable() -> None:
+    s = fleet_session()
+    settled(s, logon_ok(inactivity_timeout=30))
+    s.handle(TimerFired("ping"))  # a Pong is due
+    out = s.handle(LeaseLost("another process took the lease"))
+    assert moves(out) == [("lease_lost", "authenticated", "standby")]
+    assert frames(out) == []  # no Logoff: the session stays for the next holder to restore
+    assert CloseConnection(1, 1000, "standby") in out
+    for timer in ("stable", "ping", "pong", "inactivity"):
+        assert CancelTimer(timer) in out
+    assert s.reason == "lease_lost"
+    left = s.handover()
+    assert left is not None and left["session_token"] == TOKEN
+    # Granted back without another's handover, the session restores its own.
+    out = s.handle(LeaseGranted())
+    assert moves(out) == [("lease_granted", "standby", "restoring")]
+
+
+@pytest.mark.parametrize("where", ["connecting", "awaiting_login_response", "restoring",
+                                   "refreshing_credentials", "backoff"])
+def test_a_lost_lease_stops_every_state_that_would_write_or_log_on(where: str) -> None:
+    s = fleet_session(min_logon_interval=0.0)
+    if where == "restoring":
+        settled(s)
+        s.handle(Closed(1, 1006))
+    elif where == "refreshing_credentials":
+        s = fleet_session(user_name=None, password=None, access_token_provider=lambda: "a")
+        s.handle(Start())
+    else:
+        s.handle(Start())
+        if where != "connecting":
+            s.handle(Connected(1))
+        if where == "backoff":
+            s.handle(Closed(1, 1006))
+    assert s.state == where
+    out = s.handle(LeaseLost("taken"))
+    assert moves(out) == [("lease_lost", where, "standby")]
+    assert frames(out) == []
+    assert s.handle(TimerFired("backoff")) == [] and s.state == "standby"
+
+
+def test_a_lease_lost_while_logging_off_ends_without_waiting() -> None:
+    s = fleet_session()
+    authenticated(s)
+    s.handle(Stop())
+    out = s.handle(LeaseLost("taken"))
+    assert moves(out) == [("lease_lost", "logging_out", "disconnected")]
+    assert "logout not confirmed" in (s.detail or "")
+    assert s.handover() is not None and "session_token" not in (s.handover() or {})
+
+
+def test_a_session_that_logged_off_has_no_session_to_restore_as_a_standby() -> None:
+    s = fleet_session()
+    authenticated(s)
+    s.handle(Stop())
+    s.handle(FrameReceived(1, logged_off(1)))
+    assert s.state == "disconnected"
+    standby(s)
+    assert s.session_token is None
+    out = s.handle(LeaseGranted())
+    assert s.state in ("connecting", "backoff")
+    assert [c for c in out if isinstance(c, OpenConnection | StartTimer)]
+
+
+def test_a_login_that_failed_elsewhere_ends_the_standby_failed_even_when_locked_out() -> None:
+    s = fleet_session()
+    standby(s)
+    out = s.handle(SharedOutcome("locked_out", "locked_out", Fault.ACCOUNT, "CQG said so"))
+    assert moves(out) == [("shared_failure", "standby", "failed")]  # CQG has no locked_out
+    assert (s.reason, s.fault, s.detail) == ("locked_out", Fault.ACCOUNT, "CQG said so")
+
+
+def test_a_standby_stops() -> None:
+    s = fleet_session()
+    standby(s)
+    out = s.handle(Stop())
+    assert moves(out) == [("stop", "standby", "disconnected")] and frames(out) == []
+    assert s.reason == "stopped"

@@ -17,19 +17,25 @@ from brokergate.machines import (
     Connected,
     CredentialReady,
     Deliver,
+    Fault,
     FetchCredential,
     FrameReceived,
     HttpAnswered,
     HttpFailed,
     HttpRequest,
+    LeaseGranted,
+    LeaseLost,
     Notice,
     OpenConnection,
     SaveToken,
     Secret,
     SendFrame,
+    SharedOutcome,
+    Standby,
     Start,
     StartTimer,
     Stop,
+    StoredToken,
     TimerFired,
     TokenRefused,
     Transitioned,
@@ -572,3 +578,98 @@ def test_an_infinite_retry_after_does_not_park_the_session() -> None:
     s.handle(Start())
     answer(s, 429, failed("API_RATE_LIMIT"), retry_after="inf")
     assert s.state == "backoff" and s.delay is not None and s.delay < 60
+
+
+# --- the fleet's login flight: wait as a standby, then log in or take the token another got ----
+
+
+def standby(s: FirstockSession, holder: str = "host-b/pid 4242") -> list[Command]:
+    out = s.handle(Standby(holder))
+    assert s.state == "standby"
+    return out
+
+
+def others(out: list[Command]) -> list[Command]:
+    return [c for c in out if not isinstance(c, Transitioned)]
+
+
+def test_a_standby_waits_for_the_login_another_process_makes() -> None:
+    s = session()
+    out = standby(s)
+    assert moves(out) == [("standby", "disconnected", "standby")]
+    assert s.reason == "standby" and "host-b/pid 4242" in (s.detail or "")
+    assert calls(out) == []
+
+
+def test_a_lease_granted_without_a_token_logs_in_as_start_does() -> None:
+    started, granted = session(), session()
+    from_start = started.handle(Start())
+    standby(granted)
+    from_lease = granted.handle(LeaseGranted())
+    assert moves(from_lease) == [("lease_granted", "standby", "requesting_token")]
+    assert others(from_lease) == others(from_start)
+
+
+def test_a_lease_granted_with_a_totp_provider_asks_it_as_start_does() -> None:
+    started = session(totp=None, totp_provider=lambda: "1")
+    granted = session(totp=None, totp_provider=lambda: "1")
+    from_start = started.handle(Start())
+    standby(granted)
+    from_lease = granted.handle(LeaseGranted())
+    assert moves(from_lease) == [("lease_granted", "standby", "refreshing_credentials")]
+    assert others(from_lease) == others(from_start)
+
+
+def test_the_token_another_process_obtained_takes_the_stored_token_path() -> None:
+    created = NOW - timedelta(minutes=2)
+    built = session(stored=(Secret("day-tok"), created))
+    from_store = built.handle(Start())
+    s = session()
+    standby(s)
+    out = s.handle(LeaseGranted(stored=StoredToken(Secret("day-tok"), created)))
+    assert moves(out) == [("lease_granted", "standby", "validating_token")]
+    assert others(out) == others(from_store)  # a validity check, no login
+    assert [c.call for c in calls(out)] == ["userDetails"]
+    assert calls(out)[0].body == {"userId": "AA1", "jKey": "day-tok"}
+    assert "day-tok" in s.secrets()
+    out = answer(s, 200, {"status": "success", "data": {}}, call="userDetails")
+    assert s.state == "authenticated" and s.outcome()["rest_logins"] == 0
+    assert s.token is not None and s.token.reveal() == "day-tok"
+
+
+def test_a_token_from_before_the_daily_expiry_is_not_even_checked() -> None:
+    s = session()
+    standby(s)
+    out = s.handle(LeaseGranted(stored=StoredToken(Secret("old"), NOW - timedelta(days=1))))
+    assert [c.call for c in calls(out)] == ["login"]
+
+
+@pytest.mark.parametrize(("state", "reason", "fault"),
+                         [("locked_out", "user_blocked", Fault.ACCOUNT),
+                          ("failed", "invalid_credentials", Fault.CONFIGURATION)])
+def test_a_login_that_failed_elsewhere_for_good_ends_the_standby_alike(
+        state: str, reason: str, fault: Fault) -> None:
+    s = session()
+    standby(s)
+    out = s.handle(SharedOutcome(state, reason, fault, "login: Firstock answered 401"))
+    assert moves(out) == [("shared_failure", "standby", state)]
+    assert (s.state, s.reason, s.fault) == (state, reason, fault)
+    assert s.detail == "login: Firstock answered 401" and calls(out) == []
+
+
+def test_firstock_never_loses_a_lease() -> None:
+    s = session()
+    standby(s)
+    assert s.handle(LeaseLost("taken")) == [] and s.state == "standby"
+    s = session()
+    s.handle(Start())
+    answer(s, 200, OK)
+    assert s.handle(LeaseLost("taken")) == [] and s.state == "authenticated"
+
+
+def test_a_standby_stops() -> None:
+    s = session()
+    standby(s)
+    out = s.handle(Stop())
+    assert moves(out) == [("stop", "standby", "disconnected")] and calls(out) == []
+    assert s.reason == "stopped"

@@ -21,10 +21,14 @@ from brokergate.machines import (
     Deliver,
     Fault,
     FrameReceived,
+    LeaseGranted,
+    LeaseLost,
     Notice,
     OpenConnection,
     Secret,
     SendFrame,
+    SharedOutcome,
+    Standby,
     Start,
     StartTimer,
     Stop,
@@ -469,3 +473,134 @@ def test_a_frame_above_the_size_limit_is_retried_and_blamed_on_qst() -> None:
     s.handle(Closed(1, 1009, "QST sent a frame larger than max_frame_size (4096 bytes)"))
     assert (s.state, s.reason, s.fault) == ("backoff", "frame_too_large", Fault.BROKER)
     assert "QST sent a frame larger than max_frame_size" in (s.detail or "")
+
+
+# --- the fleet: standby, the lease, a login another process tried ------------------------------
+
+
+def standby(s: QstSession, holder: str = "host-b/pid 4242") -> list[Command]:
+    out = s.handle(Standby(holder))
+    assert s.state == "standby"
+    return out
+
+
+def test_a_standby_waits_and_says_who_holds_the_account() -> None:
+    s = session()
+    out = standby(s)
+    assert transitions(out) == [("standby", "disconnected", "standby")]
+    assert last(out).reason == "standby" and "host-b/pid 4242" in (last(out).detail or "")
+    assert (s.reason, s.fault) == ("standby", None) and "host-b/pid 4242" in (s.detail or "")
+    assert [c for c in out if not isinstance(c, Transitioned)] == []  # nothing was open
+
+
+def test_a_lease_granted_logs_in_as_start_does() -> None:
+    started, granted = session(), session()
+    from_start = started.handle(Start())
+    standby(granted)
+    from_lease = granted.handle(LeaseGranted())
+    assert transitions(from_lease) == [("lease_granted", "standby", "connecting")]
+    assert ([c for c in from_lease if not isinstance(c, Transitioned)]
+            == [c for c in from_start if not isinstance(c, Transitioned)])
+    assert granted.reason is None and granted.detail is None
+    assert granted.handle(Connected(1)) == started.handle(Connected(1))
+
+
+def test_a_lease_granted_with_a_configuration_that_cannot_work_fails_as_start_does() -> None:
+    started, granted = session(client_id=""), session(client_id="")
+    started.handle(Start())
+    standby(granted)
+    out = granted.handle(LeaseGranted())
+    assert transitions(out) == [("lease_granted", "standby", "failed")]
+    assert granted.outcome() == started.outcome()
+
+
+def test_a_grant_the_session_does_not_wait_for_changes_nothing() -> None:
+    s = session()
+    assert s.handle(LeaseGranted()) == [] and s.state == "disconnected"
+    authenticated(s)
+    assert s.handle(LeaseGranted()) == [] and s.state == "authenticated"
+
+
+def test_a_lost_lease_closes_without_a_logout_and_waits() -> None:
+    s = session()
+    authenticated(s)
+    out = s.handle(LeaseLost("not renewed within 10 s"))
+    assert transitions(out) == [("lease_lost", "authenticated", "standby")]
+    assert [c for c in out if isinstance(c, SendFrame)] == []  # no LogoutRequest
+    assert CloseConnection(1, 1000, "standby") in out
+    assert CancelTimer("stable") in out
+    assert s.reason == "lease_lost" and "not renewed within 10 s" in (s.detail or "")
+    assert last(out).reason == "lease_lost"
+    # What the old connection still says reaches nothing.
+    assert transitions(s.handle(Closed(1, 1000))) == []
+    assert s.handle(TimerFired("stable")) == [] and s.state == "standby"
+
+
+@pytest.mark.parametrize("where", ["connecting", "awaiting_login_response", "backoff"])
+def test_a_lost_lease_stops_every_state_that_would_write_or_log_in(where: str) -> None:
+    s = session()
+    s.handle(Start())
+    if where != "connecting":
+        s.handle(Connected(1))
+    if where == "backoff":
+        s.handle(Closed(1, 1006))
+    assert s.state == where
+    timer = {"connecting": "connect_timeout", "awaiting_login_response": "login_timeout",
+             "backoff": "backoff"}[where]
+    out = s.handle(LeaseLost("taken"))
+    assert s.state == "standby" and CancelTimer(timer) in out
+    assert s.handle(TimerFired(timer)) == [] and s.state == "standby"
+
+
+def test_a_lease_lost_while_logging_out_ends_the_logout_without_waiting() -> None:
+    s = session()
+    authenticated(s)
+    s.handle(Stop())
+    out = s.handle(LeaseLost("taken"))
+    assert transitions(out) == [("lease_lost", "logging_out", "disconnected")]
+    assert s.reason == "logged_out" and "logout not confirmed" in (s.detail or "")
+    assert CancelTimer("logout_timeout") in out
+
+
+@pytest.mark.parametrize("where", ["disconnected", "failed", "standby"])
+def test_a_lost_lease_changes_nothing_where_nothing_is_held(where: str) -> None:
+    s = session(client_id="" if where == "failed" else "cid")
+    if where == "failed":
+        s.handle(Start())
+    elif where == "standby":
+        standby(s)
+    assert s.state == where
+    assert s.handle(LeaseLost("taken")) == [] and s.state == where
+
+
+def test_a_standby_logs_in_afresh_when_the_lease_comes_back() -> None:
+    s = session()
+    s.handle(Start())
+    s.handle(ConnectFailed(1, "refused"))
+    s.handle(TimerFired("backoff"))
+    assert s.attempt == 2
+    s.handle(LeaseLost("taken"))
+    out = s.handle(LeaseGranted())
+    assert s.state == "connecting" and OpenConnection(URL, 3) in out
+    assert s.attempt == 1  # a fresh run of attempts
+
+
+@pytest.mark.parametrize(("state", "reason"), [("locked_out", "locked_out"),
+                                               ("failed", "invalid_credentials")])
+def test_a_login_that_failed_elsewhere_for_good_ends_the_standby_alike(state: str,
+                                                                       reason: str) -> None:
+    s = session()
+    standby(s)
+    out = s.handle(SharedOutcome(state, reason, Fault.CONFIGURATION, "QST ErrorMessage: 'no'"))
+    assert transitions(out) == [("shared_failure", "standby", state)]
+    assert (s.state, s.reason, s.fault, s.detail) == (state, reason, Fault.CONFIGURATION,
+                                                      "QST ErrorMessage: 'no'")
+    assert [c for c in out if isinstance(c, OpenConnection | SendFrame)] == []
+
+
+def test_a_standby_stops_without_a_connection() -> None:
+    s = session()
+    standby(s)
+    out = s.handle(Stop())
+    assert transitions(out) == [("stop", "standby", "disconnected")]
+    assert s.reason == "stopped" and [c for c in out if isinstance(c, SendFrame)] == []

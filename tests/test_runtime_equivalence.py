@@ -379,7 +379,9 @@ SETUPS: dict[str, list[tuple[str, dict[str, Any], Callable[[Any], None] | None]]
                            "access_token_provider": lambda: "a", "user_name": None,
                            "password": None, "restore_window": 0.5}, None),
             ("providers_held", {"restore": False, "otp_provider": lambda: "1",
-                                "min_logon_interval": 0.0}, _prime_cqg)],
+                                "min_logon_interval": 0.0}, _prime_cqg),
+            # A lease granted without a session to restore, too soon after the last logon.
+            ("unrestorable", {"restore": False, "min_logon_interval": 30.0}, _prime_cqg)],
     "firstock": [("fresh", {}, None),
                  ("socket", {"socket": "noren", "socket_url": "ws://127.0.0.1:9/ws/"},
                   _prime_firstock),

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from brokergate.engine._coordinator import AccountClaim, ClaimKind
 from brokergate.engine._http import Pacer
-from brokergate.engine.fleet._claims import ClaimTiming, RedisClaim, Seals
+from brokergate.engine.fleet._claims import ClaimTiming, RedisClaim
 from brokergate.engine.fleet._client import RedisLink, open_link, redis_target
 from brokergate.engine.fleet._limiter import FleetRateLimiters
-from brokergate.engine.fleet._sealed import Sealer
+from brokergate.engine.fleet._sealed import Sealer, load_sealer
 from brokergate.engine.fleet._tokens import RedisTokenStore
 
 __all__ = ["RedisCoordinator", "open_redis_coordinator"]
@@ -47,7 +47,7 @@ class RedisCoordinator:
         self.prefix = prefix
         self.timing = timing or ClaimTiming()
         self.token_store = RedisTokenStore(link, sealer, prefix=prefix)
-        self._limiters = FleetRateLimiters(link, prefix=prefix)
+        self._limiters = FleetRateLimiters(link)
         self._resources: dict[tuple[str, str, Hashable], object] = {}
 
     def __repr__(self) -> str:
@@ -65,8 +65,7 @@ class RedisCoordinator:
 
     def claim(self, broker: str, account: str, kind: ClaimKind,
               session_id: str) -> AccountClaim:
-        seals: Seals = self.sealer
-        return RedisClaim(self.link, seals, prefix=self.prefix, kind=kind, broker=broker,
+        return RedisClaim(self.link, self.sealer, prefix=self.prefix, kind=kind, broker=broker,
                           account=account, session_id=session_id, timing=self.timing)
 
 
@@ -95,6 +94,6 @@ async def open_redis_coordinator(
     """
     target = redis_target(url, username=username, password_file=password_file,
                           ca_file=ca_file, env=env)
-    sealer = Sealer.from_environment(key_file=key_file, env=env)
+    sealer = load_sealer(key_file=key_file, env=env)
     async with open_link(target, answer_within=answer_within) as link:
         yield RedisCoordinator(link, sealer, prefix=prefix, timing=ClaimTiming(ttl=lease_ttl))

@@ -28,7 +28,8 @@ def fleet_account(config: CqgConfig) -> str:
 def create_model(config: CqgConfig, inputs: ModelInputs) -> CqgSession:
     history = inputs.resources["logon_history"]
     assert isinstance(history, LogonHistory)
-    return CqgSession(config, rng=inputs.rng, clock=inputs.clock, history=history)
+    return CqgSession(config, rng=inputs.rng, clock=inputs.clock, history=history,
+                      wall=inputs.wall)
 
 
 BROKER: Broker[CqgConfig] = Broker(
@@ -48,7 +49,7 @@ BROKER: Broker[CqgConfig] = Broker(
             "logons and the daily cap hold for all of the user's sessions",
         ),
     ),
-    capabilities=frozenset({"raw_send", "credentials"}),
+    capabilities=frozenset({"raw_send", "credentials", "handover"}),
     fleet_account=fleet_account,
     displaces=True,
     cli_module="brokergate.machines.cqg.cli",

@@ -6,17 +6,26 @@ diagrams (``machines/_labels.py``).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit
 
 from transitions import EventData
 
+from brokergate.machines._config import url_problems
 from brokergate.machines._edges import action_of, conclude_provider_failed, conclude_refused
 from brokergate.machines._labels import condition
 from brokergate.machines._policy import FullLogon, Redirect, Relogon
 from brokergate.machines._sansio import CancelTimer, FetchCredential, Notice, StartTimer
 from brokergate.machines._secret import Secret
-from brokergate.machines._states import AUTHENTICATED, CONNECT_TIMER, LOGIN_TIMER, edge
+from brokergate.machines._states import (
+    AUTHENTICATED,
+    CONNECT_TIMER,
+    DISCONNECTED,
+    LOGIN_TIMER,
+    edge,
+)
 from brokergate.machines.cqg import cqg_session_pb2 as pb
 from brokergate.machines.cqg import policy
+from brokergate.machines.cqg.config import host_allowed
 
 if TYPE_CHECKING:
     from brokergate.machines.cqg.model import CqgSession
@@ -31,6 +40,24 @@ PING_TOKEN = "brokergate-"
 
 def cqg(ev: EventData) -> CqgSession:
     return cast("CqgSession", ev.model)
+
+
+def redirect_problem(model: CqgSession, url: str | None) -> str | None:
+    """Why a redirect to ``url`` is refused, or None when it may be followed."""
+    limit = model.config.max_redirects
+    if not url:
+        return "CQG redirected without a redirect_url"
+    problems = url_problems(url, secure="wss", plain="ws", what="redirect_url")
+    if problems:
+        return problems[0]
+    host = urlsplit(url).hostname or ""
+    allowed = model.config.allowed_redirect_hosts()
+    if not host_allowed(host, allowed):
+        return (f"redirect to {host} refused: not in the allowed hosts "
+                f"({', '.join(allowed) or 'none'}; set redirect_hosts)")
+    if model.redirects >= limit:
+        return f"redirect to {url} refused: already {model.redirects} redirects in a row"
+    return None
 
 
 # --- conditions ---------------------------------------------------------------------------------
@@ -73,7 +100,7 @@ def can_refresh(ev: EventData) -> bool:
            negated="host not allowed, or over the redirect limit")
 def redirect_allowed(ev: EventData) -> bool:
     model = cqg(ev)
-    return model.redirect_problem(ev.kwargs.get("redirect_url")) is None
+    return redirect_problem(model, ev.kwargs.get("redirect_url")) is None
 
 
 @condition("daily logon cap reached", negated="under the daily logon cap")
@@ -190,7 +217,7 @@ def take_redirect(ev: EventData) -> None:
 
 def refuse_redirect(ev: EventData) -> None:
     assert isinstance(action_of(ev), Redirect)
-    conclude_refused(ev, cqg(ev).redirect_problem(ev.kwargs.get("redirect_url")))
+    conclude_refused(ev, redirect_problem(cqg(ev), ev.kwargs.get("redirect_url")))
 
 
 def forget_session(ev: EventData) -> None:
@@ -255,6 +282,17 @@ def refuse_credential(ev: EventData) -> None:
     model.pending_credential = None
 
 
+def take_resume(ev: EventData) -> None:
+    """The lease is the session's, with a CQG session to restore (the one the previous holder
+    left, or this session's own from before it lost the lease): restore it, as after a lost
+    connection; the restore window starts now."""
+    model = cqg(ev)
+    model.lost_at = model.clock()
+    model.reason, model.fault = "session_handover", None
+    model.detail = (f"the lease is this session's: restoring the session at "
+                    f"{model.session_url} rather than logging on")
+
+
 def take_first_fetch(ev: EventData) -> None:
     cqg(ev).pending_credential = "access_token"
 
@@ -314,6 +352,22 @@ def stop_keepalive(ev: EventData) -> None:
     model = cqg(ev)
     for name in (PING_TIMER, PONG_TIMER, INACTIVITY_TIMER):
         model.emit(CancelTimer(name))
+
+
+def rest_as_standby(ev: EventData) -> None:
+    """Waiting as a standby of the fleet: a later lease starts afresh at the configured URL,
+    with no one-time password or credential request left over. A session token is kept (this
+    session may restore its own session if the lease comes back without another's), unless the
+    session had ended (a standby from ``disconnected``: logged off, or never logged on)."""
+    model = cqg(ev)
+    if edge(ev).source == DISCONNECTED:
+        model.session_token = None
+    model.lost_at = None
+    model.logon_url = model.config.url
+    model.redirects = 0
+    model.one_time_password = None
+    model.pending_credential = None
+    model.refreshed = frozenset()
 
 
 def restart_at_configured_url(ev: EventData) -> None:

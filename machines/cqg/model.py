@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
-from brokergate.machines._config import CredentialProvider, url_problems
+from brokergate.machines._config import CredentialProvider
 from brokergate.machines._model import LoginModel
 from brokergate.machines._policy import Action
 from brokergate.machines._sansio import (
@@ -25,6 +25,7 @@ from brokergate.machines._sansio import (
     Notice,
     SendFrame,
     StartTimer,
+    StoredToken,
 )
 from brokergate.machines._secret import Secret
 from brokergate.machines._states import (
@@ -42,7 +43,8 @@ from brokergate.machines.cqg.callbacks import (
     PONG_TIMER,
 )
 from brokergate.machines.cqg.codec import CqgServerMessage, MalformedFrame
-from brokergate.machines.cqg.config import CqgConfig, host_allowed
+from brokergate.machines.cqg.config import CqgConfig
+from brokergate.machines.cqg.handover import adopt, handover_of
 from brokergate.machines.cqg.table import BROKER, MACHINE, RESTORING
 from brokergate.machines.cqg.throttle import LogonHistory
 
@@ -53,7 +55,8 @@ class CqgSession(LoginModel):
     """One CQG session's machine model. Pure: feed it events, carry out the commands it returns.
 
     ``history`` is the user's logon history, shared with the user's other sessions (the engine
-    keeps one per user); ``clock`` is monotonic seconds (the engine passes trio's clock).
+    keeps one per user); ``clock`` is monotonic seconds (the engine passes trio's clock);
+    ``wall`` is now as an aware datetime (only a fleet's handover reads it).
     """
 
     __slots__ = (
@@ -82,6 +85,7 @@ class CqgSession(LoginModel):
         "session_token",
         "session_url",
         "user_id",
+        "wall",
     )
 
     broker: ClassVar[str] = BROKER
@@ -98,9 +102,11 @@ class CqgSession(LoginModel):
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         history: LogonHistory | None = None,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(config, rng=rng, clock=clock)
         self.config = config
+        self.wall = wall
         self.history = history if history is not None else LogonHistory()
         self.ping_interval = config.ping_interval
         self.ping_timeout = config.ping_timeout
@@ -146,6 +152,16 @@ class CqgSession(LoginModel):
         )
         return out
 
+    # -- a fleet: what the next holder of the user's lease takes over (machines/cqg/handover.py)
+
+    def handover(self) -> dict[str, Any] | None:
+        return handover_of(self)
+
+    def adopt_lease(self, stored: StoredToken | None,
+                    handover: Mapping[str, Any] | None) -> None:
+        if handover is not None:
+            adopt(self, handover)
+
     # -- the clock CQG's times are measured on
 
     def anchor(self, base_time: str, server_time: int) -> None:
@@ -170,23 +186,6 @@ class CqgSession(LoginModel):
             return self.config.otp_provider or self.config.totp_provider()
         if kind == "access_token":
             return self.config.access_token_provider
-        return None
-
-    def redirect_problem(self, url: str | None) -> str | None:
-        """Why a redirect to ``url`` is refused, or None when it may be followed."""
-        limit = self.config.max_redirects
-        if not url:
-            return "CQG redirected without a redirect_url"
-        problems = url_problems(url, secure="wss", plain="ws", what="redirect_url")
-        if problems:
-            return problems[0]
-        host = urlsplit(url).hostname or ""
-        allowed = self.config.allowed_redirect_hosts()
-        if not host_allowed(host, allowed):
-            return (f"redirect to {host} refused: not in the allowed hosts "
-                    f"({', '.join(allowed) or 'none'}; set redirect_hosts)")
-        if self.redirects >= limit:
-            return f"redirect to {url} refused: already {self.redirects} redirects in a row"
         return None
 
     def login_frame(self) -> Command:

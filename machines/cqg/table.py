@@ -24,6 +24,26 @@
     authenticated --stop--> logging_out --logged_off / closed / timeout--> disconnected
     connecting / awaiting_login_response / restoring / refreshing_credentials / backoff
         --stop--> disconnected
+    disconnected --standby--> standby          (fleet: another process holds the account)
+    standby --lease_granted--> restoring   (restore on, a token: the last holder's or its own)
+        | refreshing_credentials | connecting | backoff | failed   (where start goes)
+        --shared_failure--> failed   (even one locked out elsewhere: CQG has no locked_out)
+        --stop--> disconnected
+    connecting / awaiting_login_response / restoring / authenticated --lease_lost--> standby
+    refreshing_credentials / backoff --lease_lost--> standby   (each closed, with no Logoff)
+    logging_out --lease_lost--> disconnected
+
+In a fleet (many processes sharing accounts through a coordinator), a second logon of a CQG user
+displaces the first (LoggedOff 4), so one session of the fleet holds each user's lease and the
+others wait in ``standby``: they neither log on nor displace it. A session that loses its lease
+stops at once from every state that holds a connection, is opening one, or will open one (backoff,
+and refreshing_credentials, whose credential leads to a logon): each would write to CQG or log on
+again. Its connection is closed without a Logoff, which keeps the session restorable: the next
+holder restores it with the session token the session handed over (``machines/cqg/handover.py``:
+the session token, its server, and the user's logon history, so that the spacing and the daily
+cap hold across processes). ``logging_out`` has sent its Logoff already and only waits for the
+answer: it ends in ``disconnected`` as asked, without waiting. The terminal states and
+``disconnected`` hold nothing: a lost lease changes nothing there.
 
 Every way to a full logon (start, a retry, a refused restore, a redirect, a fresh credential)
 passes the logon throttle first: the daily cap on successful logons (failed
@@ -40,6 +60,7 @@ from __future__ import annotations
 from typing import Any
 
 from brokergate.machines._edges import (
+    FLEET_WORDS,
     acts_disconnect,
     acts_displace,
     acts_fail,
@@ -50,6 +71,7 @@ from brokergate.machines._edges import (
     acts_succeed,
     config_invalid,
     failure_edges,
+    fleet_edges,
     has_credential,
     mark_stopped,
     reset_attempts,
@@ -67,6 +89,7 @@ from brokergate.machines._states import (
     LOCKED_OUT,
     LOGGING_OUT,
     PROVISIONING,
+    STANDBY,
     Callback,
     broker_states,
     close_connection,
@@ -86,6 +109,7 @@ from brokergate.machines.cqg.callbacks import (
     refuse_credential,
     refuse_redirect,
     refuse_relogon,
+    rest_as_standby,
     restart_at_configured_url,
     restore_enabled,
     restore_possible,
@@ -101,6 +125,7 @@ from brokergate.machines.cqg.callbacks import (
     take_redirect,
     take_relogon,
     take_restore,
+    take_resume,
     take_spacing,
 )
 
@@ -208,12 +233,22 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "closed", "source": LOGGING_OUT, "dest": DISCONNECTED, "before": [mark_stopped]},
     {"trigger": "timeout", "source": LOGGING_OUT, "dest": DISCONNECTED, "before": [mark_stopped]},
 ]
+# The fleet: a lease granted with a session to restore restores it; otherwise it goes where
+# start goes. A lost lease sends each state that holds, opens or will open a connection to
+# standby.
+TRANSITIONS += fleet_edges(
+    TRANSITIONS,
+    held=[*LIVE, REFRESHING_CREDENTIALS, BACKOFF],
+    resume=[{"dest": RESTORING, "conditions": [restore_enabled], "before": [take_resume]}],
+    lockout=False,
+)
 
 
 # CQG has no lockout answer and no provisioning step: those states are not in its machine.
 STATES = broker_states(
     leave_out=(LOCKED_OUT, PROVISIONING),
-    also_on_enter={AUTHENTICATED: [start_keepalive], BACKOFF: [restart_at_configured_url]},
+    also_on_enter={AUTHENTICATED: [start_keepalive], BACKOFF: [restart_at_configured_url],
+                   STANDBY: [rest_as_standby]},
     also_on_exit={AUTHENTICATED: [stop_keepalive]},
     own=[
         {"name": RESTORING, "on_enter": [enter_restoring], "on_exit": [exit_restoring]},
@@ -241,4 +276,6 @@ TRIGGER_WORDS = {
     "backoff_elapsed": "backoff elapsed",
     "stable": "up for the stability window",
     "stop": "application stops",
+    **FLEET_WORDS,
+    "lease_granted": "fleet: the lease is this session's (with a handover)",
 }

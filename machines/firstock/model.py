@@ -28,6 +28,7 @@ from brokergate.machines._sansio import (
     SaveToken,
     SendFrame,
     StartTimer,
+    StoredToken,
     TokenRefused,
 )
 from brokergate.machines._secret import Secret
@@ -167,6 +168,13 @@ class FirstockSession(LoginModel):
         c = self.config
         return expiry.token_is_current(self.candidate_created, self.wall(), c.token_expiry,
                                        c.token_timezone)
+
+    def adopt_lease(self, stored: StoredToken | None, handover: Mapping[str, Any] | None) -> None:
+        """A login flight's result: the token another session obtained is checked and used as a
+        stored one would be (no handover keys: Firstock shares the token alone)."""
+        if stored is not None:
+            self.candidate, self.candidate_created = stored.token, stored.created
+            self.keep_secret(stored.token)
 
     def adopt_stored(self) -> None:
         """userDetails says the stored token still works: it is the session's token now."""

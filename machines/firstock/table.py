@@ -32,6 +32,21 @@
     authenticated --stop (keeping the session)--> disconnected   (the token lives on)
     requesting_token / validating_token / refreshing_credentials --stop--> disconnected
     connecting / awaiting_login_response / backoff --stop--> disconnected
+    disconnected --standby--> standby   (fleet: another process is logging the account in)
+    standby --lease_granted--> validating_token | refreshing_credentials | requesting_token
+        | failed                        (where start goes, on the same conditions)
+        --shared_failure--> failed | locked_out   (that login failed for good)
+        --stop--> disconnected
+
+In a fleet (many processes sharing accounts through a coordinator), the sessions of one Firstock
+user share its day token, and a login does not displace another: so no lease, but a login flight.
+One session logs the account in; the others wait in ``standby`` for its result. A lease granted
+brings the token it obtained (``LeaseGranted.stored``), which takes the stored-token path exactly
+as a token from the store would when the session was built: a validity check (userDetails), no
+login. Without one (that login failed in a way a retry here may mend), the session logs in
+itself. A login that failed in a way a retry would repeat (a wrong password) ends the waiting
+sessions the same way (``shared_failure``), without asking Firstock again. Nothing is handed over
+besides the token, and a session never loses a lease it does not hold (no ``lease_lost``).
 
 The REST policy is ``machines/firstock/policy.py``; the shared failure edges are in
 ``machines/_edges.py``; tests/test_machine_prose.py holds the diagram above to the table.
@@ -42,11 +57,13 @@ from __future__ import annotations
 from typing import Any
 
 from brokergate.machines._edges import (
+    FLEET_WORDS,
     acts_relogon,
     acts_retry,
     acts_succeed,
     config_invalid,
     failure_edges,
+    fleet_edges,
     mark_stopped,
     reset_attempts,
     retry_allowed,
@@ -66,6 +83,7 @@ from brokergate.machines._states import (
     LOCKED_OUT,
     LOGGING_OUT,
     PROVISIONING,
+    STANDBY,
     Callback,
     broker_states,
     close_connection,
@@ -214,6 +232,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "logout_failed", "source": LOGGING_OUT, "dest": DISCONNECTED,
      "before": [mark_stopped]},
 ]
+# The fleet's login flight: wait as a standby, then go where start goes (no lease to lose).
+TRANSITIONS += fleet_edges(TRANSITIONS)
 
 
 # No provisioning step and no displacement; logging out is a REST call, not a frame.
@@ -221,7 +241,7 @@ STATES = broker_states(
     leave_out=(PROVISIONING, LOGGING_OUT, DISPLACED),
     also_on_enter={AUTHENTICATED: [start_heartbeat], FAILED: [release_socket],
                    LOCKED_OUT: [release_socket], DISCONNECTED: [release_socket],
-                   BACKOFF: [release_socket]},
+                   BACKOFF: [release_socket], STANDBY: [release_socket]},
     also_on_exit={AUTHENTICATED: [stop_heartbeat]},
     own=[
         {"name": REQUESTING_TOKEN, "on_enter": [close_connection, release_socket,
@@ -256,4 +276,7 @@ TRIGGER_WORDS = {
     "stop": "application stops",
     "logout_answer": "POST logout answered",
     "logout_failed": "no answer to the logout",
+    **FLEET_WORDS,
+    "standby": "fleet: another process is logging the account in",
+    "lease_granted": "fleet: this session's turn (or the token another got)",
 }

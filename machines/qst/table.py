@@ -15,6 +15,22 @@
     authenticated --stable--> authenticated        (attempt count starts afresh)
     authenticated --stop--> logging_out --logout_response / closed / timeout--> disconnected
     connecting / awaiting_login_response / backoff --stop--> disconnected
+    disconnected --standby--> standby          (fleet: another process holds the account)
+    standby --lease_granted--> connecting | failed   (where start goes, on the same conditions)
+            --shared_failure--> failed | locked_out   (the holder's login failed for good)
+            --stop--> disconnected
+    connecting / awaiting_login_response / authenticated / backoff --lease_lost--> standby
+    logging_out --lease_lost--> disconnected
+
+In a fleet (many processes sharing accounts through a coordinator), a second login of a QST user
+displaces the first (close 4101), so one session of the fleet holds each account's lease and the
+others wait in ``standby``: they neither log in nor displace it. A session that loses its lease
+stops at once from every state that holds a connection, is opening one or will open one (backoff):
+each would write to QST or log in again, displacing the new holder. The connection is closed
+without a LogoutRequest. ``logging_out`` has sent its LogoutRequest already and only waits for the
+answer: it ends in ``disconnected`` as the application asked, without waiting. The terminal states
+and ``disconnected`` hold nothing: a lost lease changes nothing there. QST hands nothing over to the
+next holder (a QST session ends with its connection).
 
 The table below is the whole machine; ``machines/_edges.py`` holds the failure edges every
 failure signal fans into, chosen by the action the policy table gives, and
@@ -30,8 +46,10 @@ from __future__ import annotations
 from typing import Any
 
 from brokergate.machines._edges import (
+    FLEET_WORDS,
     config_invalid,
     failure_edges,
+    fleet_edges,
     mark_stopped,
     reset_attempts,
     take_outcome,
@@ -80,6 +98,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "closed", "source": LOGGING_OUT, "dest": DISCONNECTED, "before": [mark_stopped]},
     {"trigger": "timeout", "source": LOGGING_OUT, "dest": DISCONNECTED, "before": [mark_stopped]},
 ]
+# A lost lease sends each state that holds, opens or will open a connection to standby.
+TRANSITIONS += fleet_edges(TRANSITIONS, held=[*ACTIVE, BACKOFF])
 
 STATES = COMMON_STATES
 
@@ -100,4 +120,5 @@ TRIGGER_WORDS = {
     "stable": "up for the stability window",
     "stop": "application stops",
     "logout_response": "LogoutResponse",
+    **FLEET_WORDS,
 }
