@@ -37,6 +37,7 @@ from brokergate.machines import (
     SharedOutcome,
     Standby,
     StoredToken,
+    Transitioned,
 )
 
 #: Reads the account's day token as the fleet's token store has it now.
@@ -145,16 +146,28 @@ class ClaimsPart(CallsPart):
             except Exception as exc:
                 self._log("claim_release_failed", detail=f"{type(exc).__name__}: {exc}")
 
-    async def publish_handover(self, handover: Mapping[str, Any]) -> None:
+    def _on_transition(self, record: Transitioned) -> None:
+        super()._on_transition(record)
+        # A lease holder leaves its successor what it would need, as it changes: a new
+        # session token, a logon attempted (for the fleet-wide spacing and daily cap).
+        if self._handover is None or self._claim is None or not self._claim.valid():
+            return
+        handover = self._handover.handover()
+        if handover is not None and handover != self._handed_over:
+            self._handed_over = handover
+            assert self._nursery is not None
+            self._nursery.start_soon(self._publish_handover, handover)
+
+    async def _publish_handover(self, handover: Mapping[str, Any]) -> None:
         """Leave ``handover`` for the account's next holder (a failure is logged: the next
         holder then logs on rather than restores)."""
         claim = self._claim
-        if claim is None or not claim.valid():
+        if claim is None:
             return
         try:
             await claim.publish(handover)
         except Exception as exc:
-            self._log("claim_publish_failed", detail=f"{type(exc).__name__}: {exc}")
+            self._log("claim_publish_failed", detail=self._scrub(f"{type(exc).__name__}: {exc}"))
 
 
 __all__ = ["ClaimsPart", "Reload"]

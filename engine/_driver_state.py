@@ -30,7 +30,13 @@ from brokergate.machines import (
     SaveToken,
     SessionSettings,
 )
-from brokergate.machines._broker import CallsRest, MatchesRequests, NeedsCredentials, SendsRaw
+from brokergate.machines._broker import (
+    CallsRest,
+    HandsOver,
+    MatchesRequests,
+    NeedsCredentials,
+    SendsRaw,
+)
 
 if TYPE_CHECKING:
     from brokergate.engine._driver_connection import Connection
@@ -76,6 +82,8 @@ class DriverState:
         "_deferred",
         "_frame_size",
         "_full_streams",
+        "_handed_over",
+        "_handover",
         "_host",
         "_http",
         "_live_epoch",
@@ -121,6 +129,9 @@ class DriverState:
         self._rest = cast(CallsRest, model) if "rest_calls" in capabilities else None
         self._credentials = (cast(NeedsCredentials, model) if "credentials" in capabilities
                              else None)
+        self._handover = cast(HandsOver, model) if "handover" in capabilities else None
+        # The handover last left with the account's lease (``_driver_claims``).
+        self._handed_over: dict[str, Any] | None = None
         self.settings = settings
         self.session_id = session_id
         self.audit = audit
