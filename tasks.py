@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -68,6 +69,9 @@ def main(argv: list[str]) -> None:
         run(BIN / "brokergate", "demo", *rest)
     elif task == "test":
         lint()
+        if shutil.which("redis-server") is None:
+            print("note: redis-server is not installed, so the fleet tests are skipped; "
+                  "`apt-get install redis-server` (Debian's package) runs them", flush=True)
         run(PY, "-m", "pytest", *rest)
     elif task == "proto":
         run(PY, "proto/generate.py", *rest)
