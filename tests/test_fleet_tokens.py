@@ -67,11 +67,12 @@ def store(link: RedisLink, key: bytes = KEY_A, *, previous: Iterable[bytes] = ()
 
 
 async def test_a_token_round_trips_and_leaves_redis_after_its_day(link: RedisLink) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)  # expiry counts from the real now
     tokens = store(link)
     assert await tokens.load("firstock", "AA1") is None
-    await tokens.save("firstock", "AA1", StoredToken(Secret("tok-AA1"), NOW))
+    await tokens.save("firstock", "AA1", StoredToken(Secret("tok-AA1"), now))
     found = await store(link).load("firstock", "AA1")  # another process, same key
-    assert found is not None and found.token.reveal() == "tok-AA1" and found.created == NOW
+    assert found is not None and found.token.reveal() == "tok-AA1" and found.created == now
     name = "brokergate:token:firstock:AA1"
     ttl = await link.do(link.client.pttl(name))
     assert timedelta(hours=35, minutes=59) < timedelta(milliseconds=ttl) <= timedelta(hours=36)
@@ -81,16 +82,17 @@ async def test_a_token_round_trips_and_leaves_redis_after_its_day(link: RedisLin
 
 
 async def test_expiry_counts_from_the_tokens_creation_and_is_bounded(link: RedisLink) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)  # expiry counts from the real now
     tokens = store(link)
-    await tokens.save("firstock", "OLD", StoredToken(Secret("t1"), NOW - timedelta(hours=30)))
+    await tokens.save("firstock", "OLD", StoredToken(Secret("t1"), now - timedelta(hours=30)))
     ttl = timedelta(milliseconds=await link.do(link.client.pttl(tokens.key("firstock", "OLD"))))
     assert timedelta(hours=5, minutes=59) < ttl <= timedelta(hours=6)
     # A creation time in the future (a skewed clock) never stretches the stay past 36 h.
-    await tokens.save("firstock", "NEW", StoredToken(Secret("t2"), NOW + timedelta(days=3)))
+    await tokens.save("firstock", "NEW", StoredToken(Secret("t2"), now + timedelta(days=3)))
     ttl = timedelta(milliseconds=await link.do(link.client.pttl(tokens.key("firstock", "NEW"))))
     assert ttl <= timedelta(hours=36)
     # A token already past its time replaces nothing with itself: the key goes.
-    await tokens.save("firstock", "OLD", StoredToken(Secret("t3"), NOW - timedelta(hours=40)))
+    await tokens.save("firstock", "OLD", StoredToken(Secret("t3"), now - timedelta(hours=40)))
     assert await tokens.load("firstock", "OLD") is None
 
 
