@@ -38,7 +38,7 @@ from brokergate.engine._coordinator import (
     LocalCoordinator,
 )
 from brokergate.engine._driver import SessionDriver
-from brokergate.engine._errors import ConfigurationError
+from brokergate.engine._errors import ConfigurationError, CoordinatorUnavailable
 from brokergate.engine._http import HttpCaller
 from brokergate.engine._session import Session
 from brokergate.engine._tokens import TokenStore
@@ -142,6 +142,9 @@ class Gateway:
                 f"brokers with day-long tokens ({keeping})")
         session_id = config.session_id or f"{broker.name}-{uuid.uuid4().hex[:12]}"
         claim, first = await self._claim(broker, config, session_id)
+        # A day token the fleet shares is the fleet's: one session leaving does not log it out
+        # under the others (it ends with its day, as a kept session's does).
+        shared_token = claim is not None and claim.kind == "flight"
         # A session that waits for another's login builds its model without a token: the
         # token it will use is read when the claim is granted (``LeaseGranted``).
         model = await self._model(broker, config, rng, load_token=not isinstance(first, Held))
@@ -165,7 +168,7 @@ class Gateway:
                     with trio.CancelScope(shield=True), trio.move_on_after(
                         config.logout_timeout + 1.0
                     ):
-                        await driver.stop(logout=not keep_session)
+                        await driver.stop(logout=not (keep_session or shared_token))
                     driver.end()
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -183,8 +186,8 @@ class Gateway:
     async def _claim(self, broker: Broker[Any], config: SessionSettings,
                      session_id: str) -> tuple[AccountClaim | None, Granted | Held | None]:
         """The session's claim on its account, where the coordinator has claims (a fleet), and
-        what taking it gave. A coordinator that cannot be reached fails the session's opening:
-        nothing was sent to the broker."""
+        what taking it gave. With the coordinator out of reach, the session starts as a standby
+        that waits for it: nothing is sent to the broker until the claim is granted."""
         if broker.displaces:
             kind: ClaimKind = "lease"
         elif broker.has("token_store"):
@@ -199,7 +202,12 @@ class Gateway:
         claim = self.coordinator.claim(broker.name, account, kind, session_id)
         if claim is None:
             return None, None
-        return claim, await claim.take()
+        try:
+            return claim, await claim.take()
+        except CoordinatorUnavailable as exc:
+            # Nothing may be granted unchecked: the session waits as a standby, and its claim's
+            # task asks again with backoff until the coordinator answers.
+            return claim, Held(holder=f"not known yet ({exc})", fence=0)
 
     def _reloader(self, broker: Broker[Any],
                   config: SessionSettings) -> Callable[[], Awaitable[StoredToken | None]] | None:

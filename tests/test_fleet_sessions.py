@@ -9,16 +9,22 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import trio
 from helpers import qst_config
 from redis_server import RedisServer
 
-from brokergate import AuditLog, Session, open_gateway
+from brokergate import AuditLog, FirstockConfig, LoginFailed, Secret, Session, open_gateway
 from brokergate.engine.fleet import (
     ClaimTiming,
     RedisCoordinator,
     new_fleet_key,
     open_redis_coordinator,
+)
+from brokergate.simulators.firstock import (
+    FirstockAccount,
+    FirstockSimulator,
+    run_firstock_simulator,
 )
 from brokergate.simulators.qst import QstAccount, run_qst_simulator
 
@@ -81,3 +87,51 @@ async def test_two_processes_with_one_qst_user_never_log_in_together(
         "standby", "connecting"]
     # The holder was never displaced: it logged out when its block ended.
     assert all(e.get("dst") != "displaced" for e in first_trail)
+
+
+def firstock(sim: FirstockSimulator, user: str, password: str) -> FirstockConfig:
+    acct = sim.account(user)
+    assert acct is not None
+    return FirstockConfig(base_url=sim.base_url, user_id=user, password=Secret(password),
+                          api_key=Secret(acct.api_key), vendor_code=acct.vendor_code,
+                          totp=Secret("123456"), socket="none")
+
+
+async def test_processes_sharing_a_firstock_account_log_it_in_once(
+        redis_server: RedisServer) -> None:
+    account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456", login_delay=0.3)
+    async with run_firstock_simulator([account]) as sim, \
+            fleet(redis_server) as one, fleet(redis_server) as two, fleet(redis_server) as three, \
+            open_gateway(coordinator=one) as gw1, open_gateway(coordinator=two) as gw2, \
+            open_gateway(coordinator=three) as gw3:
+        config = firstock(sim, "AA1", "AA1-pw")
+        async with gw1.session(config) as s1, gw2.session(config) as s2, \
+                gw3.session(config) as s3:
+            with trio.fail_after(10):
+                for session in (s1, s2, s3):
+                    await session.wait_authenticated()
+            # One login; the two that waited took its day token (checked with userDetails).
+            assert sim.stats.logins_ok == 1
+            assert sim.stats.user_details == 2
+    # Leaving does not log the fleet's day token out under the others.
+    assert sim.stats.logouts == 0
+
+
+async def test_a_wrong_password_is_tried_once_for_the_whole_fleet(
+        redis_server: RedisServer) -> None:
+    account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456", login_delay=0.2)
+    async with run_firstock_simulator([account]) as sim, \
+            fleet(redis_server) as one, fleet(redis_server) as two, fleet(redis_server) as three, \
+            open_gateway(coordinator=one) as gw1, open_gateway(coordinator=two) as gw2, \
+            open_gateway(coordinator=three) as gw3:
+        config = firstock(sim, "AA1", "not-the-password")
+        async with gw1.session(config) as s1, gw2.session(config) as s2, \
+                gw3.session(config) as s3:
+            outcomes = []
+            for session in (s1, s2, s3):
+                with trio.fail_after(10), pytest.raises(LoginFailed) as failed:
+                    await session.wait_authenticated()
+                outcomes.append(failed.value)
+        assert len(sim.stats.login_failures) == 1  # the broker saw one wrong password, not three
+        assert {e.reason for e in outcomes} == {outcomes[0].reason}
+        assert sum("another session of the fleet" in (e.detail or "") for e in outcomes) == 2
