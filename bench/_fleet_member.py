@@ -20,16 +20,20 @@ A process killed with SIGKILL holds nothing: that is what the takeover tests do 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
 from bench._clients import engine_config
-from bench._server import raise_fd_limit
+from bench._server import CHECKOUT, _lines, raise_fd_limit
 from brokergate import (
     TERMINAL_STATES,
     AuditLog,
@@ -131,3 +135,89 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     raise_fd_limit()
     trio.run(main, _arguments(sys.argv[1:]))
+
+
+# ------------------------------------------------------------------------------------------
+# The parent's side: start members and follow what they print.
+
+
+class MemberProcess:
+    """A running member: every line it printed so far (``lines``), and ways to wait on them."""
+
+    def __init__(self, proc: trio.Process) -> None:
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+        self._changed = trio.Event()
+
+    async def follow(self) -> None:
+        assert self.proc.stdout is not None
+        async for line in _lines(self.proc.stdout):
+            if line.startswith("{"):
+                self.lines.append(json.loads(line))
+                self._changed.set()
+                self._changed = trio.Event()
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
+                       within: float = 60.0) -> dict[str, Any]:
+        """The first line (printed so far or later) for which ``predicate`` holds."""
+        with trio.fail_after(within):
+            seen = 0
+            while True:
+                for line in self.lines[seen:]:
+                    if predicate(line):
+                        return line
+                seen = len(self.lines)
+                await self._changed.wait()
+
+    def states(self, user: str) -> list[str]:
+        return [line["state"] for line in self.lines
+                if line.get("event") == "state" and line.get("user") == user]
+
+    def kill(self) -> None:
+        """SIGKILL: the process holds nothing from here on (its leases expire)."""
+        self.proc.kill()
+
+
+@asynccontextmanager
+async def members(broker: str, info: dict[str, Any], redis_url: str,
+                  groups: Sequence[Sequence[str]], *options: str,
+                  env: Mapping[str, str] | None = None) -> AsyncIterator[list[MemberProcess]]:
+    """One member process per group of users, all started at once; closed (stdin shut, then
+    waited for) when the block ends."""
+    environ = {**os.environ, **(env or {})}
+    async with trio.open_nursery() as nursery:
+        running: list[MemberProcess] = []
+        for group in groups:
+            cmd = [sys.executable, "-m", "bench._fleet_member", broker, json.dumps(info),
+                   redis_url, ",".join(group), *options]
+            proc = await trio.lowlevel.open_process(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=CHECKOUT, env=environ)
+            member = MemberProcess(proc)
+            running.append(member)
+            nursery.start_soon(member.follow)
+        try:
+            yield running
+        finally:
+            for member in running:
+                if member.proc.stdin is not None:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await member.proc.stdin.aclose()
+            with trio.move_on_after(15):
+                for member in running:
+                    await member.proc.wait()
+            for member in running:
+                if member.proc.returncode is None:
+                    member.proc.kill()
+            nursery.cancel_scope.cancel()
+
+
+async def first_in(running: Sequence[MemberProcess], user: str, state: str,
+                   within: float = 30.0) -> MemberProcess:
+    """The first of ``running`` whose session of ``user`` has been in ``state``."""
+    with trio.fail_after(within):
+        while True:
+            for member in running:
+                if state in member.states(user):
+                    return member
+            # Several processes' output, each on its own task: polled, a few ms apart.
+            await trio.sleep(0.01)

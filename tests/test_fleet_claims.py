@@ -188,3 +188,18 @@ async def test_redis_unreachable_is_named(redis_server: RedisServer) -> None:
         redis_server.stop()
         with pytest.raises(CoordinatorUnavailable, match=r"unreachable|did not answer"):
             await a.take()
+
+
+async def test_publishes_in_flight_leave_the_latest_handover(redis_server: RedisServer) -> None:
+    async with link_to(redis_server) as a_link, link_to(redis_server) as b_link:
+        a = claim(a_link, "a")
+        assert isinstance(await a.take(), Granted)
+        async with trio.open_nursery() as nursery:
+            # Started in order, as a session's transitions start them; either may reach Redis
+            # first, and the last one given must be what stays.
+            nursery.start_soon(a.publish, {"step": "connecting"})
+            nursery.start_soon(a.publish, {"step": "authenticated", "session_token": "t"})
+        await a.release()
+        got = await claim(b_link, "b").take()
+        assert isinstance(got, Granted)
+        assert got.handover == {"step": "authenticated", "session_token": "t"}

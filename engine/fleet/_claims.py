@@ -191,7 +191,8 @@ def _text(value: Any) -> str:
 class RedisClaim:
     """One session's claim on one account (see the module's docstring)."""
 
-    __slots__ = ("_holder", "_keys", "_last_handover", "_link", "_renewed_at", "_rng",
+    __slots__ = ("_holder", "_keys", "_last_handover", "_link", "_publishing", "_renewed_at",
+                 "_rng",
                  "_sealer", "_valid_until", "account", "broker", "fence", "kind", "timing")
 
     def __init__(self, link: RedisLink, sealer: Sealer, *, prefix: str, kind: ClaimKind,
@@ -212,6 +213,7 @@ class RedisClaim:
         self._valid_until = -1.0
         self._renewed_at = -1.0
         self._last_handover: Mapping[str, Any] | None = None
+        self._publishing = trio.Lock()
         self._rng = rng or random.Random()
 
     def __repr__(self) -> str:
@@ -236,7 +238,9 @@ class RedisClaim:
             TAKE, self._keys,
             [self._holder, _ms(self.timing.ttl), round(self.timing.grace_seconds * 1000)])
         if int(reply[0]) != 1:
-            holder = _text(reply[1]) or "nobody yet (Redis restarted: holders re-establish)"
+            holder = _text(reply[1]) or (
+                "nobody yet: the fleet's Redis is new or was emptied, and holders have "
+                f"{self.timing.grace_seconds:g} s to re-establish their claims")
             return Held(holder=holder, fence=int(_text(reply[2]) or 0))
         self.fence = int(_text(reply[1]))
         self._held_from(sent_at)
@@ -302,13 +306,19 @@ class RedisClaim:
         return int(reply)
 
     async def publish(self, handover: Mapping[str, Any]) -> None:
+        """Leave ``handover`` for the next holder. Publishes run one at a time, and each writes
+        the latest handover given: two in flight can never leave an older one last."""
         if self.fence is None:
             return
         self._last_handover = handover
-        blob = seal_handover(self._sealer, self._keys[2], handover)
-        await self._link.run(PUBLISH, [self._keys[0], self._keys[2]],
-                             [self._holder, str(self.fence), blob,
-                              _ms(self.timing.handover_ttl)])
+        async with self._publishing:
+            latest = self._last_handover
+            if self.fence is None or latest is None:
+                return
+            blob = seal_handover(self._sealer, self._keys[2], latest)
+            await self._link.run(PUBLISH, [self._keys[0], self._keys[2]],
+                                 [self._holder, str(self.fence), blob,
+                                  _ms(self.timing.handover_ttl)])
 
     async def release(self, outcome: Mapping[str, Any] | None = None) -> None:
         if self.fence is None:

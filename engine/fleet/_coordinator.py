@@ -7,9 +7,9 @@
 
 It keeps in Redis: the account claims (leases and login flights, ``_claims``), the REST hosts'
 rate limits (``_limiter``), and the day tokens and handovers, sealed with the operator's key
-(``_sealed``, ``_tokens``). What only one process's sessions share (Firstock socket slots, a
-CQG user's logon history between logons) stays in the process as with ``LocalCoordinator``;
-the logon history travels from holder to holder with the lease's handover.
+(``_sealed``, ``_tokens``). The brokers' shared resources (a user's socket slots, a user's
+logon history) stay in the process as with ``LocalCoordinator``: what of them the fleet needs
+travels from holder to holder with the lease's handover.
 """
 
 from __future__ import annotations
