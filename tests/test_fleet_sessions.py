@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +136,24 @@ async def test_a_wrong_password_is_tried_once_for_the_whole_fleet(
         assert len(sim.stats.login_failures) == 1  # the broker saw one wrong password, not three
         assert {e.reason for e in outcomes} == {outcomes[0].reason}
         assert sum("another session of the fleet" in (e.detail or "") for e in outcomes) == 2
+
+
+#: The least-privileged ACL docs/fleet.md recommends for the fleet's Redis user.
+FLEET_ACL = ("~brokergate:*", "+@read", "+@write", "+@scripting", "+ping", "+time", "+info",
+             "+hello", "+client|setname")
+
+
+async def test_a_fleet_session_runs_as_the_documented_least_privileged_acl_user(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    assert redis_server.command("ACL", "SETUSER", "fleet", "on", ">fleet-pw", *FLEET_ACL) \
+        .startswith(b"+OK")
+    password = tmp_path / "redis-password"
+    password.write_text("fleet-pw\n")
+    env = {"BROKERGATE_FLEET_KEY": KEY, "BROKERGATE_REDIS_USERNAME": "fleet"}
+    async with run_qst_simulator([QstAccount("alice", "pw")]) as sim, \
+            open_redis_coordinator(redis_server.url, env=env, password_file=password) as one:
+        one.timing = ClaimTiming(ttl=2.0, grace=0.0)
+        async with open_gateway(coordinator=one) as gw, \
+                gw.session(qst_config(sim.url, "alice", "pw")) as session:
+            with trio.fail_after(5):
+                await session.wait_authenticated()
