@@ -91,7 +91,12 @@ class ClaimsPart(CallsPart):
                 stored = await self._reload(reload)
                 self.feed(LeaseGranted(stored, got.handover))
             if claim.kind == "flight":
-                await self._until_settled()
+                # Renewed while the login runs (a login that backs off can outlast the TTL);
+                # released, with how it ended, once it has settled.
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(claim.keep)
+                    await self._until_settled()
+                    nursery.cancel_scope.cancel()
                 await self._release_flight(claim)
                 return
             why = await claim.keep()

@@ -157,3 +157,21 @@ async def test_a_fleet_session_runs_as_the_documented_least_privileged_acl_user(
                 gw.session(qst_config(sim.url, "alice", "pw")) as session:
             with trio.fail_after(5):
                 await session.wait_authenticated()
+
+
+async def test_a_login_flight_outlasting_its_ttl_is_still_one_login(
+        redis_server: RedisServer) -> None:
+    """The flight is renewed while its login runs: a login slower than the claim's TTL does
+    not let a second process log the account in beside it."""
+    account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456", login_delay=2.5)
+    async with run_firstock_simulator([account]) as sim, \
+            fleet(redis_server, ttl=1.0) as one, fleet(redis_server, ttl=1.0) as two, \
+            open_gateway(coordinator=one) as gw1, open_gateway(coordinator=two) as gw2:
+        config = firstock(sim, "AA1", "AA1-pw")
+        async with gw1.session(config) as s1:
+            await until(lambda: s1.state not in ("disconnected", "standby"))
+            async with gw2.session(config) as s2:
+                with trio.fail_after(10):
+                    await s1.wait_authenticated()
+                    await s2.wait_authenticated()
+                assert sim.stats.logins_ok == 1
