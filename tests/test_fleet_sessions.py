@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import trio
-from helpers import qst_config
+from helpers import cqg_config, qst_config
 from redis_server import RedisServer
 
 from brokergate import AuditLog, FirstockConfig, LoginFailed, Secret, Session, open_gateway
@@ -22,6 +22,7 @@ from brokergate.engine.fleet import (
     new_fleet_key,
     open_redis_coordinator,
 )
+from brokergate.simulators.cqg import CqgAccount, run_cqg_simulator
 from brokergate.simulators.firstock import (
     FirstockAccount,
     FirstockSimulator,
@@ -175,3 +176,27 @@ async def test_a_login_flight_outlasting_its_ttl_is_still_one_login(
                     await s1.wait_authenticated()
                     await s2.wait_authenticated()
                 assert sim.stats.logins_ok == 1
+
+
+async def test_cqg_logon_spacing_holds_across_the_fleet(redis_server: RedisServer) -> None:
+    """A logs on and leaves (logging off: nothing to restore); B, which waited, must log on
+    again, and waits out the user's logon spacing from A's logon, not from its own first."""
+    spacing = 2.0
+    async with run_cqg_simulator([CqgAccount("carol", "carol-pw")]) as sim, \
+            fleet(redis_server) as one, fleet(redis_server) as two, \
+            open_gateway(coordinator=one) as gw1, open_gateway(coordinator=two) as gw2:
+        config = cqg_config(sim.url, "carol", min_logon_interval=spacing)
+        release = trio.Event()
+        holders: list[Session] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold, lambda: gw1.session(config), release, holders)
+            await until(lambda: bool(holders) and holders[0].state == "authenticated")
+            first_logon = trio.current_time()
+            async with gw2.session(config) as second:
+                await until(lambda: second.state == "standby")
+                release.set()
+                with trio.fail_after(spacing + 3):
+                    await second.wait_authenticated()
+                second_logon = trio.current_time()
+    assert len(sim.stats.logon_requests) == 2
+    assert second_logon - first_logon >= spacing - 0.05
