@@ -164,15 +164,15 @@ class ClaimsPart(CallsPart):
             self._nursery.start_soon(self._publish_handover, handover)
 
     async def _publish_handover(self, handover: Mapping[str, Any]) -> None:
-        """Leave ``handover`` for the account's next holder (a failure is logged: the next
-        holder then logs on rather than restores)."""
+        """Leave the latest handover for the account's next holder. The tasks that do it may
+        run in any order (trio starts tasks in no promised order), so each publishes what is
+        latest when it runs, not what it was started with; the claim writes one at a time. A
+        failure is logged: the next holder then logs on rather than restores."""
         claim = self._claim
-        if claim is None:
+        latest = self._handed_over
+        if claim is None or latest is None:
             return
         try:
-            await claim.publish(handover)
+            await claim.publish(latest)
         except Exception as exc:
             self._log("claim_publish_failed", detail=self._scrub(f"{type(exc).__name__}: {exc}"))
-
-
-__all__ = ["ClaimsPart", "Reload"]

@@ -18,6 +18,7 @@ from brokergate.engine.fleet._client import (
     open_link,
     redis_target,
 )
+from brokergate.engine.fleet._limiter import FleetRateLimiters
 from brokergate.engine.fleet._sealed import Sealer
 
 SEALER = Sealer(bytes(range(32)))
@@ -195,11 +196,29 @@ async def test_publishes_in_flight_leave_the_latest_handover(redis_server: Redis
         a = claim(a_link, "a")
         assert isinstance(await a.take(), Granted)
         async with trio.open_nursery() as nursery:
-            # Started in order, as a session's transitions start them; either may reach Redis
-            # first, and the last one given must be what stays.
-            nursery.start_soon(a.publish, {"step": "connecting"})
-            nursery.start_soon(a.publish, {"step": "authenticated", "session_token": "t"})
+            # The first is on its way to Redis when the second is given: the second must be
+            # what stays, whichever write would reach Redis first.
+            started = trio.Event()
+
+            async def first() -> None:
+                started.set()
+                await a.publish({"step": "connecting"})
+
+            nursery.start_soon(first)
+            await started.wait()
+            await a.publish({"step": "authenticated", "session_token": "t"})
         await a.release()
         got = await claim(b_link, "b").take()
         assert isinstance(got, Granted)
         assert got.handover == {"step": "authenticated", "session_token": "t"}
+
+
+async def test_the_limiter_and_the_claims_read_one_boot_marker(redis_server: RedisServer) -> None:
+    """The rate limiter may be first to find Redis new and set the fleet's boot marker: the
+    claims then wait out the same grace period, not one read in another unit."""
+    async with link_to(redis_server) as link:
+        await FleetRateLimiters(link)("api.example", 50.0).acquire()
+        a = claim(link, "a", timing=ClaimTiming(ttl=1.0, grace=0.5))
+        with trio.fail_after(3):
+            got = await a.wait()
+        assert isinstance(got, Granted)

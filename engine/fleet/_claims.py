@@ -53,11 +53,13 @@ local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 """
 
+#: The fleet's boot marker holds Redis's time in microseconds when it was set (the rate
+#: limiter reads and sets the same key: ``brokergate.engine.fleet._limiter.BOOT_KEY``).
 _BOOT = """
 local boot = redis.call('GET', KEYS[5])
 if not boot then
-  redis.call('SET', KEYS[5], string.format('%.0f', now_ms))
-  boot = now_ms
+  redis.call('SET', KEYS[5], string.format('%.0f', now_us))
+  boot = now_us
 end
 boot = tonumber(boot)
 """
@@ -75,8 +77,9 @@ local fence
 if holder then
   fence = redis.call('HGET', KEYS[1], 'fence')
 else
-  if now_ms < boot + tonumber(ARGV[3]) then
-    return {0, '', '0', boot + tonumber(ARGV[3]) - now_ms}
+  local grace_until = boot + tonumber(ARGV[3]) * 1000
+  if now_us < grace_until then
+    return {0, '', '0', math.ceil((grace_until - now_us) / 1000)}
   end
   local last = tonumber(redis.call('GET', KEYS[2]) or '0')
   fence = string.format('%.0f', math.max(last + 1, now_us))
