@@ -137,10 +137,14 @@ class ClaimsPart(CallsPart):
 
     async def _release_flight(self, claim: AccountClaim) -> None:
         outcome = self.outcome()
-        try:
-            await claim.release(outcome)
-        except Exception as exc:  # it expires by itself; the waiters take it then
-            self._log("claim_release_failed", detail=f"{type(exc).__name__}: {exc}")
+        # Shielded: a session that ends as soon as its login settles (a command line without
+        # --hold) cancels this task while the release is on its way, and the claim then stayed
+        # until its TTL, with no outcome for the sessions waiting for it.
+        with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+            try:
+                await claim.release(outcome)
+            except Exception as exc:  # it expires by itself; the waiters take it then
+                self._log("claim_release_failed", detail=f"{type(exc).__name__}: {exc}")
 
     async def _let_go(self, claim: AccountClaim) -> None:
         """The session is stopping: let a standby have the account at once, not after the TTL

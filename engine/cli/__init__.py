@@ -3,12 +3,15 @@
     brokergate demo                         the main job, against the built-in simulators
     brokergate simulate BROKER              run a broker simulator in the foreground
     brokergate login BROKER ...             log in, optionally hold the session, log out
+                       [--coordinator URL]  ... as one of a fleet of processes sharing Redis
+    brokergate fleet status|keygen          the fleet's state in Redis; a new fleet key
     brokergate diagrams [--trace AUDIT]     state diagrams and policy pages (or one session's path)
 
 ``login`` prints one JSON result line on stdout and audit events as JSON lines on stderr (or to
 ``--audit-log``). Passwords come from an environment variable, a file or a prompt, never from the
 command line. Exit codes: 0 authenticated, 2 usage or configuration error, 3 failed,
-4 locked_out, 5 provisioning, 6 gave up after retries or timeouts, 7 displaced.
+4 locked_out, 5 provisioning, 6 gave up after retries or timeouts, 7 displaced, 8 the fleet's
+coordinator (Redis) out of reach (``login --coordinator`` and ``fleet status``).
 
 The brokers come from the registry (``brokergate.machines.brokers``): each one's ``login``
 options, configuration and after-login work from its CLI part, its ``simulate`` from its
@@ -17,6 +20,8 @@ simulator kit. The modules here:
     _parser            the parser, and the refusal of secrets given on the command line
     _secrets           where secrets are read from (the brokers' ``SecretSource``)
     _login_command     ``login``: the session, the result line, the exit code
+    _fleet_login       ``login --coordinator``: the session on the fleet's Redis, standby or not
+    _fleet_command     ``fleet status`` and ``fleet keygen``
     _simulate_command  ``simulate``
     (this module)      ``main``: dispatch, and ``diagrams`` and ``demo``
 """
@@ -31,7 +36,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from brokergate.engine._errors import ConfigurationError
+from brokergate.engine.cli._fleet_command import fleet as _fleet
+from brokergate.engine.cli._fleet_login import CoordinatorDown
 from brokergate.engine.cli._login_command import (
+    EXIT_COORDINATOR,
     EXIT_DISPLACED,
     EXIT_FAILED,
     EXIT_GAVE_UP,
@@ -56,6 +64,7 @@ from brokergate.engine.cli._simulate_command import simulate as _simulate
 from brokergate.machines._config import with_default_scheme
 
 __all__ = [
+    "EXIT_COORDINATOR",
     "EXIT_DISPLACED",
     "EXIT_FAILED",
     "EXIT_GAVE_UP",
@@ -94,15 +103,15 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), args.scenario, live=False if args.plain else None)
 
 
-def _fail_usage(message: str) -> NoReturn:
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     print(f"brokergate: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in CHECKOUT_ONLY:
-        _fail_usage(f"`brokergate {argv[0]}` is not part of the installed package: the "
+        _fail(f"`brokergate {argv[0]}` is not part of the installed package: the "
                     f"{CHECKOUT_ONLY[argv[0]]} run from a checkout of the brokergate repository, "
                     f"as `python3 tasks.py {argv[0]}`")
     try:
@@ -111,11 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _login(args)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "fleet":
+            return _fleet(args)
         if args.command == "diagrams":
             return _diagrams(args)
         return _demo(args)
     except UsageError as exc:
-        _fail_usage(str(exc))
+        _fail(str(exc))
+    except CoordinatorDown as exc:
+        _fail(str(exc), EXIT_COORDINATOR)
     except BaseException as exc:
         if not interrupted(exc):
             raise

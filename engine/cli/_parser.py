@@ -118,6 +118,7 @@ def build_parser(*, simulator_help: bool = False) -> argparse.ArgumentParser:
     _add_checkout_only_parsers(sub)
     _add_simulate_parser(sub, simulator_help)
     _add_login_parser(sub)
+    _add_fleet_parser(sub)
     return parser
 
 
@@ -152,6 +153,7 @@ def _add_login_parser(sub: Any) -> None:
         if broker.has("token_store"):
             _token_options(p)
         _common_login_options(p)
+        _fleet_login_options(p)
 
 
 def _add_checkout_only_parsers(sub: Any) -> None:
@@ -214,3 +216,54 @@ def _common_login_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--login-timeout", type=_positive, default=10.0, metavar="SECONDS")
     p.add_argument("--max-attempts", type=int, default=8,
                    help="consecutive connection attempts before giving up")
+
+
+def _redis_options(p: argparse.ArgumentParser | Any, *, required: bool) -> None:
+    """Where the fleet's Redis is and how to log in to it; its password and the fleet key only
+    from the environment or files."""
+    p.add_argument("--coordinator", metavar="URL", required=required,
+                   help="the fleet's Redis: rediss://HOST[:PORT][/DB] (redis:// to a loopback "
+                        "host only); never with a password in it")
+    p.add_argument("--redis-user", metavar="NAME",
+                   help="Redis ACL user (else the URL's, or BROKERGATE_REDIS_USERNAME)")
+    p.add_argument("--redis-password-file", type=Path, metavar="FILE",
+                   help="read the Redis password from the first line of this file (else "
+                        "BROKERGATE_REDIS_PASSWORD, or the file BROKERGATE_REDIS_PASSWORD_FILE "
+                        "names)")
+    p.add_argument("--redis-ca-file", metavar="PEM",
+                   help="trust this CA bundle for rediss:// (default: the system's CAs)")
+    p.add_argument("--prefix", metavar="PREFIX",
+                   help="what the fleet's Redis keys start with (default brokergate)")
+
+
+def _fleet_login_options(p: argparse.ArgumentParser) -> None:
+    fleet = p.add_argument_group(
+        "fleet", "share the account with other processes through a Redis coordinator: one "
+                 "holder per account, the others standbys; shared rate limits and day tokens")
+    _redis_options(fleet, required=False)
+    fleet.add_argument("--fleet-key-file", type=Path, metavar="FILE",
+                       help="the fleet key, in a file only its owner can read (else "
+                            "BROKERGATE_FLEET_KEY or BROKERGATE_FLEET_KEY_FILE); make one with "
+                            "`brokergate fleet keygen`")
+    fleet.add_argument("--lease-ttl", type=_positive, metavar="SECONDS",
+                       help="how long an account's lease outlives a holder that died (default "
+                            "10): a standby takes over within it")
+
+
+def _add_fleet_parser(sub: Any) -> None:
+    fleet = sub.add_parser("fleet", allow_abbrev=False,
+                           help="the fleet's Redis coordinator: its state, a new fleet key")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", required=True, metavar="COMMAND")
+    status = fleet_sub.add_parser(
+        "status", allow_abbrev=False,
+        help="holders, leases, fences, handovers, flight outcomes, rate limits and stored "
+             "tokens (no secret is read or shown; needs no fleet key)")
+    _redis_options(status, required=True)
+    status.add_argument("--json", action="store_true", help="one JSON document, for machines")
+    keygen = fleet_sub.add_parser(
+        "keygen", allow_abbrev=False,
+        help="make a new fleet key: printed on stdout, or written to --out with mode 0600")
+    keygen.add_argument("--out", type=Path, metavar="FILE",
+                        help="write the key to this new file (mode 0600) instead of stdout")
+    keygen.add_argument("--force", action="store_true",
+                        help="replace --out if it exists")

@@ -10,12 +10,24 @@ name.
 
 from __future__ import annotations
 
+import argparse
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from brokergate.machines._broker import CommandLineError, SecretSource
 from brokergate.machines._config import with_default_scheme
 from brokergate.machines.firstock.config import FirstockConfig
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError("must be a positive number of requests per second")
+    return value
 
 
 class FirstockCli:
@@ -37,6 +49,10 @@ class FirstockCli:
         parser.add_argument("--totp-env", metavar="VAR",
                             help="environment variable holding one TOTP code, for a one-off "
                                  "login")
+        parser.add_argument("--requests-per-second", type=_rate, metavar="N",
+                            help="the broker's REST limit per host (default 10): every call, "
+                                 "logins included, is paced to it; with --coordinator the limit "
+                                 "is shared by every process of the fleet calling that host")
         parser.add_argument("--socket", choices=["noren", "v2", "none"], default="none")
         parser.add_argument("--socket-url",
                             help="the market-data socket (required unless --socket none)")
@@ -59,6 +75,8 @@ class FirstockCli:
             request_timeout=args.login_timeout,
             totp_seed=seed,
             totp=code,
+            **({"requests_per_second": args.requests_per_second}
+               if args.requests_per_second is not None else {}),
         )
 
     async def after_login(self, session: Any, args: Any) -> Mapping[str, Any]:
