@@ -43,8 +43,6 @@ _OUTCOME_FIELDS = ("state", "reason", "fault", "detail")
 _LONGEST = 300
 #: Redis's clock, the one the fleet's times are on.
 _TIME = "return redis.call('TIME')"
-#: A boot marker above this is in microseconds (the limiter's), below it in milliseconds.
-_MICROSECONDS = 10**14
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,11 +237,9 @@ def _outcome(value: bytes | None, hidden: tuple[str, ...]) -> dict[str, str | No
 
 
 def _boot_age(value: bytes | None, now: datetime) -> float | None:
-    """Seconds since the boot marker's time, read in milliseconds (the claims write it so) or
-    microseconds (the rate limiter does)."""
+    """Seconds since the boot marker's time (microseconds of Redis time, as the claims and the
+    rate limiter write it)."""
     text = _text(value) if value is not None else ""
     if not text.isdigit():
         return None
-    stamp = int(text)
-    seconds = stamp / 1_000_000 if stamp > _MICROSECONDS else stamp / 1000
-    return max(0.0, now.timestamp() - seconds)
+    return max(0.0, now.timestamp() - int(text) / 1_000_000)
