@@ -145,7 +145,7 @@ async def test_a_holder_cut_off_stops_writing_before_another_can_hold(
 async def test_a_holder_resumes_writing_when_redis_comes_back_with_its_lease(
         redis_server: RedisServer) -> None:
     async with link_to(redis_server) as a_link:
-        a = claim(a_link, "a", timing=ClaimTiming(ttl=1.0, grace=5.0))
+        a = claim(a_link, "a", timing=ClaimTiming(ttl=1.0, grace=2.0))
         first = await a.wait()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(a.keep)
