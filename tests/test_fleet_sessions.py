@@ -200,3 +200,20 @@ async def test_cqg_logon_spacing_holds_across_the_fleet(redis_server: RedisServe
                 second_logon = trio.current_time()
     assert len(sim.stats.logon_requests) == 2
     assert second_logon - first_logon >= spacing - 0.05
+
+
+async def test_every_key_of_a_fleet_carries_its_prefix(redis_server: RedisServer) -> None:
+    """Two fleets can share one Redis: each keeps its claims, limits, tokens and boot marker
+    under its own prefix."""
+    account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456")
+    async with run_firstock_simulator([account]) as sim, open_redis_coordinator(
+            redis_server.url, env={"BROKERGATE_FLEET_KEY": KEY}, prefix="desk7") as desk:
+        desk.timing = ClaimTiming(ttl=1.0, grace=0.0)
+        async with open_gateway(coordinator=desk) as gw, \
+                gw.session(firstock(sim, "AA1", "AA1-pw")) as session:
+            with trio.fail_after(5):
+                await session.wait_authenticated()
+            keys = redis_server.command("KEYS", "*").decode()
+    names = [line for line in keys.split("\r\n") if line and line[0] not in "*$"]
+    assert names and all(name.startswith("desk7:") for name in names), names
+    assert any(":limit:" in name for name in names)

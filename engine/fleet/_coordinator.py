@@ -47,7 +47,7 @@ class RedisCoordinator:
         self.prefix = prefix
         self.timing = timing or ClaimTiming()
         self.token_store = RedisTokenStore(link, sealer, prefix=prefix)
-        self._limiters = FleetRateLimiters(link)
+        self._limiters = FleetRateLimiters(link, prefix=prefix)
         self._resources: dict[tuple[str, str, Hashable], object] = {}
 
     def __repr__(self) -> str:

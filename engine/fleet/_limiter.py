@@ -87,7 +87,9 @@ __all__ = [
 ]
 
 #: Set (to the Redis time in microseconds) when the fleet first finds Redis empty; never expires.
-BOOT_KEY = "brokergate:boot"
+#: What every key of the fleet starts with, unless the coordinator is given another prefix.
+PREFIX = "brokergate"
+BOOT_KEY = f"{PREFIX}:boot"
 #: The first wait after Redis did not answer, doubled after each failure up to the most.
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 1.0
@@ -185,10 +187,11 @@ return {st[2] or '', recent, math.ceil(slot - now), waiting}
 """
 
 
-def limiter_keys(host: str) -> tuple[str, str, str, str]:
-    """The Redis keys of ``host``'s limit: state, grants, queue, and the fleet's boot marker."""
-    base = f"brokergate:limit:{{{host.lower()}}}"
-    return base, f"{base}:sent", f"{base}:queue", BOOT_KEY
+def limiter_keys(host: str, prefix: str = PREFIX) -> tuple[str, str, str, str]:
+    """The Redis keys of ``host``'s limit: state, grants, queue, and the fleet's boot marker
+    (``prefix`` is the fleet's, ``brokergate`` by default)."""
+    base = f"{prefix}:limit:{{{host.lower()}}}"
+    return base, f"{base}:sent", f"{base}:queue", f"{prefix}:boot"
 
 
 def _us(seconds: float) -> int:
@@ -217,7 +220,8 @@ class FleetRateLimiter:
                  "_patience", "_waits", "count", "host", "interval", "per_second", "window")
 
     def __init__(self, link: RedisLink, host: str, per_second: float, *,
-                 margin: float = MARGIN, patience: float = PATIENCE) -> None:
+                 margin: float = MARGIN, patience: float = PATIENCE,
+                 prefix: str = PREFIX) -> None:
         if not per_second > 0:
             raise ValueError("per_second must be positive")
         if not 0 <= margin < 1:
@@ -229,7 +233,7 @@ class FleetRateLimiter:
         self.interval = self.window / per_second
         #: How many may leave within one window (a fraction below one still lets one through).
         self.count = max(1, math.floor(per_second))
-        self._keys = limiter_keys(self.host)
+        self._keys = limiter_keys(self.host, prefix)
         #: The ticket names this limiter (this process, this host and rate) in the queue.
         self._args = (secrets.token_hex(8), repr(float(per_second)), _us(self.window),
                       _us(GRACE), _us(RATE_HOLD))
@@ -329,11 +333,12 @@ class FleetRateLimiters:
     """One ``FleetRateLimiter`` per (host, rate) in this process, made on first use: the fleet
     coordinator's ``rate_limiter`` (a ``LimiterFor``)."""
 
-    __slots__ = ("_limiters", "_link", "_margin", "_patience")
+    __slots__ = ("_limiters", "_link", "_margin", "_patience", "_prefix")
 
     def __init__(self, link: RedisLink, *, margin: float = MARGIN,
-                 patience: float = PATIENCE) -> None:
+                 patience: float = PATIENCE, prefix: str = PREFIX) -> None:
         self._link = link
+        self._prefix = prefix
         self._margin = margin
         self._patience = patience
         self._limiters: dict[tuple[str, float], FleetRateLimiter] = {}
@@ -346,7 +351,8 @@ class FleetRateLimiters:
         found = self._limiters.get(key)
         if found is None:
             found = self._limiters[key] = FleetRateLimiter(
-                self._link, host, per_second, margin=self._margin, patience=self._patience)
+                self._link, host, per_second, margin=self._margin, patience=self._patience,
+                prefix=self._prefix)
         return found
 
 
@@ -370,9 +376,10 @@ class LimiterState:
                 f"{self.next_slot:.3f} s, processes waiting: {self.waiting}")
 
 
-async def limiter_state(link: RedisLink, host: str, *, margin: float = MARGIN) -> LimiterState:
+async def limiter_state(link: RedisLink, host: str, *, margin: float = MARGIN,
+                        prefix: str = PREFIX) -> LimiterState:
     """Read ``host``'s limit from Redis (raises ``CoordinatorUnavailable`` without it)."""
-    rate, granted, until, waiting = await link.run(_LOOK, limiter_keys(host),
+    rate, granted, until, waiting = await link.run(_LOOK, limiter_keys(host, prefix),
                                                    [_us(1.0 + margin)])
     text = rate.decode() if isinstance(rate, bytes) else str(rate)
     return LimiterState(host=host.lower(), per_second=float(text) if text else None,
@@ -380,14 +387,16 @@ async def limiter_state(link: RedisLink, host: str, *, margin: float = MARGIN) -
                         waiting=int(waiting))
 
 
-async def limiter_states(link: RedisLink, *, margin: float = MARGIN) -> list[LimiterState]:
+async def limiter_states(link: RedisLink, *, margin: float = MARGIN,
+                         prefix: str = PREFIX) -> list[LimiterState]:
     """Every host whose limit Redis holds now, by host name."""
     hosts: set[str] = set()
     cursor: int | None = None
     while cursor != 0:
-        cursor, keys = await link.do(link.client.scan(cursor or 0, match="brokergate:limit:{*}",
+        cursor, keys = await link.do(link.client.scan(cursor or 0, match=f"{prefix}:limit:{{*}}",
                                                       count=200))
         for key in keys:
             text = key.decode() if isinstance(key, bytes) else str(key)
             hosts.add(text[text.index("{") + 1:text.rindex("}")])
-    return [await limiter_state(link, host, margin=margin) for host in sorted(hosts)]
+    return [await limiter_state(link, host, margin=margin, prefix=prefix)
+            for host in sorted(hosts)]

@@ -151,7 +151,7 @@ async def read_fleet_status(link: RedisLink, prefix: str = "brokergate",
         if not known:
             status.other_keys += 1
     status.accounts = [accounts[key] for key in sorted(accounts)]
-    status.limits = await limiter_states(link)
+    status.limits = await limiter_states(link, prefix=prefix)
     return status
 
 
