@@ -269,10 +269,15 @@ def _takeover_section(sizes: Sizes, found: dict[str, list[Takeover]],
         f"simulator {sizes.drops} times, timed from its audit trail (CQG by restore, QST by "
         "logging in again). It needs no lease: it knows at once that its connection is gone.",
     ]
+    logons = sum(r.logins for r in cqg)
+    if logons:
+        section.notes.append(
+            f"{logons} CQG successor(s) logged on instead of restoring: a successor logs on "
+            "when the handover it finds in Redis carries no session token.")
     section.targets += [
         (f"fleet takeover within the TTL + one backoff step ({sizes.ttl:g} + "
          f"{BACKOFF_STEP:g} s), every kill", bound_met),
-        ("fleet takeover, CQG: the successor restored the session (no second Logon)",
+        ("fleet takeover, CQG: every successor restored the holder's session",
          all(r.restores == 1 and r.logins == 0 for r in cqg)),
     ]
     return section
