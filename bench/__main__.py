@@ -3,11 +3,12 @@
     python -m bench [--quick] [--only NAME[,NAME...]] [--out FILE] [--docs]
     (also: python3 tasks.py bench ..., make bench; from a checkout: bench/ is not installed)
 
-NAME is one of overhead, scale, restore, storm, transitions, steady. Every benchmark runs its
-simulator in a process of its own. ``--quick`` runs each at a toy size (seconds, for a smoke
-test; its figures mean little). ``--docs`` also puts the report in docs/benchmarks.md between
-the benchmark markers. Exit status 0 whatever the figures say: a benchmark reports, it does not
-judge; the summary says which targets were met. """
+NAME is one of overhead, scale, restore, storm, transitions, steady, fleet. Every benchmark runs
+its simulator in a process of its own (fleet also its member processes and a redis-server).
+``--quick`` runs each at a toy size (seconds, for a smoke test; its figures mean little).
+``--docs`` also puts the report in docs/benchmarks.md between the benchmark markers. Exit
+status 0 whatever the figures say: a benchmark reports, it does not judge; the summary says which
+targets were met. """
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "storm": "bench.storm",
     "transitions": "bench.transitions",
     "steady": "bench.steady",
+    "fleet": "bench.fleet",
 }
 #: Where ``--docs`` puts the report, between these markers.
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -101,13 +103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.only:
         print(f"running {name} ...", end=" ", file=sys.stderr, flush=True)
         began = snapshot()
-        run: Callable[..., Section] = importlib.import_module(BENCHMARKS[name]).run
-        section = run(quick=args.quick)
+        run: Callable[..., Section | list[Section]] = importlib.import_module(
+            BENCHMARKS[name]).run
+        result = run(quick=args.quick)
+        tables = result if isinstance(result, list) else [result]
         load = Load.since(began)
         # The simulators and fleets are child processes: the machine's figures are the ones
-        # that cover them.
-        section.notes.append("While this benchmark ran: " + load.describe(process=False))
-        sections.append(section)
+        # that cover them. (A benchmark of several tables says it once, under its last.)
+        tables[-1].notes.append("While this benchmark ran: " + load.describe(process=False))
+        sections += tables
         print(f"{load.seconds:.0f} s", file=sys.stderr, flush=True)
     command = "python3 tasks.py bench" + (" --quick" if args.quick else "") + (
         f" --only {','.join(args.only)}" if args.only != list(BENCHMARKS) else "")

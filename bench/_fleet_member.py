@@ -4,10 +4,13 @@
 
 The fleet benchmark and the fleet tests start several of these against one simulator process
 (``bench._server``) and one redis-server. The sealing key comes from ``BROKERGATE_FLEET_KEY``.
+With ``--local`` a member uses no coordinator at all (REDIS_URL is ignored): each process keeps
+its own limiter, as before the fleet, which is what the fleet benchmark compares with.
 Each prints JSON lines on stdout, ``time`` being the wall clock (``time.time()``, comparable
 across processes on one machine):
 
-- ``{"event": "ready"}`` once the coordinator is connected and the sessions are opening;
+- ``{"event": "ready", "pid": P, "time": T}`` once the coordinator is connected (``--local``:
+  at once) and the sessions are opening;
 - ``{"event": "state", "user": U, "state": S, "time": T}`` at each session's change of state
   (``standby``, ``authenticated``, ``failed``...);
 - ``{"event": "settled", "authenticated": N, "failed": M, "time": T}`` once every session is
@@ -52,6 +55,8 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("redis")
     parser.add_argument("users", type=lambda text: [u for u in text.split(",") if u])
     parser.add_argument("--lease-ttl", type=float, default=10.0)
+    parser.add_argument("--local", action="store_true",
+                        help="no coordinator: this process's own limiter and logins only")
     parser.add_argument("--rps", type=float, default=None,
                         help="Firstock: the REST rate limit to pace at")
     parser.add_argument("--hold", type=float, default=None,
@@ -115,9 +120,11 @@ class Member:
 async def main(args: argparse.Namespace) -> None:
     audit = AuditLog.to_file(args.audit) if args.audit else AuditLog.to_stream(sys.stderr)
     member = Member(args)
-    async with open_redis_coordinator(args.redis, lease_ttl=args.lease_ttl) as fleet, \
-            open_gateway(coordinator=fleet, audit=audit) as gateway:
-        say(event="ready", pid=os.getpid())
+    async with contextlib.AsyncExitStack() as stack:
+        fleet = None if args.local else await stack.enter_async_context(
+            open_redis_coordinator(args.redis, lease_ttl=args.lease_ttl))
+        gateway = await stack.enter_async_context(open_gateway(coordinator=fleet, audit=audit))
+        say(event="ready", pid=os.getpid(), time=time.time())
         async with trio.open_nursery() as nursery:
             for user in args.users:
                 nursery.start_soon(member.session, gateway, user)

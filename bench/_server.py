@@ -10,7 +10,7 @@ named ``u0``, ``u1``, ... whose password is ``pw`` (Firstock: API key ``key-u0``
 it answers one command per line on stdin with one JSON line:
 
     stats            what the simulator counted (connections, logins, 429s, violations, ...)
-    drop USER        CQG: drop USER's connections without a close frame; {"dropped": n}
+    drop USER        CQG, QST: drop USER's connections without a close frame; {"dropped": n}
     stream USER N    CQG, Firstock: queue N application messages for USER's connections (a
                      market-data-sized frame each, see ``feed``); {"connections": n}
     received         CQG: how many application ClientMsgs the simulator has received
@@ -173,7 +173,7 @@ async def _serve(args: argparse.Namespace) -> None:
             answer: dict[str, Any]
             if word == "stats":
                 answer = _stats(sim)
-            elif word == "drop" and args.broker == "cqg":
+            elif word == "drop" and args.broker in ("cqg", "qst"):
                 answer = {"dropped": await sim.drop(rest)}
             elif word == "stream" and args.broker in ("cqg", "firstock"):
                 name, _, count = rest.partition(" ")

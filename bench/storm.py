@@ -89,7 +89,7 @@ class Run:
         return self.logins_per_second / self.limit
 
 
-def _simulator(accounts: int, limit: float) -> AbstractAsyncContextManager[SimulatorProcess]:
+def simulator(accounts: int, limit: float) -> AbstractAsyncContextManager[SimulatorProcess]:
     """A fresh Firstock simulator process for one run."""
     return simulator_process("firstock", "--accounts", str(accounts), "--rate", str(limit),
                              "--login-delay", str(LOGIN_DELAY))
@@ -99,7 +99,7 @@ async def storm(accounts: int, limit: float, audit_path: Path, *, together: bool
     """Log every account in, in a fresh simulator: all at once (``together``; each session is
     held until the last one is in), or one after another, each authenticated before the next
     one starts."""
-    async with _simulator(accounts, limit) as sim:
+    async with simulator(accounts, limit) as sim:
         configs = [engine_config("firstock", sim.info, user(n), socket="none",
                                  requests_per_second=limit) for n in range(accounts)]
         store = MemoryTokenStore()
