@@ -19,6 +19,7 @@ import trio
 from helpers import qst_config
 from redis_server import RedisServer, free_port
 
+from brokergate.engine import cli
 from brokergate.engine.fleet import (
     CoordinatorUnavailable,
     load_sealer,
@@ -304,36 +305,49 @@ def test_requests_per_second_must_be_positive(firstock_base: str) -> None:
 # --- fleet keygen -------------------------------------------------------------------------
 
 
-def test_keygen_prints_a_key_and_says_where_to_keep_it() -> None:
-    done = run("fleet", "keygen")
+def keygen(capsys: pytest.CaptureFixture[str], *argv: str) -> SimpleNamespace:
+    """``brokergate fleet keygen ...`` in this process (it opens nothing: no need to pay for a
+    new interpreter): its exit code and what it wrote."""
+    try:
+        code = cli.main(["fleet", "keygen", *argv])
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def test_keygen_prints_a_key_and_says_where_to_keep_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    done = keygen(capsys)
     assert done.returncode == 0
     key = done.stdout.strip()
     assert done.stdout == key + "\n" and len(key) == 44
     load_sealer(env={"BROKERGATE_FLEET_KEY": key})  # a key the fleet takes
     assert "BROKERGATE_FLEET_KEY" in done.stderr and "chmod 600" in done.stderr
     assert key not in done.stderr
-    assert run("fleet", "keygen").stdout.strip() != key
+    assert keygen(capsys).stdout.strip() != key
 
 
-def test_keygen_writes_a_private_file_and_never_overwrites_one_unasked(tmp_path: Path) -> None:
+def test_keygen_writes_a_private_file_and_never_overwrites_one_unasked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "fleet.key"
-    done = run("fleet", "keygen", "--out", str(out))
+    done = keygen(capsys, "--out", str(out))
     assert done.returncode == 0 and done.stdout == ""
     key = out.read_text()
     assert out.stat().st_mode & 0o777 == 0o600 and key not in done.stderr
     load_sealer(key_file=out)
 
-    again = run("fleet", "keygen", "--out", str(out))
+    again = keygen(capsys, "--out", str(out))
     assert again.returncode == 2 and "exists" in again.stderr and "--force" in again.stderr
     assert out.read_text() == key
 
     out.chmod(0o644)
-    forced = run("fleet", "keygen", "--out", str(out), "--force")
+    forced = keygen(capsys, "--out", str(out), "--force")
     assert forced.returncode == 0
     assert out.read_text() != key and out.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.key"]
 
-    folder = run("fleet", "keygen", "--out", str(tmp_path))
+    folder = keygen(capsys, "--out", str(tmp_path))
     assert folder.returncode == 2 and "is a folder" in folder.stderr
 
 

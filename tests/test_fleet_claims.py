@@ -157,7 +157,8 @@ async def test_a_holder_resumes_writing_when_redis_comes_back_with_its_lease(
             nursery.cancel_scope.cancel()
 
 
-async def test_redis_restarted_empty_keeps_the_holder(redis_server: RedisServer) -> None:
+async def test_redis_restarted_empty_keeps_the_holder_and_its_handover(
+        redis_server: RedisServer) -> None:
     timing = ClaimTiming(ttl=1.5)
     async with link_to(redis_server) as a_link, link_to(redis_server) as b_link:
         a = claim(a_link, "a", timing=timing)
@@ -181,6 +182,11 @@ async def test_redis_restarted_empty_keeps_the_holder(redis_server: RedisServer)
                 assert isinstance(got, Held) and got.holder == a.holder
                 assert got.fence == first.fence
                 nursery.cancel_scope.cancel()
+        # What the holder had left its successor (a CQG session, the logon counts) is back too.
+        await a.release()
+        handed = await b.take()
+        assert isinstance(handed, Granted) and handed.handover == {"url": "wss://x"}
+        assert handed.fence > first.fence
 
 
 async def test_redis_unreachable_is_named(redis_server: RedisServer) -> None:

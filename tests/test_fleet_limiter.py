@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import math
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -128,80 +125,6 @@ async def test_processes_share_one_host_limit(redis_server: RedisServer) -> None
     assert fraction >= 0.90
     assert all(len(got) >= len(every) / 6 for got in grants.values()), \
         {number: len(got) for number, got in grants.items()}
-
-
-_CHILD = """
-import json, sys, trio
-from brokergate.engine.fleet._client import open_link, redis_target
-from brokergate.engine.fleet._limiter import FleetRateLimiter
-
-async def main(url):
-    got = []
-    async with open_link(redis_target(url)) as link:
-        limiter = FleetRateLimiter(link, "api.example", 20.0)
-        print("ready", flush=True)
-        until = int(await trio.to_thread.run_sync(sys.stdin.readline))
-
-        async def waiter():
-            while not got or max(got) < until:
-                got.append(await limiter.acquire())
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(4):
-                nursery.start_soon(waiter)
-    print(json.dumps(got), flush=True)
-
-trio.run(main, sys.argv[1])
-"""
-
-
-async def _read_all(stream: trio.abc.ReceiveStream, until: bytes | None = None) -> bytes:
-    """What ``stream`` says up to ``until`` (or its end)."""
-    data = b""
-    while until is None or until not in data:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-async def test_real_processes_share_one_host_limit(redis_server: RedisServer) -> None:
-    """Three Python processes, each with four waiters, connect; then all ask until a Redis time
-    2 s ahead. The grants of all of them keep one schedule at nearly the whole rate."""
-    command = [sys.executable, "-c", _CHILD, redis_server.url]
-    children = [await trio.lowlevel.open_process(command, cwd=ROOT, stdin=subprocess.PIPE,
-                                                 stdout=subprocess.PIPE) for _ in range(3)]
-    outputs: list[bytes] = []
-
-    async def finish(child: trio.Process) -> None:
-        assert child.stdout is not None
-        outputs.append(await _read_all(child.stdout))
-        assert await child.wait() == 0
-
-    try:
-        with trio.fail_after(30):  # starting Python on a busy machine takes its time
-            for child in children:
-                assert child.stdout is not None
-                assert b"ready" in await _read_all(child.stdout, b"\n")
-            async with _link(redis_server) as link:
-                until = await _redis_now(link) + 2_000_000
-            for child in children:
-                assert child.stdin is not None
-                await child.stdin.send_all(f"{until}\n".encode())
-            async with trio.open_nursery() as nursery:
-                for child in children:
-                    nursery.start_soon(finish, child)
-    finally:
-        for child in children:
-            if child.returncode is None:
-                child.kill()
-    per_process = [json.loads(output) for output in outputs]
-    every = [granted for got in per_process for granted in got]
-    narrowest, fraction = _check_schedule(every, 20.0)
-    print(f"3 processes: {[len(got) for got in per_process]} grants, narrowest window "
-          f"{narrowest:.6f} s, {fraction:.3f} of the rate")
-    assert all(len(got) >= 8 for got in per_process) and fraction >= 0.85
 
 
 async def test_after_a_stall_the_backlog_leaves_at_the_normal_pace(
