@@ -1,5 +1,6 @@
-"""The fleet-wide REST rate limit against a real redis-server: several processes (separate links,
-and real subprocesses) share one host's limit with RateLimiter's schedule, on Redis's clock.
+"""The fleet-wide REST rate limit against a real redis-server: several processes (separate links)
+share one host's limit with RateLimiter's schedule, on Redis's clock. Real processes sharing it
+are tested in tests/test_fleet_processes.py, against the simulator's own limit.
 
 Real time throughout (Redis's clock is real). What the limiter promises is asserted exactly on
 the grant times Redis recorded (the window rule, half an interval between any two, nothing
