@@ -39,7 +39,10 @@ async def test_four_processes_log_200_firstock_accounts_in_under_one_limit(
     assert rate >= 0.90 * RATE, f"{rate:.1f} requests/s of a {RATE:g}/s limit"
 
 
-@pytest.mark.parametrize("broker", ["cqg", "qst"])
+# CQG only: its takeover is the harder one (a restore with the holder's session token, and a
+# logon spacing to respect); QST's leases are the same code, tested across gateways in
+# test_fleet_sessions.py and across processes by the fleet benchmark.
+@pytest.mark.parametrize("broker", ["cqg"])
 async def test_one_login_for_three_processes_and_a_takeover_after_kill_9(
         broker: str, redis_server: RedisServer) -> None:
     """Three processes with the same user: one logs in, two wait as standbys without
