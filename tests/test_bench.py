@@ -4,6 +4,11 @@ A smoke run at toy sizes (``python3 tasks.py bench --quick``) in a child process
 report's shape and for facts that do not depend on speed: every session authenticated, one Logon
 for a session that was restored again and again, every storm login in. Nothing here is timed;
 the figures themselves are the benchmark's business (python3 tasks.py bench).
+
+The smoke run takes most of a minute, a sixth of the suite's five, so its tests carry the
+``bench`` mark and the suite leaves them out: ``.ci/run`` runs them after the suite
+(``python3 tasks.py test -m bench``). The rest of this file (the report's pieces) runs with the
+suite.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def _rows(text: str, title: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
+@pytest.mark.bench
 def test_the_report_names_the_machine_and_every_benchmark(quick_report: str) -> None:
     assert quick_report.startswith("Produced by `python3 tasks.py bench --quick`")
     assert re.search(r"- CPU: .+, \d+ logical cores; memory \d+ GiB", quick_report)
@@ -55,6 +61,7 @@ def test_the_report_names_the_machine_and_every_benchmark(quick_report: str) -> 
         assert title in quick_report
 
 
+@pytest.mark.bench
 def test_the_steady_state_compares_every_path_with_the_raw_client(quick_report: str) -> None:
     rows = _rows(quick_report, "4. Steady state")
     assert [r[0] for r in rows] == ["cqg inbound", "firstock socket", "qst round trips",
@@ -66,6 +73,7 @@ def test_the_steady_state_compares_every_path_with_the_raw_client(quick_report: 
         assert abs(float(row[4][:-1]) - ours / raw) < 0.01 + 0.1 / raw
 
 
+@pytest.mark.bench
 def test_login_overhead_has_both_clients_for_every_broker(quick_report: str) -> None:
     rows = _rows(quick_report, "1. Login overhead")
     assert [(r[0], r[1]) for r in rows] == [
@@ -74,6 +82,7 @@ def test_login_overhead_has_both_clients_for_every_broker(quick_report: str) -> 
         assert float(row[2]) > 0 and float(row[3]) > 0 and row[5].endswith("x")
 
 
+@pytest.mark.bench
 def test_every_scale_session_was_authenticated(quick_report: str) -> None:
     rows = _rows(quick_report, "2. Scale")
     assert [(r[0], r[2]) for r in rows] == [
@@ -84,6 +93,7 @@ def test_every_scale_session_was_authenticated(quick_report: str) -> None:
     assert all(0 <= float(r[5]) <= float(r[4]) for r in rows)
 
 
+@pytest.mark.bench
 def test_restore_uses_one_logon_and_a_new_logon_uses_one_per_drop(quick_report: str) -> None:
     restore, fresh = _rows(quick_report, "3. CQG")
     drops = int(restore[1])
@@ -91,6 +101,7 @@ def test_restore_uses_one_logon_and_a_new_logon_uses_one_per_drop(quick_report: 
     assert (fresh[4], fresh[5]) == (str(drops + 1), "0")
 
 
+@pytest.mark.bench
 def test_the_storm_logged_every_account_in_both_ways(quick_report: str) -> None:
     # Whether a 429 slipped through depends on the machine's hiccups at the moment (the limiter's
     # logic is tested under MockClock in test_http.py); that every login succeeded does not.
@@ -99,6 +110,7 @@ def test_the_storm_logged_every_account_in_both_ways(quick_report: str) -> None:
     assert "Logins that failed" not in quick_report
 
 
+@pytest.mark.bench
 def test_the_fleet_logged_every_account_in_and_a_cqg_standby_took_over(
         quick_report: str) -> None:
     redis_binary()  # without redis-server the fleet was not run: skip (or fail, if required)
@@ -120,6 +132,7 @@ def test_the_fleet_logged_every_account_in_and_a_cqg_standby_took_over(
     assert float(cqg[4]) > 0 and float(cqg[8]) > 0
 
 
+@pytest.mark.bench
 def test_the_facts_that_do_not_depend_on_speed_are_met(quick_report: str) -> None:
     targets = {r[0]: r[1] for r in _rows(quick_report, "### Targets")}
     facts = {name: met for name, met in targets.items()
@@ -127,6 +140,7 @@ def test_the_facts_that_do_not_depend_on_speed_are_met(quick_report: str) -> Non
     assert facts and all(met == "yes" for met in facts.values()), facts
 
 
+@pytest.mark.bench
 def test_every_benchmark_says_how_busy_the_machine_was(quick_report: str) -> None:
     notes = re.findall(r"^- While this benchmark ran: Over [\d.]+ s, (.*)$", quick_report,
                        flags=re.MULTILINE)
