@@ -41,6 +41,28 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def here(capsys: pytest.CaptureFixture[str], *argv: str) -> SimpleNamespace:
+    """The command in this process, for what ends before any session runs (a refused option or
+    configuration, an unreachable Redis): its exit code and what it wrote. The caller sets the
+    environment (``quiet_env``)."""
+    capsys.readouterr()
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def quiet_env(monkeypatch: pytest.MonkeyPatch, extra: dict[str, str]) -> None:
+    """This process's environment as ``run`` gives a child: no BROKERGATE_ variable but
+    ``extra``."""
+    for name in [k for k in os.environ if k.startswith("BROKERGATE_")]:
+        monkeypatch.delenv(name)
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+
+
 def run(*argv: str, env: dict[str, str] | None = None,
         timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *argv], capture_output=True, text=True, cwd=ROOT,
@@ -259,10 +281,13 @@ def test_a_firstock_login_shares_its_token_and_rate_fleet_wide(
 # --- faults and refusals ------------------------------------------------------------------
 
 
-def test_redis_out_of_reach_is_one_clear_line_and_exit_8(qst_url: str) -> None:
+def test_redis_out_of_reach_is_one_clear_line_and_exit_8(
+        qst_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
+    quiet_env(monkeypatch, QST_ENV)
     for argv in (qst_login(qst_url, url), ["fleet", "status", "--coordinator", url]):
-        done = run(*argv, env=QST_ENV)
+        done = here(capsys, *argv)
         assert done.returncode == 8, done.stderr
         assert done.stdout == ""
         [line] = done.stderr.splitlines()
@@ -270,35 +295,45 @@ def test_redis_out_of_reach_is_one_clear_line_and_exit_8(qst_url: str) -> None:
                                "unreachable")
 
 
-def test_a_password_in_the_url_is_refused_without_echoing_it(qst_url: str) -> None:
+def test_a_password_in_the_url_is_refused_without_echoing_it(
+        qst_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     url = "redis://bob:Zq9-redis-S3CRET@127.0.0.1:6379/0"
+    quiet_env(monkeypatch, QST_ENV)
     for argv in (qst_login(qst_url, url), ["fleet", "status", "--coordinator", url]):
-        done = run(*argv, env=QST_ENV)
+        done = here(capsys, *argv)
         assert done.returncode == 2 and done.stdout == ""
         assert "coordinator URL holds a password" in done.stderr
         assert "Zq9-redis-S3CRET" not in done.stderr
 
 
-def test_a_bad_fleet_key_says_so(qst_url: str, redis_server: RedisServer) -> None:
+def test_a_bad_fleet_key_says_so(qst_url: str, redis_server: RedisServer,
+                                 capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     bad = "Zm9vYmFy-not-a-key"
-    done = run(*qst_login(qst_url, redis_server.url),
-               env={"BROKERGATE_PASSWORD": "alice-pw", "BROKERGATE_FLEET_KEY": bad})
+    quiet_env(monkeypatch, {"BROKERGATE_PASSWORD": "alice-pw", "BROKERGATE_FLEET_KEY": bad})
+    done = here(capsys, *qst_login(qst_url, redis_server.url))
     assert done.returncode == 2 and done.stdout == ""
     assert "BROKERGATE_FLEET_KEY is not a fleet key" in done.stderr and bad not in done.stderr
 
 
 @pytest.mark.parametrize("argv", [["--lease-ttl", "3"], ["--redis-user", "ops"],
                                   ["--prefix", "other"]])
-def test_fleet_options_need_a_coordinator(qst_url: str, argv: list[str]) -> None:
-    done = run("login", "qst", "--url", qst_url, "--user", "alice", "--client-id", "x", *argv,
-               env=QST_ENV)
+def test_fleet_options_need_a_coordinator(qst_url: str, argv: list[str],
+                                          capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet_env(monkeypatch, QST_ENV)
+    done = here(capsys, "login", "qst", "--url", qst_url, "--user", "alice", "--client-id", "x",
+                *argv)
     assert done.returncode == 2 and f"{argv[0]}: only with --coordinator URL" in done.stderr
 
 
-def test_requests_per_second_must_be_positive(firstock_base: str) -> None:
-    done = run("login", "firstock", "--base-url", firstock_base, "--user", "fixed",
-               "--vendor-code", "fixed_API", "--totp-env", "CODE", "--requests-per-second",
-               "0", env={"BROKERGATE_PASSWORD": "fixed-pw", "CODE": DEMO_FIXED_TOTP})
+def test_requests_per_second_must_be_positive(firstock_base: str,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet_env(monkeypatch, {"BROKERGATE_PASSWORD": "fixed-pw", "CODE": DEMO_FIXED_TOTP})
+    done = here(capsys, "login", "firstock", "--base-url", firstock_base, "--user", "fixed",
+                "--vendor-code", "fixed_API", "--totp-env", "CODE", "--requests-per-second", "0")
     assert done.returncode == 2 and "--requests-per-second" in done.stderr
 
 
@@ -308,12 +343,7 @@ def test_requests_per_second_must_be_positive(firstock_base: str) -> None:
 def keygen(capsys: pytest.CaptureFixture[str], *argv: str) -> SimpleNamespace:
     """``brokergate fleet keygen ...`` in this process (it opens nothing: no need to pay for a
     new interpreter): its exit code and what it wrote."""
-    try:
-        code = cli.main(["fleet", "keygen", *argv])
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+    return here(capsys, "fleet", "keygen", *argv)
 
 
 def test_keygen_prints_a_key_and_says_where_to_keep_it(

@@ -159,7 +159,7 @@ async def test_a_holder_resumes_writing_when_redis_comes_back_with_its_lease(
 
 async def test_redis_restarted_empty_keeps_the_holder_and_its_handover(
         redis_server: RedisServer) -> None:
-    timing = ClaimTiming(ttl=1.5)
+    timing = ClaimTiming(ttl=1.0)
     async with link_to(redis_server) as a_link, link_to(redis_server) as b_link:
         a = claim(a_link, "a", timing=timing)
         b = claim(b_link, "b", timing=timing)
@@ -168,7 +168,7 @@ async def test_redis_restarted_empty_keeps_the_holder_and_its_handover(
         await a.publish({"url": "wss://x"})
         redis_server.stop()
         redis_server.start()
-        with trio.move_on_after(2.5):
+        with trio.move_on_after(2.0):
             async with trio.open_nursery() as nursery:
                 async def keep() -> None:
                     await a.keep()
@@ -177,7 +177,7 @@ async def test_redis_restarted_empty_keeps_the_holder_and_its_handover(
                 await trio.sleep(0.2)
                 got = await b.take()  # within the grace period: not granted
                 assert isinstance(got, Held)
-                await trio.sleep(1.6)  # past the grace: a has re-established its claim
+                await trio.sleep(1.1)  # past the grace: a has re-established its claim
                 got = await b.take()
                 assert isinstance(got, Held) and got.holder == a.holder
                 assert got.fence == first.fence

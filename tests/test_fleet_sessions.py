@@ -164,7 +164,7 @@ async def test_a_login_flight_outlasting_its_ttl_is_still_one_login(
         redis_server: RedisServer) -> None:
     """The flight is renewed while its login runs: a login slower than the claim's TTL does
     not let a second process log the account in beside it."""
-    account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456", login_delay=2.5)
+    account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456", login_delay=1.6)
     async with run_firstock_simulator([account]) as sim, \
             fleet(redis_server, ttl=1.0) as one, fleet(redis_server, ttl=1.0) as two, \
             open_gateway(coordinator=one) as gw1, open_gateway(coordinator=two) as gw2:
