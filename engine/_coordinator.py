@@ -32,6 +32,7 @@ __all__ = [
     "Held",
     "LocalCoordinator",
     "Pacer",
+    "ProcessResources",
 ]
 
 #: A lease (one holder at a time) or a login flight (one login, shared).
@@ -104,20 +105,20 @@ class Coordinator(Protocol):
         claim nothing (one process)."""
 
 
-class LocalCoordinator:
-    """Shared state kept in this process, for the gateway's life (the default)."""
+class ProcessResources:
+    """The brokers' shared resources as this process keeps them: one per (broker, name, key),
+    made on first use. Every coordinator keeps them so; a fleet's carries across processes
+    only what a lease's handover holds."""
 
-    __slots__ = ("_limiters", "_resources", "token_store")
+    __slots__ = ("_resources",)
 
-    def __init__(self, token_store: TokenStore | None = None) -> None:
-        self.token_store: TokenStore = token_store if token_store is not None \
-            else MemoryTokenStore()
+    def __init__(self) -> None:
         self._resources: dict[tuple[str, str, Hashable], object] = {}
-        self._limiters = RateLimiters()
 
-    def __repr__(self) -> str:
-        return (f"<LocalCoordinator {len(self._resources)} resources, {len(self._limiters)} "
-                f"rate limiters, {self.token_store!r}>")
+    @property
+    def resources_made(self) -> int:
+        """How many resources this process has made so far."""
+        return len(self._resources)
 
     def resource(self, broker: str, name: str, key: Hashable,
                  create: Callable[[], object]) -> object:
@@ -125,6 +126,22 @@ class LocalCoordinator:
         if found is None:
             found = self._resources[(broker, name, key)] = create()
         return found
+
+
+class LocalCoordinator(ProcessResources):
+    """Shared state kept in this process, for the gateway's life (the default)."""
+
+    __slots__ = ("_limiters", "token_store")
+
+    def __init__(self, token_store: TokenStore | None = None) -> None:
+        super().__init__()
+        self.token_store: TokenStore = token_store if token_store is not None \
+            else MemoryTokenStore()
+        self._limiters = RateLimiters()
+
+    def __repr__(self) -> str:
+        return (f"<LocalCoordinator {self.resources_made} resources, {len(self._limiters)} "
+                f"rate limiters, {self.token_store!r}>")
 
     def rate_limiter(self, host: str, per_second: float) -> RateLimiter:
         return self._limiters(host, per_second)

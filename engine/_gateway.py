@@ -287,7 +287,9 @@ async def open_gateway(
         ) as gateway:
             yield gateway
         return
-    gateway = Gateway(audit=audit, coordinator=coordinator or LocalCoordinator(token_store),
+    if coordinator is None:
+        coordinator = LocalCoordinator(token_store)
+    gateway = Gateway(audit=audit, coordinator=coordinator,
                       rng=rng, wall_clock=wall_clock, websocket=websocket,
                       http_transport=http_transport)
     # Its own scope, shielded: a host cancelling the gateway's block must not stop the clock

@@ -110,8 +110,7 @@ class RateLimiter:
             self._sent.append(left)
             self._next = max(slot, left - self._slack) + self._interval
 
-    @asynccontextmanager
-    async def paced(self) -> AsyncIterator[TraceHook]:
+    def paced(self) -> AbstractAsyncContextManager[TraceHook]:
         """Around one HTTP request: yield the ``trace`` extension to give httpx, which waits
         for a slot just before the request's headers are written.
 
@@ -120,22 +119,33 @@ class RateLimiter:
         not open thousands of connections at once that then sit idle (a broker may close an
         idle one) until their turn comes.
         """
-        await self._admission.acquire()
-        admitted = True
+        return admitted_slot(self._admission, lambda info: self.acquire())
 
-        async def trace(event: str, info: dict[str, Any]) -> None:
-            nonlocal admitted
-            if event.endswith(".send_request_headers.started"):
-                await self.acquire()
-                if admitted:
-                    admitted = False
-                    self._admission.release()
 
-        try:
-            yield trace
-        finally:
-            if admitted:  # never got as far as sending (failed to connect, cancelled)
-                self._admission.release()
+@asynccontextmanager
+async def admitted_slot(admission: trio.Semaphore,
+                        take: Callable[[dict[str, Any]], Awaitable[object]]
+                        ) -> AsyncIterator[TraceHook]:
+    """What every limiter's ``paced`` is: wait for ``admission``, then yield the httpx
+    ``trace`` hook that takes a slot (``take``, given httpx's details of the request) just
+    before the request's headers are written, and gives the admission back then, or when the
+    request never got that far (it failed to connect, was cancelled, got no slot)."""
+    await admission.acquire()
+    admitted = True
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        nonlocal admitted
+        if event.endswith(".send_request_headers.started"):
+            await take(info)
+            if admitted:
+                admitted = False
+                admission.release()
+
+    try:
+        yield trace
+    finally:
+        if admitted:
+            admission.release()
 
 
 #: The rate limiter for a host at a rate (the gateway's: shared by all its sessions).

@@ -14,11 +14,11 @@ travels from holder to holder with the lease's handover.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from brokergate.engine._coordinator import AccountClaim, ClaimKind
+from brokergate.engine._coordinator import AccountClaim, ClaimKind, ProcessResources
 from brokergate.engine._http import Pacer
 from brokergate.engine.fleet._claims import ClaimTiming, RedisClaim
 from brokergate.engine.fleet._client import RedisLink, open_link, redis_target
@@ -32,33 +32,26 @@ __all__ = ["RedisCoordinator", "open_redis_coordinator"]
 DEFAULT_PREFIX = "brokergate"
 
 
-class RedisCoordinator:
+class RedisCoordinator(ProcessResources):
     """Shared state in Redis, for processes on many hosts (see the module's docstring).
 
     Obtain one from ``open_redis_coordinator``; it lives as long as that block.
     """
 
-    __slots__ = ("_limiters", "_resources", "link", "prefix", "sealer", "timing", "token_store")
+    __slots__ = ("_limiters", "link", "prefix", "sealer", "timing", "token_store")
 
     def __init__(self, link: RedisLink, sealer: Sealer, *, prefix: str = DEFAULT_PREFIX,
                  timing: ClaimTiming | None = None) -> None:
+        super().__init__()
         self.link = link
         self.sealer = sealer
         self.prefix = prefix
         self.timing = timing or ClaimTiming()
         self.token_store = RedisTokenStore(link, sealer, prefix=prefix)
         self._limiters = FleetRateLimiters(link, prefix=prefix)
-        self._resources: dict[tuple[str, str, Hashable], object] = {}
 
     def __repr__(self) -> str:
         return f"<RedisCoordinator {self.link.target.where} prefix={self.prefix!r}>"
-
-    def resource(self, broker: str, name: str, key: Hashable,
-                 create: Callable[[], object]) -> object:
-        found = self._resources.get((broker, name, key))
-        if found is None:
-            found = self._resources[(broker, name, key)] = create()
-        return found
 
     def rate_limiter(self, host: str, per_second: float) -> Pacer:
         return self._limiters(host, per_second)

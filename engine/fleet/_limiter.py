@@ -66,14 +66,13 @@ from __future__ import annotations
 import math
 import random
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from brokergate.engine._http import MARGIN, TraceHook
+from brokergate.engine._http import MARGIN, TraceHook, admitted_slot
 from brokergate.engine.fleet._client import CoordinatorUnavailable, RedisLink
 
 __all__ = [
@@ -298,27 +297,12 @@ class FleetRateLimiter:
         else:
             wait.scope.deadline = max(self._down_since, wait.start) + wait.patience
 
-    @asynccontextmanager
-    async def paced(self) -> AsyncIterator[TraceHook]:
+    def paced(self) -> AbstractAsyncContextManager[TraceHook]:
         """Around one HTTP request: yield the ``trace`` extension to give httpx, which takes a
         slot just before the request's headers are written (``RateLimiter.paced``, admission
         included). Its patience through a Redis outage is the request's own timeout."""
-        await self._admission.acquire()
-        admitted = True
-
-        async def trace(event: str, info: dict[str, Any]) -> None:
-            nonlocal admitted
-            if event.endswith(".send_request_headers.started"):
-                await self.acquire(_request_timeout(info))
-                if admitted:
-                    admitted = False
-                    self._admission.release()
-
-        try:
-            yield trace
-        finally:
-            if admitted:  # never got as far as sending (failed to connect, cancelled, no Redis)
-                self._admission.release()
+        return admitted_slot(self._admission,
+                             lambda info: self.acquire(_request_timeout(info)))
 
 
 def _request_timeout(info: dict[str, Any]) -> float | None:
