@@ -183,17 +183,25 @@ async def test_a_value_that_opens_but_is_no_token_is_no_token(link: RedisLink) -
     assert len(heard) == 5 and all("not a stored token" in text for text in heard)
 
 
+class OpaqueValue:
+    """Not JSON: a sealed mapping refuses it (naming its field, never showing it)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def test_a_handover_mapping_round_trips_with_its_secrets_as_secrets() -> None:
     sealer = Sealer(KEY_A)
     values: dict[str, Value] = {"session_token": Secret("sess-1"), "holder": "host-1/42",
-                                "fence": 7, "ok": True, "gone": None, "rate": 1.5}
+                                "fence": 7, "ok": True, "gone": None, "rate": 1.5,
+                                "logon_history": {"last_attempt": 1.5, "successes": [1.0]}}
     sealed = seal_mapping(sealer, "lease-key#handover", values)
     opened, reason = unseal_mapping(sealer, "lease-key#handover", sealed)
     assert reason is None and opened == values
     assert opened is not None and isinstance(opened["session_token"], Secret)
     assert "sess-1" not in repr(opened)
-    with pytest.raises(TypeError, match="'nested'") as caught:
-        seal_mapping(sealer, "k", {"nested": {"token": "sess-1"}})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="'opaque'") as caught:
+        seal_mapping(sealer, "k", {"opaque": OpaqueValue("sess-1")})  # type: ignore[dict-item]
     assert "sess-1" not in str(caught.value)
     wrong, why = unseal_mapping(sealer, "k", sealer.seal(b'{"values": [], "secret": []}', "k"))
     assert wrong is None and why == "it opens, but is not a sealed mapping"

@@ -40,7 +40,7 @@ import trio
 from brokergate.engine._coordinator import ClaimKind, Granted, Held
 from brokergate.engine.fleet._client import CoordinatorUnavailable, RedisLink
 from brokergate.engine.fleet._sealed import Sealer
-from brokergate.machines import Secret
+from brokergate.engine.fleet._tokens import seal_mapping, unseal_mapping
 
 #: The share of the TTL a holder's clock may run slow against Redis's, and a fixed margin on
 #: top (seconds): a holder stops writing that much before Redis could let its claim go.
@@ -137,30 +137,6 @@ return 1
 """
 
 
-def seal_handover(sealer: Sealer, name: str, handover: Mapping[str, Any]) -> bytes:
-    """A handover as JSON, sealed for the Redis key ``name`` (a ``Secret`` in it is revealed
-    inside the seal only)."""
-    def plain(value: object) -> object:
-        if isinstance(value, Secret):
-            return value.reveal()
-        raise TypeError(f"a handover holds JSON values, not {type(value).__name__}")
-
-    return sealer.seal(json.dumps(dict(handover), default=plain).encode(), name)
-
-
-def unseal_handover(sealer: Sealer, name: str, blob: bytes) -> dict[str, Any] | None:
-    """The handover sealed for ``name``, or None when it does not open (another fleet key, an
-    altered value): the successor then starts afresh, as if none had been left."""
-    opened = sealer.unseal(blob, name)
-    if opened.data is None:
-        return None
-    try:
-        doc = json.loads(opened.data)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 @dataclass(frozen=True, slots=True)
 class ClaimTiming:
     """How long a claim lives without renewal (``ttl``), how long after Redis lost its data no
@@ -249,7 +225,7 @@ class RedisClaim:
         self._held_from(sent_at)
         handover = None
         if reply[2]:
-            handover = unseal_handover(self._sealer, self._keys[2], bytes(reply[2]))
+            handover, _ = unseal_mapping(self._sealer, self._keys[2], bytes(reply[2]))
         outcome = json.loads(_text(reply[3])) if reply[3] else None
         return Granted(fence=self.fence, handover=handover, outcome=outcome)
 
@@ -318,7 +294,7 @@ class RedisClaim:
             latest = self._last_handover
             if self.fence is None or latest is None:
                 return
-            blob = seal_handover(self._sealer, self._keys[2], latest)
+            blob = seal_mapping(self._sealer, self._keys[2], latest)
             await self._link.run(PUBLISH, [self._keys[0], self._keys[2]],
                                  [self._holder, str(self.fence), blob,
                                   _ms(self.timing.handover_ttl)])

@@ -30,9 +30,9 @@ whether to wait for Redis or log in without it: treating an outage as "no token"
 every process of the fleet log its accounts in again at once, each login replacing the token
 the others still hold.
 
-``seal_mapping`` and ``unseal_mapping`` seal other fleet data that holds secrets (a session
-token the holder of a lease leaves for the next one) with the same key, each bound to the Redis
-key name (plus a field, for a field of a hash) it is stored under.
+``seal_mapping`` and ``unseal_mapping`` seal other fleet data that holds secrets (what the holder
+of a lease leaves for the next one: a session token, a logon history) with the same key, each
+bound to the Redis key name (plus a field, for a field of a hash) it is stored under.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _LONGEST = 120
 
 #: A value of a sealed mapping: JSON scalars, and ``Secret`` for what is secret.
-Value = str | int | float | bool | None | Secret
+Value = str | int | float | bool | None | Secret | list[Any] | dict[str, Any]
 
 
 def escape(part: str) -> str:
@@ -147,8 +147,9 @@ class RedisTokenStore:
 def seal_mapping(sealer: Sealer, name: str, values: Mapping[str, Value]) -> bytes:
     """``values`` sealed for the Redis key ``name`` (plus ``#field`` for a field of a hash).
 
-    Secrets travel revealed inside the seal only and come back as ``Secret``. A value of
-    another type raises ``TypeError`` naming its field (never the value).
+    A value is JSON (scalars, lists, string-keyed objects) or, at the top level, a ``Secret``:
+    secrets travel revealed inside the seal only and come back as ``Secret``. A value of another
+    type raises ``TypeError`` naming its field (never the value).
     """
     plain: dict[str, Any] = {}
     secret: list[str] = []
@@ -156,13 +157,23 @@ def seal_mapping(sealer: Sealer, name: str, values: Mapping[str, Value]) -> byte
         if isinstance(value, Secret):
             plain[field] = value.reveal()
             secret.append(field)
-        elif value is None or isinstance(value, str | int | float | bool):
+        elif _is_json(value):
             plain[field] = value
         else:
-            raise TypeError(f"a sealed mapping holds JSON scalars and Secrets; field {field!r} "
+            raise TypeError(f"a sealed mapping holds JSON values and Secrets; field {field!r} "
                             f"is a {type(value).__name__}")
     doc = {"values": plain, "secret": secret}
     return sealer.seal(json.dumps(doc, allow_nan=False).encode(), name)
+
+
+def _is_json(value: object) -> bool:
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_is_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_json(item) for key, item in value.items())
+    return False
 
 
 def unseal_mapping(sealer: Sealer, name: str,
@@ -205,8 +216,6 @@ def _mapping(data: bytes) -> dict[str, Value] | None:
             if not isinstance(value, str):
                 return None
             values[field] = Secret(value)
-        elif value is None or isinstance(value, str | int | float | bool):
-            values[field] = value
         else:
-            return None
+            values[field] = value  # JSON, as json.loads made it
     return values
