@@ -64,6 +64,10 @@ class AccountClaim(Protocol):
 
     kind: ClaimKind
 
+    @property
+    def holder(self) -> str:
+        """Who this claim names as its holder (host, process, session; no secret)."""
+
     async def take(self) -> Granted | Held:
         """Try once: the claim, or who holds it. Raises ``CoordinatorUnavailable``."""
 

@@ -66,8 +66,7 @@ class ClaimsPart(CallsPart):
     def _log_claim(self, event: str, fence: int, **fields: Any) -> None:
         claim = self._claim
         assert claim is not None
-        self._log(event, claim=claim.kind, fence=fence, holder=getattr(claim, "holder", None),
-                  **fields)
+        self._log(event, claim=claim.kind, fence=fence, holder=claim.holder, **fields)
 
     async def _hold_claim(self, first: Granted | Held, reload: Reload | None) -> None:
         claim = self._claim
@@ -97,7 +96,7 @@ class ClaimsPart(CallsPart):
                     nursery.start_soon(claim.keep)
                     await self._until_settled()
                     nursery.cancel_scope.cancel()
-                await self._release_flight(claim)
+                await self._let_go(claim, self.outcome())  # how it ended, for those who waited
                 return
             why = await claim.keep()
             if self._stopping:
@@ -135,23 +134,15 @@ class ClaimsPart(CallsPart):
                    or (self.model.state == DISCONNECTED and self._stopping)):
             await self._next_change()
 
-    async def _release_flight(self, claim: AccountClaim) -> None:
-        outcome = self.outcome()
-        # Shielded: a session that ends as soon as its login settles (a command line without
-        # --hold) cancels this task while the release is on its way, and the claim then stayed
-        # until its TTL, with no outcome for the sessions waiting for it.
+    async def _let_go(self, claim: AccountClaim,
+                      outcome: Mapping[str, Any] | None = None) -> None:
+        """Give the claim up at once, so that a waiting session need not wait out the TTL.
+        Shielded: it runs while the session's tasks are being cancelled (a session that ends
+        as soon as its login settles cancels this task with the release on its way). A failed
+        release is logged: the claim expires by itself, and the waiters take it then."""
         with trio.CancelScope(shield=True), trio.move_on_after(2.0):
             try:
                 await claim.release(outcome)
-            except Exception as exc:  # it expires by itself; the waiters take it then
-                self._log("claim_release_failed", detail=f"{type(exc).__name__}: {exc}")
-
-    async def _let_go(self, claim: AccountClaim) -> None:
-        """The session is stopping: let a standby have the account at once, not after the TTL
-        (shielded: the session's nursery is being cancelled)."""
-        with trio.CancelScope(shield=True), trio.move_on_after(2.0):
-            try:
-                await claim.release(None)
             except Exception as exc:
                 self._log("claim_release_failed", detail=f"{type(exc).__name__}: {exc}")
 

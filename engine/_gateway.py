@@ -211,7 +211,7 @@ class Gateway:
 
     def _reloader(self, broker: Broker[Any],
                   config: SessionSettings) -> Callable[[], Awaitable[StoredToken | None]] | None:
-        user = broker.token_user(config) if broker.token_user is not None else None
+        user = _token_user(broker, config)
         if not user:
             return None
         store = self.coordinator.token_store
@@ -226,7 +226,7 @@ class Gateway:
         resources = {name: self.coordinator.resource(broker.name, name, key, create)
                      for name, key, create in broker.shared(config)}
         stored = None
-        user = broker.token_user(config) if broker.token_user is not None else None
+        user = _token_user(broker, config)
         if user and load_token:
             stored = await self.coordinator.token_store.load(broker.name, user)
         inputs = ModelInputs(rng=rng if rng is not None else self._rng, clock=trio.current_time,
@@ -242,6 +242,11 @@ class Gateway:
             self._settled = trio.Event()
             await self._settled.wait()
         self._settled = None
+
+
+def _token_user(broker: Broker[Any], config: SessionSettings) -> str | None:
+    """Whose day token a session of ``broker`` keeps, for brokers that keep one."""
+    return broker.token_user(config) if broker.token_user is not None else None
 
 
 @asynccontextmanager
