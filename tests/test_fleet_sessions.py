@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,15 @@ import trio
 from helpers import cqg_config, qst_config
 from redis_server import RedisServer
 
-from brokergate import AuditLog, FirstockConfig, LoginFailed, Secret, Session, open_gateway
+from brokergate import (
+    AuditLog,
+    FirstockConfig,
+    Gateway,
+    LoginFailed,
+    Secret,
+    Session,
+    open_gateway,
+)
 from brokergate.engine.fleet import (
     ClaimTiming,
     RedisCoordinator,
@@ -39,6 +47,15 @@ async def fleet(server: RedisServer, *, ttl: float = 1.0) -> AsyncIterator[Redis
                                       lease_ttl=ttl, answer_within=0.5) as coordinator:
         coordinator.timing = ClaimTiming(ttl=ttl, grace=0.0)
         yield coordinator
+
+
+@asynccontextmanager
+async def processes(server: RedisServer, count: int) -> AsyncIterator[list[Gateway]]:
+    """``count`` gateways, each on its own coordinator and link to Redis, as processes are."""
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(open_gateway(
+                   coordinator=await stack.enter_async_context(fleet(server))))
+               for _ in range(count)]
 
 
 def trail(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -103,9 +120,7 @@ async def test_processes_sharing_a_firstock_account_log_it_in_once(
         redis_server: RedisServer) -> None:
     account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456", login_delay=0.3)
     async with run_firstock_simulator([account]) as sim, \
-            fleet(redis_server) as one, fleet(redis_server) as two, fleet(redis_server) as three, \
-            open_gateway(coordinator=one) as gw1, open_gateway(coordinator=two) as gw2, \
-            open_gateway(coordinator=three) as gw3:
+            processes(redis_server, 3) as (gw1, gw2, gw3):
         config = firstock(sim, "AA1", "AA1-pw")
         async with gw1.session(config) as s1, gw2.session(config) as s2, \
                 gw3.session(config) as s3:
@@ -123,9 +138,7 @@ async def test_a_wrong_password_is_tried_once_for_the_whole_fleet(
         redis_server: RedisServer) -> None:
     account = FirstockAccount("AA1", "AA1-pw", fixed_totp="123456", login_delay=0.2)
     async with run_firstock_simulator([account]) as sim, \
-            fleet(redis_server) as one, fleet(redis_server) as two, fleet(redis_server) as three, \
-            open_gateway(coordinator=one) as gw1, open_gateway(coordinator=two) as gw2, \
-            open_gateway(coordinator=three) as gw3:
+            processes(redis_server, 3) as (gw1, gw2, gw3):
         config = firstock(sim, "AA1", "not-the-password")
         async with gw1.session(config) as s1, gw2.session(config) as s2, \
                 gw3.session(config) as s3:
