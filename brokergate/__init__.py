@@ -34,6 +34,7 @@ from brokergate.engine._errors import (
 )
 from brokergate.engine._events import BrokerMessage, EventStream, Overflow, SessionEvent
 from brokergate.engine._gateway import Gateway, GatewayClosed, open_gateway, open_session
+from brokergate.engine._metrics import Metrics
 from brokergate.engine._session import Session
 from brokergate.engine._tokens import FileTokenStore, MemoryTokenStore, StoredToken, TokenStore
 from brokergate.engine._transport import TcpTransport, WebSocketTransport
@@ -80,6 +81,7 @@ __all__ = [
     "LockedOut",
     "LoginFailed",
     "MemoryTokenStore",
+    "Metrics",
     "NotAuthenticated",
     "Notice",
     "Overflow",

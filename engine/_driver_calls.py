@@ -50,7 +50,7 @@ class CallsPart(RequestsPart):
 
     def _http_caller(self) -> HttpCaller:
         if self._http is None:
-            self._http = self._host.http_caller(self.settings)
+            self._http = self._host.http_caller(self.settings, self._meter)
         return self._http
 
     async def _http_call(self, request: HttpRequest) -> None:

@@ -141,6 +141,8 @@ class ConnectionPart(LoopPart):
         the machine's own reply to be written, or for a full subscriber to make room), nothing
         more is read from the connection."""
         self._frame_size = len(data)
+        if self._meter is not None:
+            self._meter.received += 1
         try:
             if self.feed_here(FrameReceived(epoch, data)):
                 await self._write_own_frames()
@@ -273,6 +275,8 @@ class ConnectionPart(LoopPart):
                 raise ConnectionLost(
                     f"{self.model.broker}: the connection closed while sending; not sent"
                 ) from exc
+            if self._meter is not None:
+                self._meter.sent += 1
             return
         # The machine's own frames are sent by whoever holds the session: bound them, so a peer
         # that stopped reading cannot stall the session (its timers included).
@@ -281,5 +285,7 @@ class ConnectionPart(LoopPart):
             trio_websocket.ConnectionClosed, trio.BrokenResourceError
         ):
             await conn.ws.send_message(data)
+            if self._meter is not None:
+                self._meter.sent += 1
         if waited.cancelled_caught:
             self.feed(Closed(conn.epoch, 1006, f"sending stalled for {timeout:g} s"))

@@ -53,6 +53,8 @@ class EndingPart(ConnectionPart):
 
     def _on_transition(self, record: Transitioned) -> None:
         self.audit.transition(record)
+        if self._meter is not None:
+            self._meter.transition(record)
         if record.src == AUTHENTICATED and record.dst != AUTHENTICATED:
             lost = ConnectionLost(
                 f"{self.model.broker}: the session left authenticated ({record.dst}) before the "

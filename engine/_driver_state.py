@@ -19,6 +19,7 @@ from brokergate.engine._audit import SessionLog, scrub
 from brokergate.engine._coordinator import AccountClaim
 from brokergate.engine._events import EventStream, SessionEvent
 from brokergate.engine._http import HttpCaller
+from brokergate.engine._metrics import SessionMeter
 from brokergate.engine._tokens import TokenStore
 from brokergate.engine._transport import WebSocketTransport
 from brokergate.machines import (
@@ -61,8 +62,10 @@ class SessionHost(Protocol):
     def websocket(self) -> WebSocketTransport:
         """What opens the byte stream under a WebSocket."""
 
-    def http_caller(self, settings: SessionSettings) -> HttpCaller:
-        """A session's HTTP client, sharing the gateway's rate limiters and transport."""
+    def http_caller(self, settings: SessionSettings,
+                    meter: SessionMeter | None = None) -> HttpCaller:
+        """A session's HTTP client, sharing the gateway's rate limiters and transport (and
+        counting for the session's ``meter``, if any)."""
 
 
 class DriverState:
@@ -87,6 +90,7 @@ class DriverState:
         "_host",
         "_http",
         "_live_epoch",
+        "_meter",
         "_next_request_id",
         "_nursery",
         "_paused",
@@ -119,8 +123,11 @@ class DriverState:
         *,
         host: SessionHost,
         capabilities: frozenset[str] = frozenset(),
+        meter: SessionMeter | None = None,
     ) -> None:
         self.model = model
+        # What the session counts for the gateway's metrics (None: no metrics asked for).
+        self._meter = meter
         self._host = host
         # What the model can do beyond logging in, as its broker's descriptor declares it
         # (brokergate.machines._broker): each is the model, typed, or None.

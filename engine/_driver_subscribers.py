@@ -106,7 +106,10 @@ class SubscribersPart(DriverState):
             await self._room_made()
         finally:
             self._paused = False
-            self._resume_liveness(trio.current_time())
+            now = trio.current_time()
+            if self._meter is not None:
+                self._meter.slow_seconds += now - started
+            self._resume_liveness(now)
 
     async def _room_made(self) -> None:
         while self._full_streams:

@@ -40,6 +40,7 @@ from brokergate.engine._coordinator import (
 from brokergate.engine._driver import SessionDriver
 from brokergate.engine._errors import ConfigurationError, CoordinatorUnavailable
 from brokergate.engine._http import HttpCaller
+from brokergate.engine._metrics import Metrics, SessionMeter
 from brokergate.engine._session import Session
 from brokergate.engine._tokens import TokenStore
 from brokergate.engine._transport import TcpTransport, WebSocketTransport
@@ -64,13 +65,15 @@ class Gateway:
     shared resources. Obtain one from ``open_gateway``."""
 
     __slots__ = ("_alarms", "_audit", "_closed", "_http", "_open", "_rng", "_settled",
-                 "_wall", "_websocket", "coordinator")
+                 "_wall", "_websocket", "coordinator", "metrics")
 
     def __init__(self, *, audit: AuditLog | None, coordinator: Coordinator,
                  rng: random.Random | None, wall_clock: WallClock | None,
                  websocket: WebSocketTransport | None,
-                 http_transport: httpx.AsyncBaseTransport | None) -> None:
+                 http_transport: httpx.AsyncBaseTransport | None,
+                 metrics: Metrics | None = None) -> None:
         self.coordinator = coordinator
+        self.metrics = metrics
         self._audit = audit
         self._rng = rng
         self._wall = wall_clock or system_wall_clock
@@ -99,9 +102,10 @@ class Gateway:
     def websocket(self) -> WebSocketTransport:
         return self._websocket
 
-    def http_caller(self, settings: SessionSettings) -> HttpCaller:
+    def http_caller(self, settings: SessionSettings,
+                    meter: SessionMeter | None = None) -> HttpCaller:
         return HttpCaller(settings.ca_file, limiter_for=self.coordinator.rate_limiter,
-                          max_body=settings.max_frame_size, transport=self._http)
+                          max_body=settings.max_frame_size, transport=self._http, meter=meter)
 
     # Sessions.
 
@@ -151,8 +155,10 @@ class Gateway:
         audit = audit or self._audit or AuditLog.stderr()
         logger = audit.session(broker=broker.name, session_id=session_id, account=model.account,
                                secrets=model.secrets())
+        metrics = self.metrics
+        meter = metrics.session(broker.name, model.account) if metrics is not None else None
         driver = SessionDriver(model, config, session_id, logger, host=self,
-                               capabilities=broker.capabilities)
+                               capabilities=broker.capabilities, meter=meter)
         self._open += 1
         try:
             async with trio.open_nursery() as nursery:
@@ -179,6 +185,8 @@ class Gateway:
             raise
         finally:
             await driver.aclose()
+            if metrics is not None and meter is not None:
+                metrics.ended(meter)
             self._open -= 1
             if not self._open and self._settled is not None:
                 self._settled.set()
@@ -259,6 +267,7 @@ async def open_gateway(
     wall_clock: WallClock | None = None,
     websocket: WebSocketTransport | None = None,
     http_transport: httpx.AsyncBaseTransport | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Gateway]:
     """Open a gateway; its sessions share what is shared, for as long as the block runs.
 
@@ -274,7 +283,9 @@ async def open_gateway(
     token's day are read from: tests and the demo move it, nothing else should. ``websocket`` opens
     the byte stream under each WebSocket (``TcpTransport`` by default) and ``http_transport``
     carries REST calls (an ``httpx`` transport; each session's own client with the session's
-    ``ca_file`` by default); a transport you give is yours to close.
+    ``ca_file`` by default); a transport you give is yours to close. ``metrics`` (a
+    ``Metrics``, which may serve several gateways) counts what the sessions do for Prometheus
+    (``brokergate[ops]``; none by default).
 
     The block's end waits for sessions opened in other tasks to end; the alarm clock runs until
     then, so their timers (a logout's bound) still ring.
@@ -288,7 +299,7 @@ async def open_gateway(
 
         async with open_redis_coordinator(coordinator) as fleet, open_gateway(
             audit=audit, coordinator=fleet, rng=rng, wall_clock=wall_clock,
-            websocket=websocket, http_transport=http_transport,
+            websocket=websocket, http_transport=http_transport, metrics=metrics,
         ) as gateway:
             yield gateway
         return
@@ -296,7 +307,7 @@ async def open_gateway(
         coordinator = LocalCoordinator(token_store)
     gateway = Gateway(audit=audit, coordinator=coordinator,
                       rng=rng, wall_clock=wall_clock, websocket=websocket,
-                      http_transport=http_transport)
+                      http_transport=http_transport, metrics=metrics)
     # Its own scope, shielded: a host cancelling the gateway's block must not stop the clock
     # while its sessions still log out (they are bounded by their own timers). It is cancelled
     # once every session has ended.

@@ -19,6 +19,7 @@ import httpx
 import trio
 
 from brokergate.engine._errors import CoordinatorUnavailable
+from brokergate.engine._metrics import SessionMeter
 from brokergate.engine._transport import (
     describe_refusal,
     plaintext_problem,
@@ -210,6 +211,18 @@ class _Borrowed(httpx.AsyncBaseTransport):
         pass
 
 
+def _timed(trace: TraceHook, meter: SessionMeter, queued: float) -> TraceHook:
+    """``trace``, telling ``meter`` how long the request waited for its rate-limit slot (from
+    ``queued``, before its admission, to the slot)."""
+
+    async def timed(event: str, info: dict[str, Any]) -> None:
+        await trace(event, info)
+        if event.endswith(".send_request_headers.started"):
+            meter.rate_wait(trio.current_time() - queued)
+
+    return timed
+
+
 class HttpCaller:
     """One session's HTTP client (keep-alive to the broker), closed with the session.
 
@@ -218,11 +231,13 @@ class HttpCaller:
     empty body, so a broker cannot make the process hold an arbitrary amount of memory.
     """
 
-    __slots__ = ("_ca_file", "_client", "_limiter_for", "_max_body", "_transport")
+    __slots__ = ("_ca_file", "_client", "_limiter_for", "_max_body", "_meter", "_transport")
 
     def __init__(self, ca_file: str | None, *, limiter_for: LimiterFor, max_body: int = 1 << 20,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 meter: SessionMeter | None = None) -> None:
         self._ca_file = ca_file
+        self._meter = meter
         self._client: httpx.AsyncClient | None = None
         self._max_body = max_body
         self._limiter_for = limiter_for
@@ -249,10 +264,15 @@ class HttpCaller:
                 extensions: dict[str, TraceHook] = {}
                 if request.per_second is not None:
                     pacing = self._limiter_for(host, request.per_second).paced()
-                    extensions["trace"] = await stack.enter_async_context(pacing)
+                    queued = trio.current_time()
+                    trace = await stack.enter_async_context(pacing)
+                    extensions["trace"] = (trace if self._meter is None
+                                           else _timed(trace, self._meter, queued))
                 response = await stack.enter_async_context(self._get().stream(
                     "POST", request.url, json=request.body,
                     timeout=httpx.Timeout(request.timeout), extensions=extensions))
+                if self._meter is not None:
+                    self._meter.sent += 1
                 body = await self._read_body(response)
         except httpx.HTTPError as exc:
             return HttpFailed(request.call, request.serial, describe_http_error(exc),
@@ -261,6 +281,10 @@ class HttpCaller:
             return HttpFailed(request.call, request.serial,
                               f"not sent: the fleet coordinator (Redis) is unreachable, so no "
                               f"rate-limit slot could be had ({exc})")
+        if self._meter is not None:
+            self._meter.received += 1
+            if response.status_code == 429:
+                self._meter.rate_limited += 1
         return HttpAnswered(request.call, request.serial, response.status_code,
                             body if body is not None else b"",
                             response.headers.get("retry-after"),

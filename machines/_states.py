@@ -34,6 +34,9 @@ LOGGING_OUT = "logging_out"
 #: in nor displaces it, and waits for the fleet's coordinator (``machines/_edges.fleet_edges``).
 #: Never entered without a coordinator that says so: with one process it does not happen.
 STANDBY = "standby"
+#: A broker whose sessions outlive their connection restores one on a new connection rather
+#: than log in again: the state it does that in, where it has one (metrics tell the two apart).
+RESTORING = "restoring"
 
 #: States a session never leaves on its own: a person must act (or a new session be opened).
 TERMINAL_STATES = frozenset({FAILED, LOCKED_OUT, PROVISIONING, DISPLACED})

@@ -65,6 +65,7 @@ from brokergate.machines import (
     TimerFired,
     Transitioned,
 )
+from brokergate.machines._states import RESTORING
 from brokergate.machines.cqg import codec as cqg_codec
 from brokergate.machines.cqg import table as cqg_table
 from brokergate.machines.cqg.model import CqgSession
@@ -197,10 +198,10 @@ def cqg_session(where: str) -> CqgSession:
     s = CqgSession(_cqg_config(), rng=random.Random(1), clock=lambda: 1000.0)
     s.handle(Start())
     s.handle(Connected(s.epoch))
-    if where in (AUTHENTICATED, cqg_table.RESTORING):
+    if where in (AUTHENTICATED, RESTORING):
         s.handle(FrameReceived(s.epoch, cqg_logon(0)))
         s.handle(TimerFired("stable"))
-    if where == cqg_table.RESTORING:
+    if where == RESTORING:
         s.handle(Closed(s.epoch, 1006))
         s.handle(Connected(s.epoch))
     _ready(s, where)
@@ -237,7 +238,7 @@ FS_STATES: Final = _state_names(fs_table)
 
 #: Where a session goes when an input ended or interrupted its login.
 _LEFT: Final = frozenset({FAILED, LOCKED_OUT, DISPLACED, BACKOFF, DISCONNECTED,
-                          cqg_table.RESTORING})
+                          RESTORING})
 
 
 @dataclass
@@ -363,8 +364,8 @@ def _fuzz_cqg(tally: Tally, rng: random.Random, count: int) -> None:
     _fuzz_protobuf(tally, rng, count, _ProtobufTarget(
         "cqg", CQG_FRAMES, cqg_codec.decode_server, cqg_codec.MalformedFrame, cqg_crafted,
         cqg_valid, cqg_session, CQG_STATES,
-        {AWAITING_LOGIN_RESPONSE: FAILED, AUTHENTICATED: cqg_table.RESTORING,
-         cqg_table.RESTORING: BACKOFF}, keeps_authenticated=False))
+        {AWAITING_LOGIN_RESPONSE: FAILED, AUTHENTICATED: RESTORING,
+         RESTORING: BACKOFF}, keeps_authenticated=False))
 
 
 def json_object(data: Data) -> dict[str, Any] | None:

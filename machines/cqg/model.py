@@ -33,6 +33,7 @@ from brokergate.machines._states import (
     AWAITING_LOGIN_RESPONSE,
     LOGGING_OUT,
     LOGIN_TIMER,
+    RESTORING,
 )
 from brokergate.machines.cqg import codec, policy
 from brokergate.machines.cqg import cqg_session_pb2 as pb
@@ -45,7 +46,7 @@ from brokergate.machines.cqg.callbacks import (
 from brokergate.machines.cqg.codec import CqgServerMessage, MalformedFrame
 from brokergate.machines.cqg.config import CqgConfig
 from brokergate.machines.cqg.handover import adopt, handover_of
-from brokergate.machines.cqg.table import BROKER, MACHINE, RESTORING
+from brokergate.machines.cqg.table import BROKER, MACHINE
 from brokergate.machines.cqg.throttle import LogonHistory
 
 _USER_MESSAGE_TYPES = {1: "CRITICAL_ERROR", 2: "WARNING", 3: "INFO", 4: "LOG"}

@@ -89,6 +89,7 @@ from brokergate.machines._states import (
     LOCKED_OUT,
     LOGGING_OUT,
     PROVISIONING,
+    RESTORING,
     STANDBY,
     Callback,
     broker_states,
@@ -131,7 +132,6 @@ from brokergate.machines.cqg.callbacks import (
 
 BROKER = "cqg"
 
-RESTORING = "restoring"
 REFRESHING_CREDENTIALS = "refreshing_credentials"
 
 LIVE = [CONNECTING, AWAITING_LOGIN_RESPONSE, RESTORING, AUTHENTICATED]
