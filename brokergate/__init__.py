@@ -43,6 +43,7 @@ from brokergate.machines import (
     CredentialProvider,
     Fault,
     Notice,
+    Schedule,
     Secret,
     Transitioned,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "ProvisioningRequired",
     "QstConfig",
     "RequestFailed",
+    "Schedule",
     "Secret",
     "Session",
     "SessionClosed",
