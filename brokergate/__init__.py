@@ -44,6 +44,7 @@ from brokergate.machines import (
     CredentialProvider,
     Fault,
     Notice,
+    Schedule,
     Secret,
     Transitioned,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "ProvisioningRequired",
     "QstConfig",
     "RequestFailed",
+    "Schedule",
     "Secret",
     "Session",
     "SessionClosed",

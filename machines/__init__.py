@@ -56,6 +56,7 @@ from brokergate.machines._sansio import (
     TokenRefused,
     Transitioned,
 )
+from brokergate.machines._schedule import Schedule, ScheduleError, Window
 from brokergate.machines._secret import REDACTED, Secret
 from brokergate.machines._states import (
     AUTHENTICATED,
@@ -123,6 +124,8 @@ __all__ = [
     "Restore",
     "Retry",
     "SaveToken",
+    "Schedule",
+    "ScheduleError",
     "Secret",
     "SendFrame",
     "SessionSettings",
@@ -136,6 +139,7 @@ __all__ = [
     "TimerFired",
     "TokenRefused",
     "Transitioned",
+    "Window",
     "backoff_delay",
     "is_loopback_host",
     "policy_markdown",
