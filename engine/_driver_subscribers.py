@@ -21,8 +21,8 @@ class SubscribersPart(DriverState):
     __slots__ = ()
 
     def subscribe(self, buffer: int = DEFAULT_BUFFER, max_bytes: int = DEFAULT_MAX_BYTES,
-                  overflow: Overflow = "backpressure") -> EventStream:
-        stream = EventStream(self, buffer, max_bytes, overflow)
+                  overflow: Overflow = "backpressure", *, messages: bool = True) -> EventStream:
+        stream = EventStream(self, buffer, max_bytes, overflow, messages=messages)
         self._subscribers.append(stream)
         for event in self._published_at_start or ():
             stream.offer(event)

@@ -21,6 +21,9 @@ is full is the subscriber's ``overflow`` policy:
     ``messages_dropped`` notice that the subscriber receives before the next event, and in the
     audit trail.
 
+A subscriber may ask for no broker messages at all (``messages=False``): a watcher of the
+session's life, such as a status page, which then never holds back the reading.
+
 Transitions and notices are never dropped, under either policy: they are few, and they may go
 over the bounds. A broker message is counted at the size of the frame that carried it.
 Subscribers do not affect each other's contents; a lossless subscriber that falls behind pauses
@@ -73,10 +76,12 @@ class EventStream:
     ``max_bytes`` and ``overflow``."""
 
     __slots__ = ("_bytes", "_closed", "_ended", "_full", "_items", "_publisher", "_ready",
-                 "_unreported", "buffer", "dropped", "max_bytes", "overflow", "report_drained")
+                 "_unreported", "buffer", "dropped", "max_bytes", "messages", "overflow",
+                 "report_drained")
 
     def __init__(self, publisher: Publisher, buffer: int = DEFAULT_BUFFER,
-                 max_bytes: int = DEFAULT_MAX_BYTES, overflow: Overflow = "backpressure") -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES, overflow: Overflow = "backpressure",
+                 *, messages: bool = True) -> None:
         if buffer < 1 or max_bytes < 1:
             raise ValueError("an event stream's buffer and max_bytes must be at least 1")
         if overflow not in OVERFLOW_POLICIES:
@@ -84,6 +89,9 @@ class EventStream:
                              f"not {overflow!r}")
         self._publisher = publisher
         self.buffer, self.max_bytes, self.overflow = buffer, max_bytes, overflow
+        #: Whether broker messages are wanted. False: a watcher of transitions and notices,
+        #: which are never dropped, and which alone never hold back the reading (they are few).
+        self.messages = messages
         #: (event, bytes it counts for) in the order published.
         self._items: deque[tuple[SessionEvent, int]] = deque()
         self._bytes = 0
@@ -164,11 +172,11 @@ class EventStream:
 
     def offer(self, event: SessionEvent, size: int = 0) -> None:
         """Buffer ``event`` (``size``: the bytes a broker message counts for)."""
-        if self._closed or self._ended:
+        if self._closed or self._ended or (not self.messages and type(event) is BrokerMessage):
             return
         self._items.append((event, size))
         self._bytes += size
-        if self._over():
+        if self.messages and self._over():
             if self.overflow == "drop_oldest":
                 self._drop_oldest()
             elif not self._full:

@@ -96,7 +96,7 @@ class Session:
         return await self._driver.call(endpoint, body, retry=retry)
 
     def events(self, *, buffer: int = DEFAULT_BUFFER, max_bytes: int = DEFAULT_MAX_BYTES,
-               overflow: Overflow = "backpressure") -> EventStream:
+               overflow: Overflow = "backpressure", messages: bool = True) -> EventStream:
         """Subscribe to this session's events: transitions, notices and broker messages, in the
         order they happened, until the session ends.
 
@@ -107,6 +107,9 @@ class Session:
         reads again). ``overflow="drop_oldest"`` is for a subscriber that only wants the latest
         data: it never holds back the reading, and its oldest broker messages make room for new
         ones, each run of drops told in a ``messages_dropped`` notice. Transitions and notices
-        are never dropped. Raises ``ValueError`` for a bound below 1 or an unknown policy.
+        are never dropped. With ``messages=False`` the subscriber gets transitions and notices
+        only: a watcher of the session's life (a status page, a supervisor), which never holds
+        back the reading for data it does not want. Raises ``ValueError`` for a bound below 1 or
+        an unknown policy.
         """
-        return self._driver.subscribe(buffer, max_bytes, overflow)
+        return self._driver.subscribe(buffer, max_bytes, overflow, messages=messages)

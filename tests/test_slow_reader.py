@@ -283,3 +283,35 @@ async def test_a_drop_oldest_subscriber_never_holds_back_the_reading(
             assert latest.dropped + len(kept) == sent
             kinds = {e.get("kind") or e["trigger"] for e in events}
             assert not kinds & {"slow_consumer", "closed"}
+
+
+async def test_a_watcher_without_messages_never_holds_back_the_reading(
+    clock: trio.testing.MockClock,
+) -> None:
+    """``events(messages=False)``: transitions and notices only. A watcher that reads nothing
+    while the broker streams neither pauses the reading nor loses the data of the subscriber
+    that reads it."""
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim:
+        async with open_session(qst_config(sim.url, "alice"), **session_kwargs([])) as session:
+            watcher = session.events(buffer=1, messages=False)
+            reader = session.events()
+            await session.wait_authenticated()
+            assert sim.send("alice", (qst_data(n) for n in range(200))) == 1
+            got: list[int] = []
+            with trio.fail_after(30):
+                async for event in reader:
+                    if isinstance(event, BrokerMessage):
+                        got.append(qst_number(event))
+                        if len(got) == 200:
+                            break
+            assert got == list(range(200))
+            kinds = {type(e) for e in [e async for e in _drain(watcher)]}
+            assert kinds == {Transitioned}
+            driver: Any = session._driver
+            assert driver._pauses == 0
+
+
+async def _drain(stream: Any) -> Any:
+    """What a stream holds now, without waiting for more."""
+    while stream.backlog[0]:
+        yield await stream.__anext__()
