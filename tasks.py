@@ -72,6 +72,10 @@ def main(argv: list[str]) -> None:
         if shutil.which("redis-server") is None:
             print("note: redis-server is not installed, so the fleet tests are skipped; "
                   "`apt-get install redis-server` (Debian's package) runs them", flush=True)
+        browsers = ("chromium", "chromium-browser", "google-chrome")  # tests/browser.py's
+        if not os.environ.get("BROKERGATE_CHROMIUM") and not any(map(shutil.which, browsers)):
+            print("note: chromium is not installed, so the browser tests are skipped; "
+                  "`apt-get install chromium` (Debian's package) runs them", flush=True)
         run(PY, "-m", "pytest", *rest)
     elif task == "proto":
         run(PY, "proto/generate.py", *rest)

@@ -11,6 +11,7 @@ import trio.testing
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from browser import require_chromium
 from redis_server import RedisServer
 
 
@@ -32,3 +33,10 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Chromium's path, for ``browser.open_browser`` (skipped, with how to get it, where
+    Debian's chromium is not installed)."""
+    return require_chromium()
