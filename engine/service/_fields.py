@@ -31,12 +31,19 @@ _TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 
 
 class ValueProblem(Exception):
-    """A value a field cannot take; ``under`` names the key inside it at fault, if any."""
+    """A value a field cannot take; ``under`` names the key inside it at fault, if any, and
+    ``also`` holds more problems of the same value (a table with several wrong keys)."""
 
-    def __init__(self, message: str, under: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, under: tuple[str, ...] = (),
+                 also: collections.abc.Sequence[ValueProblem] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.under = under
+        self.also = list(also)
+
+    def each(self) -> list[tuple[tuple[str, ...], str]]:
+        """Every problem: the key path inside the value, and the message."""
+        return [(self.under, self.message)] + [(p.under, p.message) for p in self.also]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,8 +126,10 @@ def toml_type(value: object) -> str:
     """What TOML calls the type of a parsed value, for messages that must not show the value."""
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a decimal number"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):
@@ -236,18 +245,22 @@ def read_backoff(value: object) -> Backoff:
     hints = typing.get_type_hints(Backoff)
     known = [field.name for field in dataclasses.fields(Backoff)]
     given: dict[str, Any] = {}
+    wrong: list[ValueProblem] = []
     for key, item in value.items():
         if key not in known:
-            raise ValueProblem(f"is not a backoff field{suggest(key, known)}", (key,))
-        if key == "max_attempts" and type(item) is int and item == 0:
+            hint = suggest(key, known) or f" (its fields: {', '.join(known)})"
+            wrong.append(ValueProblem(f"is not a backoff field{hint}", (key,)))
+        elif key == "max_attempts" and type(item) is int and item == 0:
             given[key] = None
-            continue
-        hint = hints[key]
-        inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-        try:
-            given[key] = read_value(inner[0], item)
-        except ValueProblem as exc:
-            raise ValueProblem(exc.message, (key,)) from None
+        else:
+            hint = hints[key]
+            inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+            try:
+                given[key] = read_value(inner[0], item)
+            except ValueProblem as exc:
+                wrong.append(ValueProblem(exc.message, (key,)))
+    if wrong:
+        raise ValueProblem(wrong[0].message, wrong[0].under, wrong[1:])
     try:
         return Backoff(**given)
     except ValueError as exc:

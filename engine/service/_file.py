@@ -110,7 +110,8 @@ def load_service_file(path: str | Path, *,
     reader = _Reader(report, path.parent, os.environ if environ is None else environ)
     for key in data:
         if key not in ("service", "defaults", "sessions"):
-            report.add((key,), unknown_key(key, ("service", "defaults", "sessions"), "the file"))
+            report.add((key,), unknown_key(key, ("service", "defaults", "sessions"), "the file")
+                       + ": it holds [service], [defaults] and [sessions.NAME] tables")
     settings = service_settings(data.get("service", {}), report, path.parent)
     defaults = reader.defaults(data.get("defaults", {}))
     sessions = reader.sessions(data.get("sessions", {}), defaults)
@@ -227,15 +228,17 @@ class _Reader:
         value = own.get("broker")
         if value is None:
             self.report.add((*here, "broker"), f"is required: one of {', '.join(names())}")
-        elif not isinstance(value, str) or value not in names():
-            shown = repr(value) if isinstance(value, str) else toml_type(value)
+        elif not isinstance(value, str):
+            self.report.add((*here, "broker"), f"must be one of {', '.join(names())} (a "
+                                               f"string), not {toml_type(value)}")
+        elif value not in names():
             self.report.add((*here, "broker"),
-                            f"{shown} is not a broker: one of {', '.join(names())}")
+                            f"{value!r} is not a broker: one of {', '.join(names())}")
         else:
             return broker_named(value)
         for key in own:  # still refuse a secret written in, whatever the broker
-            if key != "broker" and not key.endswith(("_env", "_file")) \
-                    and LOOKS_SECRET.search(key):
+            if (key != "broker" and not key.endswith(("_env", "_file"))
+                    and LOOKS_SECRET.search(key) and not _brokers_with(key, secret=False)):
                 self.report.add((*here, key), secret_refused(key))
         return None
 
@@ -283,6 +286,9 @@ class _Reader:
                 self._value(out, kind, value, where)
             elif group is not None:
                 forms.setdefault(group, []).append((key.rpartition("_")[2], value, where))
+            elif others := _brokers_with(key, secret=False):
+                self.report.add(where, f"is not a field of a {broker.name} session (only of "
+                                       f"{' and '.join(others)} sessions)")
             else:
                 self.report.add(where, unknown_key(key, _keys(fields) | {"broker", "schedule"},
                                                    f"a {broker.name} session"))
@@ -305,7 +311,8 @@ class _Reader:
         try:
             result = coerce(kind, value)
         except ValueProblem as exc:
-            self.report.add((*where, *exc.under), exc.message)
+            for under, message in exc.each():
+                self.report.add((*where, *under), message)
             out.failed.add(kind.name)
             return
         if kind.type is str and kind.name.endswith("_file") and isinstance(result, str):
@@ -361,6 +368,13 @@ def _group(key: str, fields: Mapping[str, FieldKind]) -> str | None:
     base, _, how = key.rpartition("_")
     kind = fields.get(base)
     return base if how in ("env", "file") and kind is not None and kind.secret else None
+
+
+def _brokers_with(key: str, *, secret: bool) -> list[str]:
+    """The brokers whose configuration has a field ``key`` (holding a secret, or not)."""
+    return [broker.name for broker in BROKERS
+            if (kind := config_fields(broker.config_type).get(key)) is not None
+            and kind.secret == secret and key != "session_id"]
 
 
 def _applies(key: str, fields: Mapping[str, FieldKind]) -> bool:
