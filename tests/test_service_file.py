@@ -520,6 +520,13 @@ def test_a_toml_syntax_error_keeps_its_line(tmp_path: Path) -> None:
     assert str(ServiceFileError(path, [problem])).startswith(f"{path}:3: not valid TOML: ")
 
 
+def test_a_secret_left_unquoted_is_a_toml_error_that_does_not_show_it(tmp_path: Path) -> None:
+    path = write(tmp_path, QST, f"api_key = {SECRET}\n")
+    [problem] = problems_of(path)
+    assert (problem.line, problem.field) == (7, "")
+    assert SECRET not in str(ServiceFileError(path, [problem]))
+
+
 def test_a_session_declared_twice_is_a_toml_error(tmp_path: Path) -> None:
     path = write(tmp_path, QST, QST)
     [problem] = problems_of(path)
@@ -579,6 +586,18 @@ def test_lines_are_found_for_quoted_and_dotted_keys(tmp_path: Path) -> None:
     assert lines['sessions."desk.1".note'] == 4
     assert lines['sessions."desk.1".backoff.cap'] == 7
     assert lines['sessions."desk.1".url'] == 2  # not written: the table's header
+
+
+def test_a_session_header_after_its_sub_table_is_still_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        [sessions.quotes.schedule]
+        start = "07:00"
+
+        [sessions.quotes]
+        broker = "qst"
+    """)
+    required = [p for p in problems_of(path) if p.message == "is required"]
+    assert {p.line for p in required} == {4}
 
 
 def test_a_field_of_another_broker_is_named_as_such(tmp_path: Path) -> None:

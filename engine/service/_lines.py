@@ -76,6 +76,8 @@ class _Scanner:
                 self._skip()
                 self.pos += depth  # the closing bracket(s)
                 self._note(table, line)
+                if depth == 1:  # its own header, though a sub-table's came first
+                    self.found[table] = line
             else:
                 before = self.pos
                 key = table + self._key()
