@@ -6,6 +6,8 @@
                        [--coordinator URL]  ... as one of a fleet of processes sharing Redis
     brokergate fleet status|keygen          the fleet's state in Redis; a new fleet key
     brokergate diagrams [--trace AUDIT]     state diagrams and policy pages (or one session's path)
+    brokergate run SESSIONS.toml            hold a file's sessions on their schedules; serve
+                                            /metrics, /healthz, /status and a status page
 
 ``login`` prints one JSON result line on stdout and audit events as JSON lines on stderr (or to
 ``--audit-log``). Passwords come from an environment variable, a file or a prompt, never from the
@@ -23,6 +25,7 @@ simulator kit. The modules here:
     _fleet_login       ``login --coordinator``: the session on the fleet's Redis, standby or not
     _fleet_command     ``fleet status`` and ``fleet keygen``
     _simulate_command  ``simulate``
+    _run_command       ``run`` (the service itself is ``brokergate.engine.service``)
     (this module)      ``main``: dispatch, and ``diagrams`` and ``demo``
 """
 
@@ -53,6 +56,7 @@ from brokergate.engine.cli._login_command import (
 from brokergate.engine.cli._login_command import login as _login
 from brokergate.engine.cli._parser import CHECKOUT_ONLY, build_parser, parse
 from brokergate.engine.cli._parser import _option_names as _option_names
+from brokergate.engine.cli._run_command import run as _run
 from brokergate.engine.cli._secrets import (
     CommandLineSecrets,
     UsageError,
@@ -100,6 +104,16 @@ def _demo(args: argparse.Namespace) -> int:
     if args.list:
         list_scenarios()
         return EXIT_OK
+    if args.serve:
+        try:
+            import hypercorn  # noqa: F401, PLC0415 - what --serve needs
+            import prometheus_client  # noqa: F401, PLC0415
+
+            from brokergate.engine.demo.serve import serve_demo  # noqa: PLC0415
+        except ImportError as missing:
+            raise UsageError("demo --serve needs the ops extra: pip install "
+                             f"'brokergate[ops]' ({missing})") from None
+        return serve_demo(Path(args.out), args.scenario, port=args.port)
     return run_demo(Path(args.out), args.scenario, live=False if args.plain else None)
 
 
@@ -124,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fleet(args)
         if args.command == "diagrams":
             return _diagrams(args)
+        if args.command == "run":
+            return _run(args)
         return _demo(args)
     except UsageError as exc:
         _fail(str(exc))

@@ -119,6 +119,7 @@ def build_parser(*, simulator_help: bool = False) -> argparse.ArgumentParser:
     _add_simulate_parser(sub, simulator_help)
     _add_login_parser(sub)
     _add_fleet_parser(sub)
+    _add_run_parser(sub)
     return parser
 
 
@@ -174,6 +175,12 @@ def _add_demo_parser(sub: Any) -> None:
                       help=f"run only this scenario, or all of one broker's ({brokers}); "
                            "repeatable")
     demo.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    demo.add_argument("--serve", action="store_true",
+                      help="keep the demo's sessions up under `brokergate run`'s service, with "
+                           "its status page, /metrics and /healthz on a loopback port, until "
+                           "Ctrl-C (needs brokergate[ops])")
+    demo.add_argument("--port", type=int, default=0, metavar="N",
+                      help="with --serve: the loopback port (default: a free one, printed)")
     demo.add_argument("--plain", action="store_true",
                       help="progress lines instead of a live table (the default when stdout "
                            "is not a terminal)")
@@ -248,6 +255,19 @@ def _fleet_login_options(p: argparse.ArgumentParser) -> None:
     fleet.add_argument("--lease-ttl", type=_positive, metavar="SECONDS",
                        help="how long an account's lease outlives a holder that died (default "
                             "10): a standby takes over within it")
+
+
+def _add_run_parser(sub: Any) -> None:
+    run = sub.add_parser(
+        "run", allow_abbrev=False,
+        help="hold the sessions a file declares, on their schedules, and serve /metrics, "
+             "/healthz, /status and a status page (needs brokergate[ops])")
+    run.add_argument("file", metavar="SESSIONS.toml",
+                     help="the sessions, their schedules, the coordinator and the audit file "
+                          "(docs/operations.md); SIGHUP reloads it, SIGTERM logs out and stops")
+    run.add_argument("--check", action="store_true",
+                     help="read the file, say what it declares or what is wrong with it, and "
+                          "exit (0: no problems, 2: mistakes)")
 
 
 def _add_fleet_parser(sub: Any) -> None:

@@ -50,6 +50,7 @@ from brokergate.machines._broker import Broker
 from brokergate.machines._config import SessionSettings
 from brokergate.machines._schedule import Schedule, ScheduleError, schedule_from_mapping
 from brokergate.machines._secret import Secret
+from brokergate.machines.backoff import Backoff
 from brokergate.machines.brokers import BROKERS, broker_named, names
 
 __all__ = ["FileProblem", "ServiceFile", "ServiceFileError", "ServiceSettings", "SessionEntry",
@@ -87,6 +88,11 @@ class ServiceFile:
     settings: ServiceSettings
     #: In the order of the file.
     sessions: dict[str, SessionEntry]
+
+
+#: The backoff of a session whose declaration names none: the library's, with no bound on
+#: attempts (see ``_Reader._config``).
+UNBOUNDED_BACKOFF = Backoff(max_attempts=None)
 
 
 def load_service_file(path: str | Path, *,
@@ -244,9 +250,15 @@ class _Reader:
 
     def _config(self, here: Where, broker: Broker[Any], declared: _Declared, name: str,
                 fields: Mapping[str, FieldKind]) -> SessionSettings | None:
+        values = dict(declared.values)
+        # A service holds its sessions all day: a broker's outage that outlasts eight attempts
+        # must not leave a session given up until someone restarts it. Unless the file bounds
+        # them, retries of what a retry can fix go on (spaced by the backoff's cap); what a
+        # retry cannot fix (a wrong password) is never retried, bound or not.
+        values.setdefault("backoff", UNBOUNDED_BACKOFF)
         try:
             config: SessionSettings = broker.config_type(
-                session_id=name, **declared.values, **declared.secrets)
+                session_id=name, **values, **declared.secrets)
         except (TypeError, ValueError) as exc:
             self.report.add(here, f"cannot make the configuration: {exc}")
             return None
