@@ -224,6 +224,7 @@ async function refresh() {
     document.getElementById("stale").hidden = true;
   } catch (err) {
     document.getElementById("stale").hidden = false;
+    console.error("brokergate: the status did not refresh:", String(err));
   }
   setTimeout(refresh, REFRESH_MS);
 }
