@@ -37,10 +37,19 @@ def test_a_stored_token_is_current_only_if_made_since_the_last_expiry(
     assert expiry.token_is_current(created, utc(2026, 11, 21, 3, 0), FIVE, IST) is current
 
 
-def test_renewal_comes_five_minutes_before_the_expiry() -> None:
-    now = utc(2026, 11, 21, 23, 0)
-    assert expiry.seconds_until_renewal(now, FIVE, IST) == 25 * 60
-    assert expiry.seconds_until_renewal(utc(2026, 11, 21, 23, 28), FIVE, IST) == 0.0
+def test_renewal_comes_a_minute_after_the_expiry() -> None:
+    now = utc(2026, 11, 21, 23, 0)  # 04:30 IST: the expiry is half an hour away
+    assert expiry.seconds_until_renewal(now, FIVE, IST) == 31 * 60
+    # Just before the expiry a renewal is not "now": a token made then dies at the expiry too.
+    assert expiry.seconds_until_renewal(utc(2026, 11, 21, 23, 29), FIVE, IST) == 2 * 60
+
+
+def test_a_token_renewed_at_its_renewal_is_not_renewed_again_until_the_next_day() -> None:
+    """The renewal's own login schedules the next renewal a day later, not at once (a renewal
+    ahead of the expiry would have made a token that dies at it, and renewed again at once)."""
+    due = utc(2026, 11, 21, 23, 31)  # 05:01 IST, when the renewal fires
+    assert expiry.token_is_current(due, due, FIVE, IST)
+    assert expiry.seconds_until_renewal(due, FIVE, IST) == 24 * 3600
 
 
 def test_seconds_to_the_next_totp_window() -> None:

@@ -204,7 +204,7 @@ def leave_logged_in(ev: EventData) -> None:
 def take_renewal(ev: EventData) -> None:
     model = fs(ev)
     model.reason, model.fault = "token_renewal", None
-    model.detail = "the daily token expiry is near: logging in again ahead of it"
+    model.detail = "the daily token expiry has passed: logging in again for today's token"
 
 
 def count_attach(ev: EventData) -> None:

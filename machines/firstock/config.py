@@ -34,8 +34,9 @@ class FirstockConfig(SessionSettings):
     ``heartbeat_interval``), ``"v2"`` (token in the query string), or ``"none"`` (authenticated
     once the token is acquired). ``socket_url`` is required unless ``"none"``.
 
-    The token is renewed before the daily expiry (``token_expiry`` in ``token_timezone``; Noren
-    brokers expire sessions early in the morning IST). ``request_timeout`` bounds connecting and
+    Every token dies at the daily expiry (``token_expiry`` in ``token_timezone``; Noren brokers
+    expire sessions early in the morning IST), so a live session logs in again a minute after
+    it. ``request_timeout`` bounds connecting and
     reading each REST call.
     """
 

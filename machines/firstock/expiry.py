@@ -9,8 +9,12 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-#: Renew this long before the expiry, so the new token is in place when the old one dies.
-RENEW_AHEAD = timedelta(minutes=5)
+#: Log in again this long after the daily expiry. Every token dies at the expiry, whenever it
+#: was made (a token made five minutes before it lives five minutes), so a fresh login before
+#: it gains nothing; just after it, the token is good for the whole day. The minute leaves the
+#: broker's own reset time to happen; a call in that minute that is refused the old token logs
+#: in again at once (the ``session_invalid`` row).
+RENEW_AFTER = timedelta(minutes=1)
 
 
 def last_expiry(now: datetime, at: time, zone: str) -> datetime:
@@ -31,9 +35,12 @@ def token_is_current(created: datetime, now: datetime, at: time, zone: str) -> b
 
 
 def seconds_until_renewal(now: datetime, at: time, zone: str) -> float:
-    """Seconds until the proactive re-login (``RENEW_AHEAD`` before the next expiry), >= 0."""
-    due = next_expiry(now, at, zone) - RENEW_AHEAD
-    return max(0.0, (due - now).total_seconds())
+    """Seconds until the daily re-login: ``RENEW_AFTER`` past the next expiry (> 0).
+
+    Never "now": a renewal due before the expiry would make a token that dies at the same
+    expiry and so call for another renewal at once, a login loop until the expiry passed."""
+    due = next_expiry(now, at, zone) + RENEW_AFTER
+    return (due - now).total_seconds()
 
 
 def seconds_to_next_totp_window(now: datetime, step: int = 30) -> float:

@@ -26,7 +26,7 @@
         | validating_token | requesting_token | refreshing_credentials | failed
     authenticated --token_refused (an application call was refused the token)-->
         requesting_token (once) | refreshing_credentials (once) | failed
-    authenticated --renew (before the daily expiry)--> requesting_token | refreshing_credentials
+    authenticated --renew (the daily expiry has passed)--> requesting_token | refreshing_credentials
     authenticated --stable--> authenticated        (attempt count starts afresh)
     authenticated --stop--> logging_out --logout_answer / logout_failed--> disconnected
     authenticated --stop (keeping the session)--> disconnected   (the token lives on)
@@ -272,7 +272,7 @@ TRIGGER_WORDS = {
     "malformed_frame": "unreadable socket message",
     "backoff_elapsed": "backoff elapsed",
     "stable": "up for the stability window",
-    "renew": "daily expiry in 5 minutes",
+    "renew": "the daily expiry passed a minute ago",
     "stop": "application stops",
     "logout_answer": "POST logout answered",
     "logout_failed": "no answer to the logout",
