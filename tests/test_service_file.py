@@ -612,3 +612,20 @@ def test_a_field_of_another_broker_is_named_as_such(tmp_path: Path) -> None:
          "is not a field of a qst session (only of firstock sessions)"),
         (9, "sessions.lost.broker", "'nosuch' is not a broker: one of qst, cqg, firstock"),
     ]  # and token_timezone, a field of a broker, is not taken for a secret
+
+
+def test_the_example_file_in_the_repository_loads(tmp_path: Path) -> None:
+    """examples/sessions.toml, which docs/operations.md shows, is a file the loader takes."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "sessions.toml"
+    copy = tmp_path / "sessions.toml"
+    copy.write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "cqg.pw").write_text("cqg-pw\n", encoding="utf-8")
+    env = {"QST_PASSWORD": "q", "CQG_OTP_SEED": SEED, "FIRSTOCK_PASSWORD": "f",
+           "FIRSTOCK_API_KEY": "k", "FIRSTOCK_TOTP_SEED": SEED}
+    loaded = load_service_file(copy, environ=env)
+    assert list(loaded.sessions) == ["quotes", "orders", "nse"]
+    globex = loaded.sessions["quotes"].schedule
+    assert globex is not None and globex.describe().startswith("17:00-16:00 (+1 day)")
+    assert loaded.sessions["nse"].schedule is not None
+    assert loaded.settings.listen_port == 9464

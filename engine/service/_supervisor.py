@@ -188,8 +188,9 @@ class Supervisor:
     """The sessions the service holds, on one gateway."""
 
     def __init__(self, gateway: Gateway, audit: AuditLog, *, wall_clock: WallClock,
-                 nursery: trio.Nursery) -> None:
+                 nursery: trio.Nursery, nap: float = WALL_NAP) -> None:
         self._gateway = gateway
+        self._nap = nap
         self._audit = audit
         self._wall = wall_clock
         self._nursery = nursery
@@ -314,7 +315,7 @@ class Supervisor:
             return
         # The wall clock is read again after each nap (a clock that was stepped is caught).
         while (left := (when - self._wall()).total_seconds()) > 0:  # noqa: ASYNC110
-            await trio.sleep(min(left, WALL_NAP))
+            await trio.sleep(min(left, self._nap))
 
     def _audit_event(self, held: Held, event: str, **fields: Any) -> None:
         self._audit.session(broker=held.entry.broker, session_id=held.name,
