@@ -37,6 +37,9 @@ STANDBY = "standby"
 #: A broker whose sessions outlive their connection restores one on a new connection rather
 #: than log in again: the state it does that in, where it has one (metrics tell the two apart).
 RESTORING = "restoring"
+#: A broker whose tokens die at a fixed time each day logs in again after it with this trigger,
+#: from ``authenticated``: a planned renewal (the service counts it as healthy while it runs).
+RENEW_TRIGGER = "renew"
 
 #: States a session never leaves on its own: a person must act (or a new session be opened).
 TERMINAL_STATES = frozenset({FAILED, LOCKED_OUT, PROVISIONING, DISPLACED})

@@ -101,9 +101,9 @@ def test_login_without_a_socket_is_authenticated_with_the_token() -> None:
     saved = [c for c in out if isinstance(c, SaveToken)]
     assert saved[0].token.reveal() == "tok-1" and saved[0].created == NOW
     assert "tok-1" in s.secrets()
-    # Renewal five minutes before 05:00 IST tomorrow (23:30 UTC today).
+    # Renewal a minute after 05:00 IST tomorrow (23:30 UTC today): every token dies then.
     renew = next(c for c in out if isinstance(c, StartTimer) and c.name == "renew")
-    assert renew.seconds == (datetime(2026, 11, 21, 23, 25, tzinfo=UTC) - NOW).total_seconds()
+    assert renew.seconds == (datetime(2026, 11, 21, 23, 31, tzinfo=UTC) - NOW).total_seconds()
 
 
 def test_v4_sends_the_password_hashed() -> None:

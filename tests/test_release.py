@@ -41,7 +41,7 @@ SDIST_TOP = f"{NAME}-{VERSION}"
 #: Top-level entries of the sdist, exactly (see MANIFEST.in).
 SDIST_ENTRIES = {"PKG-INFO", "setup.cfg", "pyproject.toml", "README.md", "MANIFEST.in",
                  f"{NAME}.egg-info", "brokergate", "engine", "machines", "simulators", "proto",
-                 "examples"}
+                 "examples", "diagrams"}
 CACHES = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 
 
@@ -76,9 +76,18 @@ def _package_sources(src: Path) -> dict[str, str]:
     with its path in the wheel (``engine/_session.py``: ``brokergate/engine/_session.py``)."""
     pyproject = tomllib.loads((src / "pyproject.toml").read_text(encoding="utf-8"))
     mapping: dict[str, str] = pyproject["tool"]["setuptools"]["package-dir"]
+    # A folder of data only (the diagrams the status page draws on) ships just its data files.
+    data_only = {name: patterns for name, patterns in
+                 pyproject["tool"]["setuptools"]["package-data"].items() if name != "*"}
     files: dict[str, str] = {}
     for package, folder in mapping.items():
         base = src / folder
+        if package in data_only:
+            for pattern in data_only[package]:
+                for path in base.glob(pattern):
+                    files[path.relative_to(src).as_posix()] = "/".join(
+                        [*package.split("."), path.name])
+            continue
         # os.walk does not descend into symlinks: brokergate/engine is engine/, mapped itself.
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = [d for d in dirnames if d not in CACHES]

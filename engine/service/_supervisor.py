@@ -6,9 +6,9 @@ reload), and keeps what the status shows: its recent transitions with their wall
 
 Health: a session counts as healthy while it is authenticated, outside its schedule (it is not
 meant to be logged in), in ``standby`` (another process of the fleet holds the account: that is
-what a standby is for), or renewing a day token it holds (Firstock's daily expiry, planned: the
-session left ``authenticated`` to renew and has not failed). Anything else inside its schedule
-is unhealthy, with the reason.
+what a standby is for), or renewing a day token it holds (a broker whose tokens die daily, a
+planned renewal: the session left ``authenticated`` to renew and has not failed). Anything
+else inside its schedule is unhealthy, with the reason.
 """
 
 from __future__ import annotations
@@ -27,14 +27,13 @@ from brokergate.engine._gateway import Gateway
 from brokergate.engine._session import Session
 from brokergate.engine.service._file import SessionEntry
 from brokergate.machines import AUTHENTICATED, STANDBY, TERMINAL_STATES, Transitioned
+from brokergate.machines._states import RENEW_TRIGGER
 
 #: Transitions kept per session for the status.
 RECENT = 20
 #: Longest single sleep towards a wall-clock time: the wall clock is read again after it, so a
 #: clock that was stepped (NTP, a suspended host) is caught up with within this.
 WALL_NAP = 30.0
-#: The trigger of a planned day-token renewal (brokers with a daily expiry).
-RENEW = "renew"
 
 WallClock = Callable[[], datetime]
 
@@ -127,7 +126,7 @@ class Held:
         now = self._wall()
         self.steps.append(Step(now, record.trigger, record.src, record.dst, record.reason))
         self.since = now
-        if record.src == AUTHENTICATED and record.trigger == RENEW:
+        if record.src == AUTHENTICATED and record.trigger == RENEW_TRIGGER:
             self.renewing = True
         elif record.dst == AUTHENTICATED or record.dst in TERMINAL_STATES:
             self.renewing = False

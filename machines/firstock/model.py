@@ -32,7 +32,7 @@ from brokergate.machines._sansio import (
     TokenRefused,
 )
 from brokergate.machines._secret import Secret
-from brokergate.machines._states import AUTHENTICATED, AWAITING_LOGIN_RESPONSE
+from brokergate.machines._states import AUTHENTICATED, AWAITING_LOGIN_RESPONSE, RENEW_TRIGGER
 from brokergate.machines.firstock import codec, expiry, policy
 from brokergate.machines.firstock.callbacks import HEARTBEAT_TIMER, RENEW_TIMER
 from brokergate.machines.firstock.config import FirstockConfig
@@ -391,7 +391,7 @@ class FirstockSession(LoginModel):
                 self.emit(SendFrame(codec.NOREN_HEARTBEAT, "heartbeat"))
                 self.emit(StartTimer(HEARTBEAT_TIMER, self.config.heartbeat_interval))
         elif name == RENEW_TIMER:
-            self.fire("renew", explain=True)
+            self.fire(RENEW_TRIGGER, explain=True)
         else:
             super().on_timer(name)
 
