@@ -34,6 +34,8 @@ REQUIRED_DOCS = [
     "docs/reliability.md",
     "docs/benchmarks.md",
     "docs/testing.md",
+    "docs/fleet.md",
+    "docs/operations.md",
 ]
 POLICIES: dict[str, Callable[[], list[PolicyRow]]] = {
     "qst": qst_rows, "cqg": cqg_rows, "firstock": firstock_rows}

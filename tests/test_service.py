@@ -205,13 +205,12 @@ def test_health_counts_standby_and_a_renewal_as_healthy() -> None:
     held = Held(entry("quotes", config, None), lambda: START)
     held.phase = "on"
     held.last_outcome = {"state": "standby", "reason": "standby", "detail": "held by h1"}
-    assert held.health() == (True, "quotes: standby (another process of the fleet holds the "
-                                   "account)")
+    assert held.health() == (True, "standby (another process of the fleet holds the account)")
     held.observe(Transitioned("renew", "authenticated", "requesting_token", 1, 0,
                               "token_renewal"))
     held.last_outcome = {"state": "requesting_token", "reason": "token_renewal"}
-    assert held.health() == (True, "quotes: renewing its day token (requesting_token)")
+    assert held.health() == (True, "renewing its day token (requesting_token)")
     held.observe(Transitioned("login_answer", "requesting_token", "failed", 1, 1,
                               "invalid_credentials"))
     held.last_outcome = {"state": "failed", "reason": "invalid_credentials", "detail": "no"}
-    assert held.health() == (False, "quotes: failed: invalid_credentials; no")
+    assert held.health() == (False, "failed: invalid_credentials; no")

@@ -43,11 +43,7 @@ def diagram_svg(broker: str) -> str | None:
     return re.sub(r'<svg width="[^"]*" height="[^"]*"', "<svg", svg, count=1)
 
 
-def _titles() -> dict[str, str]:
-    return {b.name: b.title for b in BROKERS}
-
-
-def _card(session: dict[str, Any], titles: dict[str, str]) -> str:
+def _card(session: dict[str, Any]) -> str:
     e = html.escape
     name, broker = str(session["name"]), str(session["broker"])
     health_class = "ok" if session["healthy"] else "bad"
@@ -61,24 +57,32 @@ def _card(session: dict[str, Any], titles: dict[str, str]) -> str:
         f'<section class="card {health_class}" data-session="{e(name)}" '
         f'data-broker="{e(broker)}">'
         f'<h2><span class="name">{e(name)}</span> '
-        f'<span class="broker">{e(titles.get(broker, broker))}</span> '
+        f'<span class="broker">{e(str(session.get("broker_title", broker)))}</span> '
         f'<span class="account">{e(str(session["account"]))}</span></h2>'
         f'<p><span class="state">{e(str(session["state"]))}</span> '
-        f'<span class="health">{e(str(session["health"]))}</span></p>'
+        f'<span class="health">{e(_besides(str(session["state"]), str(session["health"])))}'
+        f'</span></p>'
         f'<p class="schedule">{when}</p>'
         f'<div class="diagram"></div>'
         f'<details><summary>recent transitions</summary><ol class="steps">{steps}</ol>'
         f"</details></section>")
 
 
+def _besides(state: str, health: str) -> str:
+    """The health words without the state they start with (the card shows it just before)."""
+    if health.startswith(state):
+        return health[len(state):].removeprefix(": ")
+    return health
+
+
 def render_page(status: dict[str, Any]) -> str:
     """The page for ``status`` (what ``/status`` answers)."""
-    titles = _titles()
-    brokers = sorted({str(s["broker"]) for s in status["sessions"]} | set(titles))
+    # Every broker's drawing, not only those of the sessions now: a reload may add any.
+    brokers = sorted({str(s["broker"]) for s in status["sessions"]} | {b.name for b in BROKERS})
     templates = "".join(
         f'<template id="diagram-{html.escape(b)}">{svg}</template>'
         for b in brokers if (svg := diagram_svg(b)) is not None)
-    cards = "".join(_card(s, titles) for s in status["sessions"])
+    cards = "".join(_card(s) for s in status["sessions"])
     overall = "healthy" if status["healthy"] else "unhealthy"
     initial = json.dumps(status).replace("<", "\\u003c")  # safe inside <script>
     return f"""<!doctype html>
@@ -127,6 +131,7 @@ main { display: grid; grid-template-columns: repeat(auto-fill, minmax(32rem, 1fr
 .diagram g.node.current > ellipse { fill: #86efac; stroke: #15803d; stroke-width: 4; }
 .card.bad .diagram g.node.current > path, .card.bad .diagram g.node.current > polygon,
 .card.bad .diagram g.node.current > ellipse { fill: #fca5a5; stroke: #b91c1c; }
+.diagram g.edge:not(.taken) text { display: none; }  /* the path taken keeps its words */
 .diagram g.edge.taken > path { stroke: #d97706; stroke-width: 3; }
 .diagram g.edge.taken > polygon { fill: #d97706; stroke: #d97706; }
 .steps { font-family: ui-monospace, monospace; font-size: 12px; }
@@ -139,6 +144,11 @@ const sessionsEl = document.getElementById("sessions");
 let refreshed = 0;
 
 function text(el, value) { el.textContent = value == null ? "" : String(value); }
+
+// The health words without the state they start with (shown just before them).
+function besides(state, health) {
+  return health.startsWith(state) ? health.slice(state.length).replace(/^: /, "") : health;
+}
 
 function card(s) {
   let el = sessionsEl.querySelector(`section[data-session="${CSS.escape(s.name)}"]`);
@@ -188,10 +198,10 @@ function render(status) {
     const el = card(s);
     el.className = "card " + (s.healthy ? "ok" : "bad");
     text(el.querySelector(".name"), s.name);
-    text(el.querySelector(".broker"), s.broker);
+    text(el.querySelector(".broker"), s.broker_title);
     text(el.querySelector(".account"), s.account);
     text(el.querySelector(".state"), s.state);
-    text(el.querySelector(".health"), s.health);
+    text(el.querySelector(".health"), besides(s.state, s.health));
     text(el.querySelector(".schedule"),
          s.schedule ? s.schedule.describe : "always (no schedule)");
     const steps = el.querySelector(".steps");

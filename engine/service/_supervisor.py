@@ -28,6 +28,7 @@ from brokergate.engine._session import Session
 from brokergate.engine.service._file import SessionEntry
 from brokergate.machines import AUTHENTICATED, STANDBY, TERMINAL_STATES, Transitioned
 from brokergate.machines._states import RENEW_TRIGGER
+from brokergate.machines.brokers import broker_named
 
 #: Transitions kept per session for the status.
 RECENT = 20
@@ -102,25 +103,22 @@ class Held:
 
     def health(self) -> tuple[bool, str]:
         """Whether the session is as it should be, and a few words on where it stands."""
-        name, state = self.name, self.state
+        state = self.state
         if not self.in_window():
             if self.phase == "off_schedule":
                 opens = f", opens {_iso(self.next_open)}" if self.next_open else ""
-                return True, f"{name}: off schedule{opens}"
-            return True, f"{name}: {self.phase}"
+                return True, f"off schedule{opens}"
+            return True, self.phase
         if state == AUTHENTICATED:
-            return True, f"{name}: authenticated"
+            return True, AUTHENTICATED
         if state == STANDBY:
-            return True, f"{name}: standby (another process of the fleet holds the account)"
+            return True, "standby (another process of the fleet holds the account)"
         if self.renewing and state not in TERMINAL_STATES:
-            return True, f"{name}: renewing its day token ({state})"
-        outcome = self.session.outcome() if self.session is not None else self.last_outcome
-        why = ""
-        if outcome is not None:
-            reason, detail = outcome.get("reason"), outcome.get("detail")
-            why = ": " + "; ".join(str(x) for x in (reason, detail) if x) if (
-                reason or detail) else ""
-        return False, f"{name}: {state}{why}"
+            return True, f"renewing its day token ({state})"
+        outcome = (self.session.outcome() if self.session is not None
+                   else self.last_outcome) or {}
+        said = [str(x) for x in (outcome.get("reason"), outcome.get("detail")) if x]
+        return False, f"{state}: {'; '.join(said)}" if said else state
 
     def observe(self, record: Transitioned) -> None:
         now = self._wall()
@@ -142,6 +140,7 @@ class Held:
         return {
             "name": self.name,
             "broker": self.entry.broker,
+            "broker_title": broker_named(self.entry.broker).title,
             "account": _account(self.entry),
             "state": self.state,
             "phase": self.phase,
@@ -227,9 +226,9 @@ class Supervisor:
 
     def health(self) -> tuple[bool, list[str]]:
         """Healthy when every session is; the words on each session, unhealthy ones first."""
-        said = [held.health() for held in self]
-        bad = [text for ok, text in said if not ok]
-        good = [text for ok, text in said if ok]
+        said = [(held.name, *held.health()) for held in self]
+        bad = [f"{name}: {text}" for name, ok, text in said if not ok]
+        good = [f"{name}: {text}" for name, ok, text in said if ok]
         return not bad, bad + good
 
     def status(self) -> list[dict[str, Any]]:
