@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ import pytest
 import trio
 from browser import Page, open_browser
 from prometheus_client.parser import text_string_to_metric_families
+from redis_server import RedisServer
 
+from brokergate.engine.fleet import new_fleet_key
 from brokergate.simulators.cqg import CqgAccount, CqgSimulator, run_cqg_simulator
 from brokergate.simulators.firstock import (
     FirstockAccount,
@@ -370,3 +373,130 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
 
+
+
+async def test_a_scheduled_session_logs_in_when_its_window_opens_and_out_when_it_closes(
+    tmp_path: Path,
+) -> None:
+    """A window of a few real seconds, from outside: off schedule and healthy before it,
+    authenticated inside it, logged out after it."""
+    now = datetime.now(UTC)
+    now = now.replace(microsecond=0)  # the schedule has whole seconds
+    opens, closes = now + timedelta(seconds=3), now + timedelta(seconds=6)
+    async with run_qst_simulator([QstAccount("alice", QST_PASSWORD)]) as qst:
+        path = tmp_path / "sessions.toml"
+        path.write_text('[service]\nlisten = "127.0.0.1:0"\n' + qst_table("quotes", qst, "alice")
+                        + f'schedule = {{ start = "{opens:%H:%M:%S}", end = "{closes:%H:%M:%S}", '
+                          'timezone = "UTC", weekdays = "mon-sun" }\n')
+        async with brokergate_run(path, {"QST_PASSWORD": QST_PASSWORD}) as service, \
+                httpx.AsyncClient(base_url=service.url, timeout=5) as http:
+
+            async def quotes() -> dict[str, Any]:
+                found: dict[str, Any] = (await http.get("/status")).json()["sessions"][0]
+                return found
+
+            before = await quotes()
+            assert (before["state"], before["phase"]) == ("off_schedule", "off_schedule")
+            assert before["schedule"]["next_open"] == f"{opens:%Y-%m-%dT%H:%M:%S}Z"
+            assert (await http.get("/healthz")).status_code == 200  # not meant to be up yet
+            assert qst.stats.connections == 0
+
+            async def up() -> bool:
+                return (await quotes())["state"] == "authenticated"
+
+            await until(up, within=15)
+            assert datetime.now(UTC) >= opens
+
+            async def closed() -> bool:
+                return (await quotes())["phase"] == "off_schedule" and qst.stats.logouts == 1
+
+            await until(closed, within=15)
+            assert (await http.get("/healthz")).status_code == 200
+            service.send(signal.SIGTERM)
+            assert await service.exited(within=10) == 0
+
+
+async def test_the_demo_serves_its_sessions_with_a_status_page(tmp_path: Path) -> None:
+    """`brokergate demo --serve`: the URL printed, the scenarios' sessions held, /healthz
+    saying which were refused and why, and a clean stop."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "brokergate", "demo", "--serve", "--out", str(tmp_path),
+         "--scenario", "qst-clean-login", "--scenario", "qst-wrong-password"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    running = RunningService(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(running.read, process.stdout, running.stdout, None)
+            nursery.start_soon(running.read, process.stderr, running.stderr, None)
+            url = await until(_url_printed(running), within=30)
+            async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+
+                async def settled() -> str | None:
+                    answer = await http.get("/healthz")
+                    return answer.text if "qst-clean-login: authenticated" in answer.text \
+                        else None
+
+                said = await until(settled)
+                assert said.splitlines()[:2] == [
+                    "unhealthy", "qst-wrong-password: failed: invalid_credentials; QST "
+                    "ErrorMessage: 'Login failed. The credentials were not valid (1)'"]
+                page = await http.get("/")
+                assert 'data-session="qst-clean-login"' in page.text
+            running.send(signal.SIGTERM)
+            assert await running.exited(within=15) == 0
+            nursery.cancel_scope.cancel()
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert (tmp_path / "audit-serve.jsonl").exists()
+
+
+def _url_printed(running: RunningService) -> Callable[[], Any]:
+    async def check() -> str | None:
+        lines = running.stdout.decode().splitlines()
+        found = [line.rstrip("/") for line in lines if line.startswith("http://")]
+        return found[0] if found and running.stdout.endswith(b"\n") else None
+
+    return check
+
+
+async def test_two_services_share_an_account_through_redis_and_the_standby_takes_over(
+    tmp_path: Path, redis_server: RedisServer,
+) -> None:
+    """A fleet of two `brokergate run` processes with the same QST user: one holds it, the
+    other waits in standby, and both are healthy; when the holder stops, the standby logs in."""
+    async with run_qst_simulator([QstAccount("alice", QST_PASSWORD)]) as qst:
+        services: list[RunningService] = []
+        env = {"QST_PASSWORD": QST_PASSWORD, "BROKERGATE_FLEET_KEY": new_fleet_key()}
+        async with AsyncExitStack() as stack:
+            for n in (1, 2):
+                path = tmp_path / f"host{n}.toml"
+                path.write_text(f'[service]\nlisten = "127.0.0.1:0"\ncoordinator = '
+                                f'"{redis_server.url}"\nlease_ttl = 2\n'
+                                + qst_table("quotes", qst, "alice"))
+                services.append(await stack.enter_async_context(brokergate_run(path, env)))
+                if n == 1:
+                    await until(_state_is(services[0], "authenticated"))
+            first, second = services
+            await until(_state_is(second, "standby"))
+            async with httpx.AsyncClient(timeout=5) as http:
+                health = [await http.get(f"{s.url}/healthz") for s in services]
+            assert [h.status_code for h in health] == [200, 200]
+            assert "quotes: standby (another process of the fleet holds the account)" in \
+                health[1].text
+            assert qst.stats.logins_ok == 1
+            first.send(signal.SIGTERM)  # the holder leaves: it logs out and lets go
+            assert await first.exited(within=15) == 0
+            await until(_state_is(second, "authenticated"), within=15)
+            assert qst.stats.logins_ok == 2 and qst.live_connections("alice") == 1
+            second.send(signal.SIGTERM)
+            assert await second.exited(within=15) == 0
+
+
+def _state_is(service: RunningService, state: str) -> Callable[[], Any]:
+    async def check() -> bool:
+        async with httpx.AsyncClient(timeout=5) as http:
+            sessions = (await http.get(f"{service.url}/status")).json()["sessions"]
+        return bool(sessions[0]["state"] == state)
+
+    return check
