@@ -16,6 +16,7 @@ from helpers import qst_config
 
 from brokergate import AuditLog, FirstockConfig, Schedule, Secret, Transitioned, open_gateway
 from brokergate.engine.service import Held, SessionEntry, Supervisor
+from brokergate.machines import SessionSettings
 from brokergate.simulators.firstock import FirstockAccount, run_firstock_simulator
 from brokergate.simulators.qst import QstAccount, run_qst_simulator
 
@@ -214,3 +215,29 @@ def test_health_counts_standby_and_a_renewal_as_healthy() -> None:
                               "invalid_credentials"))
     held.last_outcome = {"state": "failed", "reason": "invalid_credentials", "detail": "no"}
     assert held.health() == (False, "failed: invalid_credentials; no")
+
+
+async def test_a_session_whose_task_fails_is_unhealthy_and_the_others_go_on(
+    clock: trio.testing.MockClock,
+) -> None:
+    """A failure in the service's own code for one session (here the gateway refuses what it
+    was given) stays in that session: it is unhealthy, says whose fault it is, and is tried
+    again later; the other sessions and the service go on."""
+    events: list[dict[str, Any]] = []
+    async with run_qst_simulator([QstAccount("alice", "alice-pw")]) as sim, \
+            supervising(events) as supervisor:
+        broken = SessionEntry(name="broken", broker="qst", config=SessionSettings(),
+                              schedule=None, line=1, fingerprint="1")
+        await supervisor.apply({"quotes": entry("quotes", qst_config(sim.url, "alice"), None),
+                                "broken": broken})
+        await trio.sleep(5)
+        healthy, said = supervisor.health()
+        assert not healthy
+        assert said[0].startswith("broken: internal error (brokergate's fault; tried again in "
+                                  "30 s): ConfigurationError: SessionSettings is not a broker "
+                                  "configuration")
+        assert said[1] == "quotes: authenticated"
+        await trio.sleep(60)
+        tries = [e for e in events if e["event"] == "internal_error"]
+        assert len(tries) == 3  # at 0, 30 and 60 s
+    assert supervisor.held["quotes"].phase == "stopped"

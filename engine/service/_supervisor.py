@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import trio
 
 from brokergate.engine._audit import AuditLog
+from brokergate.engine._driver_state import summarise
 from brokergate.engine._gateway import Gateway
 from brokergate.engine._session import Session
 from brokergate.engine.service._file import SessionEntry
@@ -35,6 +36,9 @@ RECENT = 20
 #: Longest single sleep towards a wall-clock time: the wall clock is read again after it, so a
 #: clock that was stepped (NTP, a suspended host) is caught up with within this.
 WALL_NAP = 30.0
+
+#: How long a session whose task met a bug of ours waits before it is tried again.
+RETRY_AFTER_ERROR = 30.0
 
 WallClock = Callable[[], datetime]
 
@@ -80,6 +84,8 @@ class Held:
         self.leave = trio.Event()  # set to log the session out and end its task
         self.done = trio.Event()
         self.last_outcome: dict[str, Any] | None = None  # of the last session, once it ended
+        #: What went wrong in the service's own code for this session (tried again later).
+        self.error: str | None = None
 
     def __repr__(self) -> str:
         return f"<Held {self.entry.name} {self.phase} {self.state}>"
@@ -104,6 +110,9 @@ class Held:
     def health(self) -> tuple[bool, str]:
         """Whether the session is as it should be, and a few words on where it stands."""
         state = self.state
+        if self.error is not None and self.session is None and not self.leave.is_set():
+            return False, f"internal error (brokergate's fault; tried again in " \
+                          f"{RETRY_AFTER_ERROR:g} s): {self.error}"
         if not self.in_window():
             if self.phase == "off_schedule":
                 opens = f", opens {_iso(self.next_open)}" if self.next_open else ""
@@ -159,12 +168,13 @@ class Held:
         }
 
 
-async def _unless_leaving(held: Held, work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` until it returns, or until the session is to leave."""
+async def _unless_leaving(held: Held, work: Callable[..., Awaitable[object]],
+                          *args: Any) -> None:
+    """Run ``work(*args)`` until it returns, or until the session is to leave."""
     async with trio.open_nursery() as nursery:
 
         async def run() -> None:
-            await work
+            await work(*args)
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(run)
@@ -256,7 +266,12 @@ class Supervisor:
             with held.scope:
                 task_status.started()
                 while not held.leave.is_set():
-                    await self._one_window(held)
+                    try:
+                        await self._one_window(held)
+                    except Exception as exc:  # a bug of ours: this session's, not the service's
+                        held.error = summarise(exc)
+                        self._audit_event(held, "internal_error", detail=held.error)
+                        await _unless_leaving(held, trio.sleep, RETRY_AFTER_ERROR)
         finally:
             held.done.set()
 
@@ -270,17 +285,22 @@ class Supervisor:
             window = schedule.window_at(now)
             if window is None:
                 held.phase, held.closes = "off_schedule", None
-                held.next_open = schedule.next_window(now).opens
+                try:
+                    held.next_open = schedule.next_window(now).opens
+                except ValueError:  # every day for the next 400 a holiday: nothing to hold
+                    held.next_open = None
+                    await _unless_leaving(held, trio.sleep_forever)
+                    return
                 held.since = now
                 self._audit_event(held, "session_off_schedule", opens=_iso(held.next_open))
-                await _unless_leaving(held, self._sleep_until(held.next_open))
+                await _unless_leaving(held, self._sleep_until, held.next_open)
                 return
             until = schedule.open_until(now)
         held.phase, held.next_open, held.closes = "on", None, until
         held.renewing = False
         async with self._gateway.session(held.entry.config) as session:
-            held.session = session
-            await _unless_leaving(held, self._hold_open(held, session, until))
+            held.session, held.error = session, None
+            await _unless_leaving(held, self._hold_open, held, session, until)
             if held.phase == "on":
                 held.phase = "closing"  # its window closed: logged out now
         held.session = None
