@@ -500,3 +500,24 @@ def _state_is(service: RunningService, state: str) -> Callable[[], Any]:
         return bool(sessions[0]["state"] == state)
 
     return check
+
+
+def test_check_reads_the_file_and_says_what_it_declares(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`brokergate run --check`: what the file declares, or its mistakes; nothing started."""
+    from brokergate.engine.cli import main
+
+    monkeypatch.setenv("QST_PASSWORD", QST_PASSWORD)
+    path = tmp_path / "sessions.toml"
+    path.write_text('[sessions.quotes]\nbroker = "qst"\nurl = "wss://md.example.com/api"\n'
+                    'user_name = "alice"\nclient_id = "desk-7"\npassword_env = "QST_PASSWORD"\n'
+                    'schedule = { start = "08:00", end = "17:00", timezone = "Europe/London" }\n')
+    assert main(["run", "--check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["quotes: qst, 08:00-17:00 Europe/London, mon-fri",
+                                f"{path}: 1 sessions, no problems"]
+    monkeypatch.delenv("QST_PASSWORD")
+    assert main(["run", "--check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6: sessions.quotes.password_env: " in err and "QST_PASSWORD" in err
