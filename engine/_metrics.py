@@ -98,47 +98,52 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-class SessionMeter:
-    """What one session counts. The driver bumps the counters directly."""
+class Counts:
+    """What is counted: one session's (``SessionMeter``), or a label set's sum (the sessions
+    that ended, then a scrape's total)."""
 
-    __slots__ = (
-        "_attempt",
-        "_since",
-        "attempts",
-        "broker",
-        "errors",
-        "labels",
-        "logins",
-        "logons",
-        "rate_limited",
-        "rate_waits",
-        "received",
-        "restore_failed",
-        "restored",
-        "restores",
-        "sent",
-        "slow_seconds",
-        "state",
-        "transitions",
-    )
+    __slots__ = ("attempts", "errors", "logins", "logons", "rate_limited", "rate_waits",
+                 "received", "restore_failed", "restored", "restores", "sent", "slow_seconds",
+                 "transitions")
 
-    def __init__(self, broker: str, labels: tuple[str, ...]) -> None:
-        self.broker = broker
-        self.labels = labels  # (broker,) or (broker, account)
-        self.state = DISCONNECTED
-        self.received = 0
-        self.sent = 0
-        self.attempts = 0
-        self.logons = 0
-        self.restored = 0
-        self.restore_failed = 0
-        self.rate_limited = 0
+    def __init__(self) -> None:
+        self.received = self.sent = self.attempts = self.logons = 0
+        self.restored = self.restore_failed = self.rate_limited = 0
         self.slow_seconds = 0.0
         self.transitions: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
         self.logins = Histogram(LOGIN_BUCKETS)
         self.restores = Histogram(LOGIN_BUCKETS)
         self.rate_waits = Histogram(WAIT_BUCKETS)
+
+    def add(self, m: Counts) -> None:
+        self.received += m.received
+        self.sent += m.sent
+        self.attempts += m.attempts
+        self.logons += m.logons
+        self.restored += m.restored
+        self.restore_failed += m.restore_failed
+        self.rate_limited += m.rate_limited
+        self.slow_seconds += m.slow_seconds
+        for key, n in list(m.transitions.items()):
+            self.transitions[key] = self.transitions.get(key, 0) + n
+        for code, n in list(m.errors.items()):
+            self.errors[code] = self.errors.get(code, 0) + n
+        self.logins.add(m.logins)
+        self.restores.add(m.restores)
+        self.rate_waits.add(m.rate_waits)
+
+
+class SessionMeter(Counts):
+    """What one session counts. The driver bumps the counters directly."""
+
+    __slots__ = ("_attempt", "_since", "broker", "labels", "state")
+
+    def __init__(self, broker: str, labels: tuple[str, ...]) -> None:
+        super().__init__()
+        self.broker = broker
+        self.labels = labels  # (broker,) or (broker, account)
+        self.state = DISCONNECTED
         self._attempt = 0
         self._since: float | None = None
 
@@ -188,41 +193,6 @@ class SessionMeter:
         self.rate_waits.observe(seconds)
 
 
-class _Totals:
-    """What the sessions of one label set have counted: those that ended, then a scrape's sum."""
-
-    __slots__ = ("attempts", "errors", "logins", "logons", "rate_limited", "rate_waits",
-                 "received", "restore_failed", "restored", "restores", "sent", "slow_seconds",
-                 "transitions")
-
-    def __init__(self) -> None:
-        self.received = self.sent = self.attempts = self.logons = 0
-        self.restored = self.restore_failed = self.rate_limited = 0
-        self.slow_seconds = 0.0
-        self.transitions: dict[tuple[str, str], int] = {}
-        self.errors: dict[str, int] = {}
-        self.logins = Histogram(LOGIN_BUCKETS)
-        self.restores = Histogram(LOGIN_BUCKETS)
-        self.rate_waits = Histogram(WAIT_BUCKETS)
-
-    def add(self, m: SessionMeter | _Totals) -> None:
-        self.received += m.received
-        self.sent += m.sent
-        self.attempts += m.attempts
-        self.logons += m.logons
-        self.restored += m.restored
-        self.restore_failed += m.restore_failed
-        self.rate_limited += m.rate_limited
-        self.slow_seconds += m.slow_seconds
-        for key, n in list(m.transitions.items()):
-            self.transitions[key] = self.transitions.get(key, 0) + n
-        for code, n in list(m.errors.items()):
-            self.errors[code] = self.errors.get(code, 0) + n
-        self.logins.add(m.logins)
-        self.restores.add(m.restores)
-        self.rate_waits.add(m.rate_waits)
-
-
 class Metrics:
     """The Prometheus metrics of the sessions of every gateway it is given to.
 
@@ -243,7 +213,7 @@ class Metrics:
         self.account_label = account_label
         self.namespace = namespace
         self._live: set[SessionMeter] = set()
-        self._ended: dict[tuple[str, ...], _Totals] = {}
+        self._ended: dict[tuple[str, ...], Counts] = {}
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(self)
 
@@ -261,7 +231,7 @@ class Metrics:
         """The session is over: what it counted stays in the totals."""
         if meter in self._live:
             self._live.discard(meter)
-            self._ended.setdefault(meter.labels, _Totals()).add(meter)
+            self._ended.setdefault(meter.labels, Counts()).add(meter)
 
     def describe(self) -> list[Any]:
         """The families (no samples needed): the registry refuses a second collector of the
@@ -276,12 +246,12 @@ class Metrics:
         )
 
         live = list(self._live)
-        totals: dict[tuple[str, ...], _Totals] = {}
+        totals: dict[tuple[str, ...], Counts] = {}
         for labels, ended in list(self._ended.items()):
-            totals.setdefault(labels, _Totals()).add(ended)
+            totals.setdefault(labels, Counts()).add(ended)
         states: dict[tuple[str, ...], int] = {}
         for meter in live:
-            totals.setdefault(meter.labels, _Totals()).add(meter)
+            totals.setdefault(meter.labels, Counts()).add(meter)
             key = (*meter.labels, meter.state)
             states[key] = states.get(key, 0) + 1
         base = ["broker", "account"] if self.account_label else ["broker"]
@@ -330,7 +300,7 @@ class Metrics:
                       "received")
         yield counter("messages_sent", "Frames and REST requests to the broker.", "sent")
 
-    def _histograms(self, family_type: Any, totals: dict[tuple[str, ...], _Totals],
+    def _histograms(self, family_type: Any, totals: dict[tuple[str, ...], Counts],
                     base: list[str]) -> Iterator[Any]:
         for name, doc, attr in (
             ("login_duration_seconds", "From the start of a login attempt to authenticated.",

@@ -100,14 +100,7 @@ async def _demo(chosen: list[Scenario[Any]], audit: AuditLog, out: TextIO,
                 live: bool) -> tuple[list[Row], list[str], dict[str, Any]]:
     clock = DemoClock.with_window_in(TOTP_WINDOW_AFTER)
     async with AsyncExitStack() as stack:
-        stages: dict[str, Stage] = {}
-        for broker in BROKERS:
-            mine = [sc for sc in chosen if sc.broker == broker.name]
-            stages[broker.name] = await stack.enter_async_context(
-                broker_demo(broker).staged(mine, clock))
-        print("Simulators on loopback:", file=out)
-        for broker in BROKERS:
-            print(f"  {broker.title:<9} {stages[broker.name].address}", file=out)
+        stages = await stage_simulators(stack, chosen, clock, out)
         print(f"\n{sum(sc.sessions for sc in chosen)} sessions start at once:", file=out)
         for sc in chosen:
             fleet = f" [{sc.sessions} sessions]" if sc.sessions > 1 else ""
@@ -135,6 +128,21 @@ async def _demo(chosen: list[Scenario[Any]], audit: AuditLog, out: TextIO,
         violations = [v for stage in stages.values() for v in stage.violations()]
         sims = {key: value for stage in stages.values() for key, value in stage.counts().items()}
         return rows, violations, sims
+
+
+async def stage_simulators(stack: AsyncExitStack, chosen: list[Scenario[Any]],
+                           clock: DemoClock, out: TextIO) -> dict[str, Stage]:
+    """Every broker's simulators with the accounts of the ``chosen`` scenarios, running for
+    ``stack``'s block, by broker; says where they listen."""
+    stages: dict[str, Stage] = {}
+    for broker in BROKERS:
+        mine = [sc for sc in chosen if sc.broker == broker.name]
+        stages[broker.name] = await stack.enter_async_context(
+            broker_demo(broker).staged(mine, clock))
+    print("Simulators on loopback:", file=out)
+    for broker in BROKERS:
+        print(f"  {broker.title:<9} {stages[broker.name].address}", file=out)
+    return stages
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,8 @@ from typing import Any, TextIO
 
 import trio
 
-from brokergate.engine.demo.scenarios import (
-    TOTP_WINDOW_AFTER,
-    DemoClock,
-    Scenario,
-    Stage,
-    broker_demo,
-    pick,
-)
-from brokergate.machines.brokers import BROKERS
+from brokergate.engine.demo import stage_simulators
+from brokergate.engine.demo.scenarios import TOTP_WINDOW_AFTER, DemoClock, Scenario, pick
 
 
 def serve_demo(out_dir: Path, names: list[str] | None, *, host: str = "127.0.0.1",
@@ -55,14 +48,7 @@ async def _serve(chosen: list[Scenario[Any]], out_dir: Path, host: str, port: in
     clock = DemoClock.with_window_in(TOTP_WINDOW_AFTER)
     with service_signals() as signals:
         async with AsyncExitStack() as stack:
-            stages: dict[str, Stage] = {}
-            for broker in BROKERS:
-                mine = [sc for sc in chosen if sc.broker == broker.name]
-                stages[broker.name] = await stack.enter_async_context(
-                    broker_demo(broker).staged(mine, clock))
-            print("Simulators on loopback:", file=out)
-            for broker in BROKERS:
-                print(f"  {broker.title:<9} {stages[broker.name].address}", file=out)
+            stages = await stage_simulators(stack, chosen, clock, out)
             sessions = {}
             for sc in chosen:
                 config = sc.build(stages[sc.broker], sc.name, 0)
