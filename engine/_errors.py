@@ -127,3 +127,17 @@ class GaveUp(SessionError):
 
 class SessionClosed(SessionError):
     """The session was stopped or logged out."""
+
+
+def cannot_listen(exc: BaseException) -> OSError | None:
+    """The ``OSError`` of a server that could not listen (the address in use, or not this
+    host's): bare, or alone in the exception groups of the nurseries it passed through."""
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(OSError)
+        if matched is None or rest is not None:
+            return None
+        first: BaseException = matched
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        return first if isinstance(first, OSError) else None
+    return exc if isinstance(exc, OSError) else None

@@ -521,3 +521,23 @@ def test_check_reads_the_file_and_says_what_it_declares(
     assert main(["run", "--check", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:6: sessions.quotes.password_env: " in err and "QST_PASSWORD" in err
+
+
+def test_a_listen_address_in_use_is_one_clear_line_and_nothing_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    from brokergate.engine.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "sessions.toml"
+        path.write_text(f'[service]\nlisten = "127.0.0.1:{port}"\n')
+        with pytest.raises(SystemExit) as exited:
+            main(["run", str(path)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (f"brokergate: error: [service] listen: cannot listen on "
+                                       f"127.0.0.1:{port}: Address already in use\n")

@@ -8,6 +8,7 @@ import sys
 
 import trio
 
+from brokergate.engine._errors import cannot_listen
 from brokergate.engine.cli._secrets import UsageError
 from brokergate.machines.brokers import broker_named
 
@@ -29,25 +30,11 @@ def interrupted(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt)
 
 
-def _cannot_listen(exc: BaseException) -> OSError | None:
-    """The ``OSError`` of a simulator that could not listen: bare, or alone in the exception
-    groups of the nurseries it passed through."""
-    if isinstance(exc, BaseExceptionGroup):
-        matched, rest = exc.split(OSError)
-        if matched is None or rest is not None:
-            return None
-        first: BaseException = matched
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        return first if isinstance(first, OSError) else None
-    return exc if isinstance(exc, OSError) else None
-
-
 def simulate(args: argparse.Namespace) -> int:
     try:
         trio.run(_simulate_broker, args.broker, args.host, args.port)
     except BaseException as exc:
-        refused = _cannot_listen(exc)
+        refused = cannot_listen(exc)
         if refused is not None:
             raise UsageError(f"cannot listen on {args.host}:{args.port}: "
                              f"{refused.strerror}") from None

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 import trio
 
 from brokergate.engine._audit import AuditLog, SessionLog
+from brokergate.engine._errors import ConfigurationError, cannot_listen
 from brokergate.engine._gateway import Gateway, open_gateway
 from brokergate.engine._metrics import Metrics
 from brokergate.engine._tokens import FileTokenStore
@@ -197,9 +198,17 @@ async def run_service(loaded: ServiceFile, signals: AsyncIterator[int], *,
             config.accesslog = None
             config.graceful_timeout = 1.0
             http_done = trio.Event()
-            binds: list[str] = await nursery.start(
-                _serve_http, hypercorn_serve, ServiceApp(service, metrics.registry), config,
-                http_done)
+            try:
+                binds: list[str] = await nursery.start(
+                    _serve_http, hypercorn_serve, ServiceApp(service, metrics.registry),
+                    config, http_done)
+            except BaseException as exc:
+                refused = cannot_listen(exc)
+                if refused is None:
+                    raise
+                raise ConfigurationError(
+                    f"[service] listen: cannot listen on {config.bind[0]}: "
+                    f"{refused.strerror or refused}") from None
             url = _listen_url(binds)
             started, _ = await supervisor.apply(loaded.sessions)
             log.info("service_started", file=str(loaded.path), listen=url,
