@@ -541,3 +541,18 @@ def test_a_listen_address_in_use_is_one_clear_line_and_nothing_starts(
     assert exited.value.code == 2
     assert capsys.readouterr().err == (f"brokergate: error: [service] listen: cannot listen on "
                                        f"127.0.0.1:{port}: Address already in use\n")
+
+
+def test_an_audit_file_that_cannot_be_opened_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from brokergate.engine.cli import main
+
+    path = tmp_path / "sessions.toml"
+    path.write_text('[service]\nlisten = "127.0.0.1:0"\naudit = "no-such-folder/audit.jsonl"\n')
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(path)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"brokergate: error: [service] audit: cannot open {tmp_path}/no-such-folder/audit.jsonl: "
+        "No such file or directory\n")

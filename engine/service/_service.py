@@ -181,7 +181,11 @@ async def run_service(loaded: ServiceFile, signals: AsyncIterator[int], *,
 
     wall = wall_clock or _now
     settings = loaded.settings
-    audit = AuditLog.to_file(settings.audit) if settings.audit else AuditLog.stderr()
+    try:
+        audit = AuditLog.to_file(settings.audit) if settings.audit else AuditLog.stderr()
+    except OSError as exc:
+        raise ConfigurationError(f"[service] audit: cannot open {settings.audit}: "
+                                 f"{exc.strerror or exc}") from None
     log = audit.session(broker="service", session_id="service", account="", secrets=[])
     try:
         metrics = Metrics(account_label=settings.account_label)
