@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import trio
 
+from brokergate.engine._errors import ConfigurationError
 from brokergate.engine.demo import stage_simulators
 from brokergate.engine.demo.scenarios import TOTP_WINDOW_AFTER, DemoClock, Scenario, pick
 
@@ -33,7 +34,16 @@ def serve_demo(out_dir: Path, names: list[str] | None, *, host: str = "127.0.0.1
         print(f"brokergate demo: {exc}", file=sys.stderr)
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
-    return trio.run(_serve, chosen, out_dir, host, port, out)
+    try:
+        return trio.run(_serve, chosen, out_dir, host, port, out)
+    except BaseException as exc:
+        found = exc
+        while isinstance(found, BaseExceptionGroup) and len(found.exceptions) == 1:
+            found = found.exceptions[0]
+        if not isinstance(found, ConfigurationError):
+            raise
+        print(f"brokergate demo: {found}", file=sys.stderr)  # the port in use, say
+        return 2
 
 
 async def _serve(chosen: list[Scenario[Any]], out_dir: Path, host: str, port: int,
