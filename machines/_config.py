@@ -49,6 +49,13 @@ class SessionSettings:
     ping_timeout: float = 10.0
     slow_consumer_after: float = 5.0
 
+    @property
+    def account(self) -> str:
+        """Who logs in (never a secret): what logs, metrics and status pages name the session
+        by. Each broker's configuration says which of its fields that is (empty here: these
+        settings alone are no broker's)."""
+        return ""
+
     def problems(self) -> list[str]:
         """Everything wrong with this configuration; empty when it can be used (each broker's
         configuration says more)."""

@@ -30,6 +30,8 @@ __all__ = ["RedisCoordinator", "open_redis_coordinator"]
 
 #: Every key brokergate keeps in Redis starts with this (and a colon).
 DEFAULT_PREFIX = "brokergate"
+#: How long an account's lease outlives a holder that died, unless told otherwise.
+DEFAULT_LEASE_TTL = 10.0
 
 
 class RedisCoordinator(ProcessResources):
@@ -72,7 +74,7 @@ async def open_redis_coordinator(
     key_file: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     prefix: str = DEFAULT_PREFIX,
-    lease_ttl: float = 10.0,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
     answer_within: float = 2.0,
 ) -> AsyncIterator[RedisCoordinator]:
     """Connect to the fleet's Redis at ``url`` and yield its coordinator.

@@ -122,26 +122,20 @@ def _readable(hint: Any) -> bool:
     return typing.get_origin(hint) is tuple and typing.get_args(hint) == (str, ...)
 
 
+#: What TOML calls the types tomllib parses into, subtypes first (a bool is an int, a datetime
+#: a date).
+_TOML_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"), (int, "a whole number"), (float, "a decimal number"),
+    (str, "a string"), (list, "an array"), (dict, "a table"), (datetime, "a date-time"),
+    (date, "a date"), (time, "a time"),
+)
+
+
 def toml_type(value: object) -> str:
     """What TOML calls the type of a parsed value, for messages that must not show the value."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, datetime):
-        return "a date-time"
-    if isinstance(value, date):
-        return "a date"
-    if isinstance(value, time):
-        return "a time"
+    for kind, name in _TOML_TYPES:
+        if isinstance(value, kind):
+            return name
     return type(value).__name__
 
 

@@ -42,7 +42,7 @@ from brokergate.engine.service._file import (
     load_service_file,
 )
 from brokergate.engine.service._page import render_page
-from brokergate.engine.service._supervisor import Supervisor, WallClock
+from brokergate.engine.service._supervisor import Supervisor, WallClock, iso
 from brokergate.engine.service._web import ServiceApp
 
 #: The exit codes of ``brokergate run``.
@@ -53,10 +53,6 @@ EXIT_BAD_FILE = 2
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Service:
@@ -80,10 +76,10 @@ class Service:
         healthy, _ = self.health()
         return {
             "healthy": healthy,
-            "generated": _iso(self._wall()),
+            "generated": iso(self._wall()),
             "service": {"file": str(self.loaded.path),
                         "version": importlib.metadata.version("brokergate"),
-                        "started": _iso(self.started), "stopping": self.stopping,
+                        "started": iso(self.started), "stopping": self.stopping,
                         "reloads": dict(self.reloads)},
             "sessions": self.supervisor.status(),
         }
@@ -137,14 +133,19 @@ async def _gateway(settings: ServiceSettings, audit: AuditLog, metrics: Metrics,
                                 wall_clock=wall_clock) as gateway:
             yield gateway
         return
-    from brokergate.engine.fleet import open_redis_coordinator  # noqa: PLC0415 - redis extra
+    # Imported here: the redis extra's. What the file leaves out is the coordinator's default.
+    from brokergate.engine.fleet._coordinator import (  # noqa: PLC0415
+        DEFAULT_LEASE_TTL,
+        DEFAULT_PREFIX,
+        open_redis_coordinator,
+    )
 
     async with open_redis_coordinator(
         settings.coordinator, username=settings.redis_user,
         password_file=settings.redis_password_file,
         ca_file=str(settings.redis_ca_file) if settings.redis_ca_file else None,
-        key_file=settings.fleet_key_file, prefix=settings.prefix or "brokergate",
-        lease_ttl=settings.lease_ttl if settings.lease_ttl is not None else 10.0,
+        key_file=settings.fleet_key_file, prefix=settings.prefix or DEFAULT_PREFIX,
+        lease_ttl=settings.lease_ttl if settings.lease_ttl is not None else DEFAULT_LEASE_TTL,
     ) as coordinator, open_gateway(audit=audit, coordinator=coordinator, metrics=metrics,
                                    wall_clock=wall_clock) as gateway:
         yield gateway

@@ -54,11 +54,12 @@ class Step:
     reason: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at": _iso(self.at), "trigger": self.trigger, "src": self.src, "dst": self.dst,
+        return {"at": iso(self.at), "trigger": self.trigger, "src": self.src, "dst": self.dst,
                 "reason": self.reason}
 
 
-def _iso(when: datetime | None) -> str | None:
+def iso(when: datetime | None) -> str | None:
+    """An instant as the status shows it: UTC, whole seconds, ``Z``."""
     if when is None:
         return None
     return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -115,7 +116,7 @@ class Held:
                           f"{RETRY_AFTER_ERROR:g} s): {self.error}"
         if not self.in_window():
             if self.phase == "off_schedule":
-                opens = f", opens {_iso(self.next_open)}" if self.next_open else ""
+                opens = f", opens {iso(self.next_open)}" if self.next_open else ""
                 return True, f"off schedule{opens}"
             return True, self.phase
         if state == AUTHENTICATED:
@@ -150,20 +151,20 @@ class Held:
             "name": self.name,
             "broker": self.entry.broker,
             "broker_title": broker_named(self.entry.broker).title,
-            "account": _account(self.entry),
+            "account": self.entry.config.account,
             "state": self.state,
             "phase": self.phase,
             "healthy": healthy,
             "health": said,
-            "since": _iso(self.since),
+            "since": iso(self.since),
             "reason": outcome.get("reason"),
             "fault": outcome.get("fault"),
             "detail": outcome.get("detail"),
             "attempts": outcome.get("attempts"),
             "schedule": None if schedule is None else {
                 **schedule.as_dict(), "describe": schedule.describe(),
-                "open": self.in_window(), "next_open": _iso(self.next_open),
-                "closes": _iso(self.closes)},
+                "open": self.in_window(), "next_open": iso(self.next_open),
+                "closes": iso(self.closes)},
             "transitions": [step.as_dict() for step in self.steps],
         }
 
@@ -180,16 +181,6 @@ async def _unless_leaving(held: Held, work: Callable[..., Awaitable[object]],
         nursery.start_soon(run)
         await held.leave.wait()
         nursery.cancel_scope.cancel()
-
-
-def _account(entry: SessionEntry) -> str:
-    """Who the session logs in as, for the status (never a secret)."""
-    config = entry.config
-    for field in ("account", "user_name", "user_id"):
-        value = getattr(config, field, None)
-        if isinstance(value, str) and value:
-            return value
-    return entry.name
 
 
 class Supervisor:
@@ -292,7 +283,7 @@ class Supervisor:
                     await _unless_leaving(held, trio.sleep_forever)
                     return
                 held.since = now
-                self._audit_event(held, "session_off_schedule", opens=_iso(held.next_open))
+                self._audit_event(held, "session_off_schedule", opens=iso(held.next_open))
                 await _unless_leaving(held, self._sleep_until, held.next_open)
                 return
             until = schedule.open_until(now)
@@ -337,4 +328,4 @@ class Supervisor:
 
     def _audit_event(self, held: Held, event: str, **fields: Any) -> None:
         self._audit.session(broker=held.entry.broker, session_id=held.name,
-                            account=_account(held.entry), secrets=[]).info(event, **fields)
+                            account=held.entry.config.account, secrets=[]).info(event, **fields)

@@ -62,6 +62,10 @@ class FirstockConfig(SessionSettings):
                 f"vendor_code={self.vendor_code!r}, socket={self.socket!r})")
 
     @property
+    def account(self) -> str:
+        return self.user_id
+
+    @property
     def version(self) -> str:
         """The API version the login speaks (lowercase, e.g. ``v3``)."""
         if self.api_version:

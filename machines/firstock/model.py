@@ -152,7 +152,7 @@ class FirstockSession(LoginModel):
 
     @property
     def account(self) -> str:
-        return self.config.user_id
+        return self.config.account
 
     def outcome(self) -> dict[str, Any]:
         out = super().outcome()

@@ -28,6 +28,10 @@ class QstConfig(SessionSettings):
     white_label_code: str | None = None
     local_ip: str | None = None
 
+    @property
+    def account(self) -> str:
+        return self.user_name
+
     def problems(self) -> list[str]:
         """Everything wrong with this configuration; empty when it can be used."""
         problems = url_problems(self.url, secure="wss", plain="ws")

@@ -45,7 +45,7 @@ class QstSession(LoginModel):
 
     @property
     def account(self) -> str:
-        return self.config.user_name
+        return self.config.account
 
     def outcome(self) -> dict[str, Any]:
         out = super().outcome()
