@@ -77,10 +77,15 @@ def main(argv: list[str]) -> None:
             print("note: chromium is not installed, so the browser tests are skipped; "
                   "`apt-get install chromium` (Debian's package) runs them", flush=True)
         # Two workers, a test file to each at a time (a file's module fixtures are made once):
-        # the suite's five minutes are on two cores. `-n 0` runs it in one process.
-        parallel = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) \
-            else ["-n", "2", "--dist", "loadfile"]
-        run(PY, "-m", "pytest", *parallel, *rest)
+        # the suite's five minutes are on two cores. The tests that measure rates or times
+        # against the real clock (marked serial) then run alone, on a machine nothing else
+        # loads. Arguments of your own run one pytest with them as given (`-n 0`: one process).
+        parallel = ("-m", "pytest", "-n", "2", "--dist", "loadfile")
+        if rest:
+            run(PY, *parallel, *rest)
+        else:
+            run(PY, *parallel, "-m", "not bench and not serial")
+            run(PY, "-m", "pytest", "-m", "serial")
     elif task == "proto":
         run(PY, "proto/generate.py", *rest)
     elif task == "lint":

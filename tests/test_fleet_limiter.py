@@ -38,6 +38,10 @@ from brokergate.engine.fleet._limiter import (
 )
 from brokergate.machines import HttpAnswered, HttpFailed, HttpRequest
 
+#: Rates against Redis's real clock: run alone (tasks.py test runs these after the parallel
+#: part, on a machine no other test is loading).
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW_US = 1_030_000  # 1 + MARGIN seconds, in microseconds
 HOST = "api.example"

@@ -14,6 +14,10 @@ from bench._fleet_member import first_in, members
 from bench._server import simulator_process, user
 from brokergate.engine.fleet import new_fleet_key
 
+#: Rates and takeover times against the real clock: run alone (tasks.py test runs these after
+#: the parallel part, on a machine no other test is loading).
+pytestmark = pytest.mark.serial
+
 ENV = {"BROKERGATE_FLEET_KEY": new_fleet_key()}
 #: The Firstock simulator's REST limit for the storm (requests per second).
 RATE = 40.0
