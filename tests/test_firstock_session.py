@@ -136,6 +136,15 @@ async def test_a_dropped_socket_reattaches_without_logging_in_again(
         assert sim.stats.logins_ok == 1
 
 
+#: Noon in India: a token made ten minutes before is today's whatever time the test runs at (with
+#: the real clock, from 05:00 to 05:10 IST a token "made ten minutes ago" is yesterday's).
+MIDDAY = datetime(2026, 11, 21, 6, 30, tzinfo=UTC)
+
+
+def midday() -> datetime:
+    return MIDDAY
+
+
 async def test_a_restarted_process_reuses_todays_token(
     clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
@@ -148,9 +157,9 @@ async def test_a_restarted_process_reuses_todays_token(
                 "vendorCode": cfg.vendor_code, "apiKey": cfg.api_key.reveal()})
         token = answer.json()["data"]["susertoken"]
         await FileTokenStore(tmp_path).save("firstock", "AA1", StoredToken(
-            Secret(token), datetime.now(UTC) - timedelta(minutes=10)))
+            Secret(token), MIDDAY - timedelta(minutes=10)))
         events: Events = []
-        async with open_session(cfg, token_store=FileTokenStore(tmp_path),
+        async with open_session(cfg, token_store=FileTokenStore(tmp_path), wall_clock=midday,
                                 **session_kwargs(events)) as s:
             await s.wait_authenticated()
             assert s.outcome()["rest_logins"] == 0
@@ -165,8 +174,8 @@ async def test_a_stale_stored_token_is_replaced(
     async with run_firstock_simulator([account()]) as sim:
         cfg = config(sim, socket="none")
         await FileTokenStore(tmp_path).save("firstock", "AA1", StoredToken(
-            Secret("made-up-token"), datetime.now(UTC) - timedelta(minutes=10)))
-        async with open_session(cfg, token_store=FileTokenStore(tmp_path),
+            Secret("made-up-token"), MIDDAY - timedelta(minutes=10)))
+        async with open_session(cfg, token_store=FileTokenStore(tmp_path), wall_clock=midday,
                                 **session_kwargs([])) as s:
             await s.wait_authenticated()
             assert s.outcome()["rest_logins"] == 1
